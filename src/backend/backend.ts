@@ -1,0 +1,82 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The blob backend contract. A backend is a flat namespace of immutable
+ * objects addressed by key; it knows nothing of mail, refcounts or
+ * compression. Every backend runs the shared conformance suite
+ * (test/backend/conformance.ts), hostile cases included.
+ *
+ * Errors: a missing object is `null` from get/stat (never an exception);
+ * failures are MailcasError with code E_BACKEND (transient: retry may
+ * help), E_INTEGRITY or E_SHORT_WRITE (permanent for that input).
+ */
+export interface BlobBackend {
+  readonly properties: BackendProperties;
+
+  /**
+   * Stores the bytes of `src` under `key` unless an object with that key
+   * already exists (then the existing object is kept and false returned).
+   * The bytes written are counted and hashed: when they do not match
+   * `expect` the call fails (E_SHORT_WRITE / E_INTEGRITY) and nothing is
+   * stored under `key`. When the promise resolves the object is durable
+   * (survives a crash) and visible to get/list.
+   */
+  put(key: string, src: PutSource, expect: PutExpect): Promise<boolean>;
+
+  /** Streams an object, or bytes [start, end) of it; null when it does not exist. */
+  get(key: string, range?: ByteRange): Promise<Readable | null>;
+
+  /** Size and modification time, or null when the object does not exist. */
+  stat(key: string): Promise<ObjectInfo | null>;
+
+  /** Deletes an object; deleting a missing object succeeds. Durable on resolve. */
+  delete(key: string): Promise<void>;
+
+  /** Every object, once each, in no particular order. Objects being written are not listed. */
+  list(): AsyncIterable<ObjectInfo>;
+
+  close(): Promise<void>;
+}
+
+/** Capabilities as data: wrappers and callers read these instead of asking which backend they hold. */
+export interface BackendProperties {
+  name: string;
+  /** put never overwrites an existing object (link / If-None-Match). */
+  atomicCreate: boolean;
+  /** get honours byte ranges without reading the whole object. */
+  ranged: boolean;
+  /** Objects live on this machine's disk (cheap to read back). */
+  local: boolean;
+}
+
+export interface PutSource {
+  /** Declared length in bytes. */
+  size: number;
+  /** Opens the bytes from the start; called again for each attempt (retries rewind by reopening). */
+  open(): AsyncIterable<Buffer> | Iterable<Buffer>;
+}
+
+export interface PutExpect {
+  size: number;
+  /** BLAKE3 of the bytes to store (not necessarily equal to the key: stored bytes may be compressed). */
+  digest: Buffer;
+}
+
+export interface ByteRange {
+  start: number;
+  /** exclusive */
+  end: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export function bufferSource(b: Buffer): PutSource {
+  return { size: b.length, open: () => [b] };
+}
+
+/** Keys are lower-case hex names (BLAKE3 digests); anything else is refused. */
+export const KEY_RE = /^[0-9a-f]{16,128}$/;

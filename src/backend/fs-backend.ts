@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { MailcasError } from '../errors.js';
+import { newHasher } from '../cas/hash.js';
+import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
+import { KEY_RE } from './backend.js';
+
+/**
+ * Objects as files under `root`, fanned out as ab/cd/<key>. A write goes to
+ * a temp file in root/.tmp, is counted, hashed and fsynced, then linked into
+ * place (link fails if the name exists: create-exclusive) and the directory
+ * fsynced. Nothing is ever written at the final path.
+ */
+export class FsBackend implements BlobBackend {
+  readonly properties: BackendProperties = { name: 'fs', atomicCreate: true, ranged: true, local: true };
+  private readonly tmp: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.tmp = path.join(root, '.tmp');
+    fs.mkdirSync(this.tmp, { recursive: true });
+    cleanDeadTemps(this.tmp);
+  }
+
+  private pathOf(key: string): string {
+    if (!KEY_RE.test(key)) throw new MailcasError('E_USAGE', `invalid blob key ${JSON.stringify(key)}`);
+    return path.join(this.root, key.slice(0, 2), key.slice(2, 4), key);
+  }
+
+  async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
+    const final = this.pathOf(key);
+    if (await exists(final)) return false;
+    const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    let fh: fsp.FileHandle | null = null;
+    try {
+      fh = await fsp.open(tmp, 'wx', 0o644);
+      const h = newHasher();
+      let n = 0;
+      for await (const chunk of src.open()) {
+        n += chunk.length;
+        if (n > expect.size) break;
+        h.update(chunk);
+        await writeAll(fh, chunk);
+      }
+      if (n !== expect.size) {
+        throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n > expect.size ? 'more than ' : ''}${n} bytes, ${expect.size} declared`);
+      }
+      if (!h.digest().equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
+      await fh.sync();
+      await fh.close();
+      fh = null;
+      const dir = path.dirname(final);
+      await this.ensureDir(dir);
+      try {
+        await fsp.link(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        return false;
+      }
+      await fsyncDir(dir);
+      return true;
+    } catch (e) {
+      throw wrap(e, `storing blob ${key}`);
+    } finally {
+      if (fh) await fh.close().catch(() => {});
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const parent = path.dirname(dir);
+    const made = await fsp.mkdir(dir, { recursive: true });
+    if (made) {
+      // new directories must be durable too: sync each parent of what was created
+      await fsyncDir(parent);
+      await fsyncDir(path.dirname(parent));
+    }
+    this.knownDirs.add(dir);
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable | null> {
+    const p = this.pathOf(key);
+    try {
+      const fh = await fsp.open(p, 'r');
+      if (range && range.end <= range.start) {
+        await fh.close();
+        const { Readable } = await import('node:stream');
+        return Readable.from([]);
+      }
+      return fh.createReadStream(range ? { start: range.start, end: range.end - 1, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw wrap(e, `reading blob ${key}`);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const st = await fsp.stat(this.pathOf(key));
+      return { key, size: st.size, mtimeMs: st.mtimeMs };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw wrap(e, `stat blob ${key}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const p = this.pathOf(key);
+    try {
+      await fsp.unlink(p);
+      await fsyncDir(path.dirname(p));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw wrap(e, `deleting blob ${key}`);
+    }
+  }
+
+  async *list(): AsyncIterable<ObjectInfo> {
+    const lvl1 = await readdirSafe(this.root);
+    for (const a of lvl1) {
+      if (!/^[0-9a-f]{2}$/.test(a)) continue;
+      for (const b of await readdirSafe(path.join(this.root, a))) {
+        if (!/^[0-9a-f]{2}$/.test(b)) continue;
+        const dir = path.join(this.root, a, b);
+        for (const name of await readdirSafe(dir)) {
+          if (!KEY_RE.test(name)) continue;
+          try {
+            const st = await fsp.stat(path.join(dir, name));
+            yield { key: name, size: st.size, mtimeMs: st.mtimeMs };
+          } catch {
+            /* deleted meanwhile */
+          }
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {
+  let off = 0;
+  while (off < b.length) {
+    const { bytesWritten } = await fh.write(b, off, b.length - off);
+    off += bytesWritten;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readdirSafe(d: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(d);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw wrap(e, `listing ${d}`);
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Removes temp files left by processes that no longer run (a crash mid-write). */
+export function cleanDeadTemps(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^(?:[a-z]+-)?(\d+)-/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+function wrap(e: unknown, what: string): MailcasError {
+  if (e instanceof MailcasError) return e;
+  const err = e as NodeJS.ErrnoException;
+  return new MailcasError('E_BACKEND', `${what}: ${err.code ?? ''} ${err.message}`.trim(), { cause: e, transient: true });
+}

@@ -1,0 +1,81 @@
+import zlib from 'node:zlib';
+import { pipeline } from 'node:stream';
+import { MailcasError } from '../errors.js';
+import type { BlobBackend } from '../backend/backend.js';
+import { bufferSource } from '../backend/backend.js';
+import { hashBuffer, newHasher, toHex } from './hash.js';
+import type { PartData } from './part-data.js';
+
+/** How a blob's bytes are stored. Recorded per blob in the metadata. */
+export const BlobCodec = { None: 0, Deflate: 1 } as const;
+export type BlobCodec = (typeof BlobCodec)[keyof typeof BlobCodec];
+
+export interface CompressionPolicy {
+  enabled: boolean;
+  /** Store compressed only when it saves at least this fraction. */
+  minSaving: number;
+  /** Only parts up to this size are considered (compression is done in memory). */
+  maxBytes: number;
+}
+
+export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.1, maxBytes: 16 * 1024 * 1024 };
+
+/** Content types that are already compressed: never worth deflating again. */
+const COMPRESSED_TYPES = /^(image\/(jpeg|png|gif|webp|heic|avif)|video\/|audio\/(mpeg|mp4|ogg|aac)|application\/(zip|gzip|x-gzip|x-7z|x-rar|pdf|x-bzip2|x-xz|zstd|vnd\.openxmlformats|vnd\.oasis|octet-stream|pkcs7|pgp-encrypted|x-pkcs7))/;
+
+export function worthCompressing(contentType: string): boolean {
+  return !COMPRESSED_TYPES.test(contentType);
+}
+
+/**
+ * The content-addressed layer over a backend: blobs are named by the hash
+ * of their canonical bytes, optionally stored deflated, and every read is
+ * re-hashed and fails loudly when the bytes are not what their name says.
+ */
+export class BlobStore {
+  constructor(readonly backend: BlobBackend, private readonly compression: CompressionPolicy = DEFAULT_COMPRESSION) {}
+
+  /** Writes a part's canonical bytes under its key unless present. Durable when it resolves. */
+  async put(part: PartData, contentType: string): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
+    const key = toHex(part.key);
+    const c = this.compression;
+    if (c.enabled && part.buffer && part.size >= 256 && part.size <= c.maxBytes && worthCompressing(contentType)) {
+      const z = zlib.deflateRawSync(part.buffer, { level: 6 });
+      if (z.length <= part.size * (1 - c.minSaving)) {
+        const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) });
+        return { codec: BlobCodec.Deflate, stored: z.length, created };
+      }
+    }
+    const created = await this.backend.put(key, { size: part.size, open: () => part.chunks() }, { size: part.size, digest: part.digest });
+    return { codec: BlobCodec.None, stored: part.size, created };
+  }
+
+  /** Streams canonical bytes, verifying size and hash at the end (E_INTEGRITY on mismatch, also when missing). */
+  async *read(key: Buffer, codec: number, size: number, domainKey: Buffer | null): AsyncIterable<Buffer> {
+    const hex = toHex(key);
+    const s = await this.backend.get(hex);
+    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${this.backend.properties.name} backend`, { data: { key: hex } });
+    const h = newHasher(domainKey ?? undefined);
+    let n = 0;
+    if (codec !== BlobCodec.None && codec !== BlobCodec.Deflate) {
+      s.destroy();
+      throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${codec}`);
+    }
+    const src: AsyncIterable<Buffer> = codec === BlobCodec.Deflate ? pipeline(s, zlib.createInflateRaw(), () => {}) : s;
+    try {
+      for await (const chunk of src) {
+        n += chunk.length;
+        if (n > size) break;
+        h.update(chunk);
+        yield chunk;
+      }
+    } catch (e) {
+      if (e instanceof MailcasError) throw e;
+      throw new MailcasError(codec ? 'E_INTEGRITY' : 'E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      s.destroy();
+    }
+    if (n !== size) throw new MailcasError('E_INTEGRITY', `blob ${hex}: ${n > size ? 'more than ' : ''}${n} bytes read, ${size} expected`, { data: { key: hex } });
+    if (!h.digest().equals(key)) throw new MailcasError('E_INTEGRITY', `blob ${hex}: content does not match its hash`, { data: { key: hex } });
+  }
+}

@@ -1,0 +1,162 @@
+import { MailcasError } from '../errors.js';
+import { Spool, type MessageInput } from '../split/spool.js';
+import { buildMessage, buildWhole, type BlobNeed, type BuiltMessage, type BuildOptions } from './build-message.js';
+import { pack, verifyPacked, type PackedLayout } from './verify.js';
+import { Leases } from '../refcount/leases.js';
+import type { BlobRefInfo } from '../refcount/refcounts.js';
+import { LEASE_TTL_SECONDS } from '../limits.js';
+import type { StoreContext } from '../store-context.js';
+
+export interface IngestOptions {
+  user: string;
+  mailbox?: string;
+  /** Received time (unix ms); default now. */
+  received?: number;
+}
+
+export interface IngestResult {
+  id: string;
+  size: number;
+  /** BLAKE3 of the message bytes, hex. */
+  hash: string;
+  /** Blobs referenced / newly written by this message. */
+  blobs: number;
+  newBlobs: number;
+  newBlobBytes: number;
+  /** True when the split did not reassemble exactly and the message was stored whole. */
+  fallback: boolean;
+}
+
+/** What the commit transaction needs for one message. */
+export interface CommitItem {
+  user: string;
+  mailbox: string;
+  size: number;
+  hash: Buffer;
+  received: number;
+  packed: PackedLayout;
+  built: BuiltMessage;
+  refs: BlobRefInfo[];
+  leaseToken: string;
+  fallback: boolean;
+}
+
+export type Committer = (item: CommitItem) => Promise<number>;
+
+/**
+ * Stores one message: spool (hashing on the way in), split, canonicalise,
+ * verify by reassembly, lease and write blobs (durable), then commit the
+ * metadata with its reference counts in one transaction.
+ */
+export async function ingestMessage(ctx: StoreContext, commit: Committer, input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
+  const user = opts.user;
+  const mailbox = opts.mailbox ?? 'INBOX';
+  if (!user) throw new MailcasError('E_USAGE', 'a user is required');
+  const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
+  let built: BuiltMessage | null = null;
+  let leaseToken: string | null = null;
+  try {
+    const domain = ctx.domainOf(user);
+    const bopts: BuildOptions = {
+      tmpDir: ctx.tmpDir,
+      inlineThreshold: ctx.config.inlineThreshold,
+      domainKey: ctx.domainKey(domain),
+      decode: ctx.config.decode,
+    };
+    built = buildMessage(spool.source, bopts);
+    const dict = ctx.currentDictionary();
+    let packed = pack(built.layout, dict);
+    const expect = { hash: spool.hash, size: spool.size };
+    let failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
+    let fallback = false;
+    if (failure) {
+      fallback = true;
+      ctx.log.warn('split-fallback', { user, size: spool.size, reason: failure });
+      built.dispose();
+      built = buildWhole(spool.source, bopts);
+      packed = pack(built.layout, dict);
+      failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
+      if (failure) throw new MailcasError('E_INTERNAL', `message does not reassemble even when stored whole: ${failure}`);
+    }
+
+    // Lease the blobs, then write those not already committed. Data before metadata.
+    const needs = [...built.blobs.values()];
+    const refs: BlobRefInfo[] = [];
+    let newBlobs = 0;
+    let newBlobBytes = 0;
+    if (needs.length) {
+      leaseToken = Leases.newToken();
+      const token = leaseToken;
+      const rows = await ctx.writeLock.run(() =>
+        ctx.db.transaction(() => {
+          ctx.leases.take(
+            token,
+            needs.map((n) => n.data.key),
+            Date.now() + LEASE_TTL_SECONDS * 1000,
+          );
+          return needs.map((n) => ctx.refcounts.row(n.data.key));
+        })(),
+      );
+      for (let i = 0; i < needs.length; i++) {
+        const n = needs[i];
+        const row = rows[i];
+        if (row) {
+          refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: row.stored, codec: row.codec, contentType: n.contentType });
+          continue;
+        }
+        const put = await ctx.blobStore.put(n.data, n.contentType);
+        if (!put.created) await ensureReadable(ctx, n.data.key, put.codec, n.data.size, domain, n);
+        else {
+          newBlobs++;
+          newBlobBytes += put.stored;
+        }
+        refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: put.stored, codec: put.codec, contentType: n.contentType });
+      }
+    }
+    const id = await commit({
+      user,
+      mailbox,
+      size: spool.size,
+      hash: spool.hash,
+      received: opts.received ?? Date.now(),
+      packed,
+      built,
+      refs,
+      leaseToken: leaseToken ?? '',
+      fallback,
+    });
+    leaseToken = null; // released by the commit
+    return {
+      id: String(id),
+      size: spool.size,
+      hash: spool.hash.toString('hex'),
+      blobs: needs.length,
+      newBlobs,
+      newBlobBytes,
+      fallback,
+    };
+  } catch (e) {
+    if (leaseToken) {
+      const t = leaseToken;
+      await ctx.writeLock.run(() => ctx.leases.release(t)).catch(() => {});
+    }
+    throw e;
+  } finally {
+    built?.dispose();
+    spool.dispose();
+  }
+}
+
+/**
+ * An object was already in the backend without a metadata row (left by an
+ * ingest that never committed). Make sure it reads back as this content
+ * with this codec; otherwise replace it. We hold a lease, so gc will not race.
+ */
+async function ensureReadable(ctx: StoreContext, key: Buffer, codec: number, size: number, domain: string, need: BlobNeed): Promise<void> {
+  try {
+    for await (const _ of ctx.blobStore.read(key, codec, size, ctx.domainKey(domain))) void _;
+  } catch {
+    await ctx.blobStore.backend.delete(key.toString('hex'));
+    await ctx.blobStore.put(need.data, need.contentType);
+  }
+}

@@ -1,0 +1,51 @@
+import type { Layout } from '../layout/layout.js';
+import { decodeLayout, encodeLayout, packLayout, unpackLayout, type LayoutCodec } from '../layout/layout-codec.js';
+import { newHasher } from '../cas/hash.js';
+import { reassemble, type BlobReader } from '../reassemble/reassemble.js';
+import type { BlobNeed } from './build-message.js';
+
+export interface PackedLayout {
+  data: Buffer;
+  codec: LayoutCodec;
+  dict: number | null;
+}
+
+export function pack(layout: Layout, dict: { id: number; data: Buffer } | null): PackedLayout {
+  const p = packLayout(encodeLayout(layout), dict?.data ?? null);
+  return { data: p.data, codec: p.codec, dict: p.codec === 2 ? dict!.id : null };
+}
+
+/**
+ * The ingest check: decode the layout exactly as it will be stored,
+ * reassemble it with the canonical bytes this ingest produced (the same
+ * bytes, by content address, as the blobs it references) and compare the
+ * hash and size with the input's. Returns the first failure, or null.
+ */
+export async function verifyPacked(
+  packed: PackedLayout,
+  dictData: Buffer | null,
+  blobs: Map<string, BlobNeed>,
+  expect: { hash: Buffer; size: number },
+): Promise<string | null> {
+  try {
+    const layout = decodeLayout(unpackLayout(packed.data, packed.codec, dictData));
+    const reader: BlobReader = {
+      read(hash) {
+        const need = blobs.get(hash.toString('hex'));
+        if (!need) throw new Error(`blob ${hash.toString('hex')} not produced by this ingest`);
+        return need.data.chunks();
+      },
+    };
+    const h = newHasher();
+    let n = 0;
+    for await (const c of reassemble(layout, reader)) {
+      h.update(c);
+      n += c.length;
+    }
+    if (n !== expect.size) return `reassembled ${n} bytes, input had ${expect.size}`;
+    if (!h.digest().equals(expect.hash)) return 'reassembled bytes differ from the input';
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -1,0 +1,128 @@
+import zlib from 'node:zlib';
+import { ByteReader, ByteWriter } from '../util/bytes.js';
+import { MailcasError } from '../errors.js';
+import type { Recipe } from '../recipe/recipe.js';
+import { RECIPE_CODES } from '../recipe/recipe.js';
+import { HASH_BYTES } from '../cas/hash.js';
+import type { Layout, LayoutSegment } from './layout.js';
+
+const VERSION = 1;
+const T_HEADER = 1;
+const T_LITERAL = 2;
+const T_PART_INLINE = 3;
+const T_PART_BLOB = 4;
+
+/** Binary form of a layout (before compression). */
+export function encodeLayout(l: Layout): Buffer {
+  const w = new ByteWriter();
+  w.u8(VERSION).varint(l.segments.length);
+  for (const s of l.segments) {
+    switch (s.k) {
+      case 'header':
+        w.u8(T_HEADER).str(s.path).bytes(s.bytes);
+        break;
+      case 'literal':
+        w.u8(T_LITERAL).bytes(s.bytes);
+        break;
+      case 'part':
+        w.u8(s.hash ? T_PART_BLOB : T_PART_INLINE);
+        w.str(s.path ?? '\u0000');
+        writeRecipe(w, s.recipe);
+        w.varint(s.rawSize).varint(s.size);
+        if (s.hash) w.raw(s.hash);
+        else w.raw(s.inline ?? Buffer.alloc(0));
+        break;
+    }
+  }
+  return w.done();
+}
+
+export function decodeLayout(b: Buffer): Layout {
+  const r = new ByteReader(b);
+  const v = r.u8();
+  if (v !== VERSION) throw new MailcasError('E_CORRUPT', `unknown layout version ${v}`);
+  const n = r.varint();
+  const segments: LayoutSegment[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = r.u8();
+    if (t === T_HEADER) {
+      const path = r.str();
+      segments.push({ k: 'header', path, bytes: r.bytes() });
+    } else if (t === T_LITERAL) {
+      segments.push({ k: 'literal', bytes: r.bytes() });
+    } else if (t === T_PART_INLINE || t === T_PART_BLOB) {
+      const p = r.str();
+      const recipe = readRecipe(r);
+      const rawSize = r.varint();
+      const size = r.varint();
+      const blob = t === T_PART_BLOB;
+      segments.push({
+        k: 'part',
+        path: p === '\u0000' ? null : p,
+        recipe,
+        rawSize,
+        size,
+        hash: blob ? Buffer.from(r.raw(HASH_BYTES)) : null,
+        inline: blob ? null : r.raw(size),
+      });
+    } else {
+      throw new MailcasError('E_CORRUPT', `unknown layout segment ${t}`);
+    }
+  }
+  if (!r.atEnd) throw new MailcasError('E_CORRUPT', 'trailing bytes after layout');
+  return { segments };
+}
+
+function writeRecipe(w: ByteWriter, r: Recipe): void {
+  w.u8(RECIPE_CODES[r.t]);
+  if (r.t === 'base64') w.varint(r.lineLen).u8(r.crlf ? 1 : 0).bytes(r.tail);
+  else if (r.t === 'qp') w.varint(r.lineMax).u8(r.crlf ? 1 : 0).bytes(r.extra);
+}
+
+function readRecipe(r: ByteReader): Recipe {
+  const c = r.u8();
+  switch (c) {
+    case 0:
+      return { t: 'identity' };
+    case 1:
+      return { t: 'crlf' };
+    case 2:
+      return { t: 'base64', lineLen: r.varint(), crlf: r.u8() === 1, tail: Buffer.from(r.bytes()) };
+    case 3:
+      return { t: 'qp', lineMax: r.varint(), crlf: r.u8() === 1, extra: Buffer.from(r.bytes()) };
+    default:
+      throw new MailcasError('E_CORRUPT', `unknown recipe ${c}`);
+  }
+}
+
+/** How a stored layout is compressed. */
+export const LayoutCodec = {
+  None: 0,
+  Deflate: 1,
+  /** raw deflate with a preset dictionary (messages.dict names it) */
+  DeflateDict: 2,
+} as const;
+export type LayoutCodec = (typeof LayoutCodec)[keyof typeof LayoutCodec];
+
+export function packLayout(raw: Buffer, dict: Buffer | null): { data: Buffer; codec: LayoutCodec } {
+  if (raw.length < 64) return { data: raw, codec: LayoutCodec.None };
+  const opts: zlib.ZlibOptions = { level: 6 };
+  if (dict) opts.dictionary = dict;
+  const z = zlib.deflateRawSync(raw, opts);
+  if (z.length >= raw.length) return { data: raw, codec: LayoutCodec.None };
+  return { data: z, codec: dict ? LayoutCodec.DeflateDict : LayoutCodec.Deflate };
+}
+
+export function unpackLayout(data: Buffer, codec: number, dict: Buffer | null): Buffer {
+  try {
+    if (codec === LayoutCodec.None) return data;
+    if (codec === LayoutCodec.Deflate) return zlib.inflateRawSync(data);
+    if (codec === LayoutCodec.DeflateDict) {
+      if (!dict) throw new Error('dictionary missing');
+      return zlib.inflateRawSync(data, { dictionary: dict });
+    }
+  } catch (e) {
+    throw new MailcasError('E_CORRUPT', `layout cannot be decompressed: ${(e as Error).message}`, { cause: e });
+  }
+  throw new MailcasError('E_CORRUPT', `unknown layout codec ${codec}`);
+}

@@ -1,0 +1,58 @@
+/**
+ * Every limit mailcas applies, in one place, each with its reason.
+ * Limits that operators may want to change are defaults of StoreOptions.
+ */
+
+/** Messages up to this size are spooled in memory during ingest; larger ones go to a temp file. */
+export const SPOOL_MEMORY_BYTES = 4 * 1024 * 1024;
+
+/** Default refusal limit for one message (StoreOptions.maxMessageBytes). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+/** A header block is parsed (for Content-Type etc.) up to this many bytes; the rest is kept but not parsed. */
+export const HEADER_PARSE_BYTES = 1024 * 1024;
+
+/** A header block longer than this ends there: the rest of the node is treated as body (still stored exactly). */
+export const HEADER_BLOCK_MAX_BYTES = 4 * 1024 * 1024;
+
+/** A header line longer than this ends the header block (a body line, not a field). */
+export const HEADER_LINE_MAX_BYTES = 1024 * 1024;
+
+/** Boundaries longer than this are not honoured (the multipart is kept as one opaque body). */
+export const BOUNDARY_MAX_BYTES = 16 * 1024;
+
+/** Whitespace allowed after a boundary on a delimiter line (RFC 2046 transport padding). */
+export const DELIMITER_PADDING_MAX = 1024;
+
+/** MIME nesting deeper than this is kept as opaque body bytes (defends against stack-overflow mail). */
+export const MAX_MIME_DEPTH = 64;
+
+/** Literal regions (preamble, epilogue, junk) larger than this are stored as raw parts, not in SQLite rows. */
+export const LITERAL_INLINE_MAX_BYTES = 64 * 1024;
+
+/** Default: canonical part bodies smaller than this stay inline in SQLite (see README for the measurement). */
+export const DEFAULT_INLINE_THRESHOLD = 4096;
+
+/** Base64 bodies whose trailing whitespace exceeds this are stored as they came. */
+export const BASE64_TAIL_MAX = 4096;
+
+/** Quoted-printable decoding is attempted only for parts up to this size (it is done in memory). */
+export const QP_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Canonical part bodies up to this size are held in memory during ingest; larger ones go to temp files. */
+export const PART_MEMORY_BYTES = 1024 * 1024;
+
+/** Read/write chunk size for streaming. */
+export const IO_CHUNK_BYTES = 256 * 1024;
+
+/** A lease protects an uncommitted blob for this long; an ingest that crashed loses it after this. */
+export const LEASE_TTL_SECONDS = 3600;
+
+/** Default gc grace period: blobs unreferenced for less than this are kept. */
+export const DEFAULT_GC_GRACE_SECONDS = 3600;
+
+/** gc deletes at most this many blobs per metadata transaction. */
+export const GC_BATCH = 256;
+
+/** SQLite busy timeout (another process holds the write lock). */
+export const SQLITE_BUSY_TIMEOUT_MS = 30_000;

@@ -1,0 +1,87 @@
+/**
+ * The metadata schema. Everything IMAP asks about a message (headers,
+ * structure, size) is answered from here without touching the blob backend.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value BLOB
+) WITHOUT ROWID;
+
+-- one row per stored message; layout = compressed segment list (header blocks, literals, part refs)
+CREATE TABLE IF NOT EXISTS messages (
+  id         INTEGER PRIMARY KEY,
+  user       TEXT    NOT NULL,
+  mailbox    TEXT    NOT NULL,
+  size       INTEGER NOT NULL,
+  hash       BLOB    NOT NULL,     -- BLAKE3 of the exact bytes
+  received   INTEGER NOT NULL,     -- unix ms
+  codec      INTEGER NOT NULL,     -- layout compression
+  dict       INTEGER,              -- preset dictionary id (codec 2)
+  layout     BLOB    NOT NULL,
+  fallback   INTEGER NOT NULL DEFAULT 0,  -- 1: stored whole after a failed reassembly check
+  -- top-level header fields, unfolded (queryable without decoding the layout)
+  date       TEXT,
+  subject    TEXT,
+  from_addr  TEXT,
+  to_addr    TEXT,
+  cc_addr    TEXT,
+  message_id TEXT,
+  in_reply_to TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_user ON messages(user, mailbox, id);
+CREATE INDEX IF NOT EXISTS messages_msgid ON messages(message_id);
+
+-- one row per leaf part (report and structure queries); hash is NULL for inline parts
+CREATE TABLE IF NOT EXISTS parts (
+  message_id   INTEGER NOT NULL,
+  seq          INTEGER NOT NULL,
+  path         TEXT,
+  content_type TEXT NOT NULL,
+  filename     TEXT,
+  cte          TEXT NOT NULL,
+  recipe       TEXT NOT NULL,
+  raw_size     INTEGER NOT NULL,
+  size         INTEGER NOT NULL,
+  hash         BLOB,
+  PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_hash ON parts(hash) WHERE hash IS NOT NULL;
+
+-- content-addressed blobs and their reference counts (kept in the message's own transaction)
+CREATE TABLE IF NOT EXISTS blobs (
+  hash         BLOB PRIMARY KEY,
+  domain       TEXT    NOT NULL,   -- dedup domain ('' = global)
+  size         INTEGER NOT NULL,   -- canonical bytes
+  stored       INTEGER NOT NULL,   -- bytes in the backend
+  codec        INTEGER NOT NULL,   -- 0 raw, 1 deflate
+  refs         INTEGER NOT NULL,
+  created      INTEGER NOT NULL,
+  zero_since   INTEGER,            -- unix ms when refs last reached 0
+  content_type TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_unref ON blobs(zero_since) WHERE refs = 0;
+
+-- a lease protects a blob written by an ingest that has not committed yet
+CREATE TABLE IF NOT EXISTS leases (
+  hash    BLOB    NOT NULL,
+  token   TEXT    NOT NULL,
+  expires INTEGER NOT NULL,
+  PRIMARY KEY (hash, token)
+) WITHOUT ROWID;
+
+-- preset dictionaries for header-block compression
+CREATE TABLE IF NOT EXISTS dictionaries (
+  id      INTEGER PRIMARY KEY,
+  data    BLOB    NOT NULL,
+  created INTEGER NOT NULL
+);
+
+-- counters (verification fallbacks and the like)
+CREATE TABLE IF NOT EXISTS counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+`;

@@ -1,0 +1,141 @@
+import type { StoreContext } from '../store-context.js';
+import { DEFAULT_GC_GRACE_SECONDS, GC_BATCH } from '../limits.js';
+
+export interface GcOptions {
+  /** Blobs unreferenced (or orphaned) for less than this many seconds are kept. */
+  graceSeconds?: number;
+  /** Plan only: report what would be deleted. */
+  dryRun?: boolean;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  /** Unreferenced blobs deleted (row and object). */
+  deletedBlobs: number;
+  deletedBytes: number;
+  /** Objects with no metadata row (left by ingests that never committed) deleted. */
+  deletedOrphans: number;
+  deletedOrphanBytes: number;
+  /** Expired leases removed. */
+  expiredLeases: number;
+  /** Candidates kept because an ingest in flight holds a lease on them. */
+  keptLeased: number;
+}
+
+/**
+ * Deletes blobs no committed message references, after the grace period,
+ * in batches. Each batch runs inside one SQLite write transaction (BEGIN
+ * IMMEDIATE) and re-checks, inside it, that the blob is still unreferenced
+ * and not leased: an ingest must take its lease in a write transaction
+ * too, so it either sees the blob gone (and writes it again) or gc sees its
+ * lease. The object is deleted before its row: a crash in between leaves a
+ * harmless row without object, never a referenced blob without data.
+ */
+export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<GcReport> {
+  const graceMs = (opts.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
+  const dry = !!opts.dryRun;
+  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0 };
+  const db = ctx.db;
+  const backend = ctx.blobStore.backend;
+
+  // 1. unreferenced blobs
+  const pick = db.prepare(
+    `SELECT hash, stored FROM blobs b WHERE refs <= 0 AND zero_since <= ? AND hash > ?
+       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.hash = b.hash AND l.expires > ?)
+     ORDER BY hash LIMIT ?`,
+  );
+  const leased = db.prepare(
+    `SELECT count(*) AS n FROM blobs b WHERE refs <= 0 AND zero_since <= ?
+       AND EXISTS (SELECT 1 FROM leases l WHERE l.hash = b.hash AND l.expires > ?)`,
+  );
+  const delRow = db.prepare('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
+  let after: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const n = await inWriteTxn(ctx, dry, async () => {
+      const now = Date.now();
+      const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number }[];
+      for (const r of rows) {
+        if (!dry) {
+          await backend.delete(r.hash.toString('hex'));
+          delRow.run(r.hash);
+        }
+        rep.deletedBlobs++;
+        rep.deletedBytes += r.stored;
+      }
+      if (rows.length) after = rows[rows.length - 1].hash;
+      return rows.length;
+    });
+    if (n < GC_BATCH) break;
+  }
+  {
+    const now = Date.now();
+    rep.keptLeased += (leased.get(now - graceMs, now) as { n: number }).n;
+  }
+
+  // 2. orphans: objects without a row and without a live lease
+  const hasRow = db.prepare('SELECT 1 FROM blobs WHERE hash = ?');
+  const liveLease = db.prepare('SELECT 1 FROM leases WHERE hash = ? AND expires > ?');
+  let batch: { key: string; size: number }[] = [];
+  const flush = async (): Promise<void> => {
+    const todo = batch;
+    batch = [];
+    await inWriteTxn(ctx, dry, async () => {
+      const now = Date.now();
+      for (const o of todo) {
+        const h = Buffer.from(o.key, 'hex');
+        if (hasRow.get(h)) continue;
+        if (liveLease.get(h, now)) {
+          rep.keptLeased++;
+          continue;
+        }
+        if (!dry) {
+          await backend.delete(o.key);
+          rep.expiredLeases += db.prepare('DELETE FROM leases WHERE hash = ?').run(h).changes;
+        }
+        rep.deletedOrphans++;
+        rep.deletedOrphanBytes += o.size;
+      }
+    });
+  };
+  const cutoff = Date.now() - graceMs;
+  for await (const o of backend.list()) {
+    if (o.mtimeMs > cutoff) continue;
+    const h = Buffer.from(o.key, 'hex');
+    if (hasRow.get(h)) continue;
+    batch.push({ key: o.key, size: o.size });
+    if (batch.length >= GC_BATCH) await flush();
+  }
+  if (batch.length) await flush();
+
+  // 3. expired leases whose blob is committed or gone
+  if (!dry) {
+    await ctx.writeLock.run(async () => {
+      const now = Date.now();
+      const expired = db.prepare('SELECT DISTINCT hash FROM leases WHERE expires <= ?').all(now) as { hash: Buffer }[];
+      for (const e of expired) {
+        const committed = hasRow.get(e.hash) !== undefined;
+        if (committed || !(await backend.stat(e.hash.toString('hex')))) {
+          rep.expiredLeases += db.prepare('DELETE FROM leases WHERE hash = ? AND expires <= ?').run(e.hash, now).changes;
+        }
+      }
+    });
+  }
+  ctx.log.info('gc', { ...rep });
+  return rep;
+}
+
+/** Runs fn inside this process's write lock and one IMMEDIATE transaction (none for a dry run). */
+export async function inWriteTxn<T>(ctx: StoreContext, dry: boolean, fn: () => Promise<T>): Promise<T> {
+  return ctx.writeLock.run(async () => {
+    if (dry) return fn();
+    ctx.db.exec('BEGIN IMMEDIATE');
+    try {
+      const r = await fn();
+      ctx.db.exec('COMMIT');
+      return r;
+    } catch (e) {
+      if (ctx.db.inTransaction) ctx.db.exec('ROLLBACK');
+      throw e;
+    }
+  });
+}

@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { MailcasError } from '../errors.js';
+import { newHasher } from '../cas/hash.js';
+import { SPOOL_MEMORY_BYTES } from '../limits.js';
+import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
+
+export type MessageInput = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+export interface SpoolOptions {
+  /** Directory for the temp file of large messages. */
+  tmpDir: string;
+  /** Refuse input above this many bytes (E_TOO_LARGE). */
+  maxBytes: number;
+  /** Keep in memory up to this many bytes. */
+  memoryBytes?: number;
+}
+
+/**
+ * One incoming message, read once from its stream: its BLAKE3 and size are
+ * computed on the way in; small messages stay in memory, large ones are
+ * written to a temp file, so memory stays bounded whatever the size.
+ */
+export class Spool {
+  private constructor(
+    readonly source: ByteSource,
+    readonly hash: Buffer,
+    private readonly tmpPath: string | null,
+    private readonly fd: number | null,
+  ) {}
+
+  get size(): number {
+    return this.source.size;
+  }
+
+  static async from(input: MessageInput, opts: SpoolOptions): Promise<Spool> {
+    const memLimit = opts.memoryBytes ?? SPOOL_MEMORY_BYTES;
+    const hasher = newHasher();
+    if (Buffer.isBuffer(input) || input instanceof Uint8Array) {
+      const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+      if (buf.length > opts.maxBytes) throw tooLarge(opts.maxBytes);
+      hasher.update(buf);
+      return new Spool(new MemorySource(buf), hasher.digest(), null, null);
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    let fd: number | null = null;
+    let tmpPath: string | null = null;
+    try {
+      for await (const c of input as AsyncIterable<Uint8Array>) {
+        const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
+        size += b.length;
+        if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
+        hasher.update(b);
+        if (fd === null) {
+          parts.push(b);
+          if (size > memLimit) {
+            fs.mkdirSync(opts.tmpDir, { recursive: true });
+            tmpPath = path.join(opts.tmpDir, `spool-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+            fd = fs.openSync(tmpPath, 'w+', 0o600);
+            for (const p of parts) writeAll(fd, p);
+            parts.length = 0;
+          }
+        } else {
+          writeAll(fd, b);
+        }
+      }
+    } catch (e) {
+      if (fd !== null) fs.closeSync(fd);
+      if (tmpPath) fs.rmSync(tmpPath, { force: true });
+      if (e instanceof MailcasError) throw e;
+      throw new MailcasError('E_USAGE', `reading the message failed: ${(e as Error).message}`, { cause: e, transient: true });
+    }
+    const digest = hasher.digest();
+    if (fd === null) return new Spool(new MemorySource(Buffer.concat(parts, size)), digest, null, null);
+    return new Spool(new FileSource(fd, size), digest, tmpPath, fd);
+  }
+
+  /** Removes the temp file, if any. */
+  dispose(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    if (this.tmpPath) fs.rmSync(this.tmpPath, { force: true });
+  }
+}
+
+function writeAll(fd: number, b: Buffer): void {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+}
+
+function tooLarge(max: number): MailcasError {
+  return new MailcasError('E_TOO_LARGE', `message exceeds the size limit of ${max} bytes`, { data: { limit: max } });
+}

@@ -1,0 +1,38 @@
+import type { Db } from './meta/db.js';
+import type { AsyncMutex } from './util/async-mutex.js';
+import type { BlobStore } from './cas/blob-store.js';
+import type { Refcounts } from './refcount/refcounts.js';
+import type { Leases } from './refcount/leases.js';
+import type { Logger } from './util/logger.js';
+
+export type DedupScope = 'global' | 'user' | 'tenant';
+
+/** Settings fixed when a store is created (kept in its meta table). */
+export interface StoreConfig {
+  inlineThreshold: number;
+  dedupScope: DedupScope;
+  maxMessageBytes: number;
+  decode: boolean;
+}
+
+/** What the store's modules share. Narrow on purpose: modules take only what they use. */
+export interface StoreContext {
+  readonly dir: string;
+  readonly tmpDir: string;
+  readonly db: Db;
+  /** Serialises write transactions within this process (gc holds one across awaits). */
+  readonly writeLock: AsyncMutex;
+  readonly blobStore: BlobStore;
+  readonly refcounts: Refcounts;
+  readonly leases: Leases;
+  readonly config: StoreConfig;
+  readonly log: Logger;
+  /** Dedup domain of a user ('' = global). */
+  domainOf(user: string): string;
+  /** Key for keyed hashing in a domain; null for the global domain. */
+  domainKey(domain: string): Buffer | null;
+  /** Preset dictionary by id. */
+  dictionary(id: number): Buffer | null;
+  /** The dictionary new layouts are compressed with, if one has been trained. */
+  currentDictionary(): { id: number; data: Buffer } | null;
+}

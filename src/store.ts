@@ -1,0 +1,377 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import { MailcasError } from './errors.js';
+import type { Statement } from 'better-sqlite3';
+import { openDb, getMeta, setMeta, bumpCounter, type Db } from './meta/db.js';
+import { AsyncMutex } from './util/async-mutex.js';
+import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
+import type { BlobBackend } from './backend/backend.js';
+import { FsBackend, cleanDeadTemps } from './backend/fs-backend.js';
+import { Refcounts, countRefs } from './refcount/refcounts.js';
+import { Leases } from './refcount/leases.js';
+import { deriveDomainKey, newHasher } from './cas/hash.js';
+import { CommitQueue } from './ingest/commit-queue.js';
+import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult } from './ingest/ingest.js';
+import type { MessageInput } from './split/spool.js';
+import { decodeLayout, unpackLayout } from './layout/layout-codec.js';
+import { blobRefs, type Layout } from './layout/layout.js';
+import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
+import { defaultLogger, type Logger } from './util/logger.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, PART_MEMORY_BYTES } from './limits.js';
+import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
+import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
+import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
+import { maybeTrainDictionary } from './meta/dictionary.js';
+
+export interface StoreOptions {
+  /** Blob backend; default: files under <dir>/blobs. */
+  backend?: BlobBackend;
+  /** Used when the store is created; later opens keep the stored values. */
+  inlineThreshold?: number;
+  dedupScope?: DedupScope;
+  /** Refuse messages larger than this (E_TOO_LARGE). */
+  maxMessageBytes?: number;
+  /** Decode transfer encodings to canonical bytes (default true). */
+  decode?: boolean;
+  compression?: Partial<CompressionPolicy>;
+  /** Train a header dictionary once this many messages are stored (0 disables). */
+  dictionaryAfter?: number;
+  logger?: Logger;
+}
+
+export interface MessageRecord {
+  id: string;
+  user: string;
+  mailbox: string;
+  size: number;
+  hash: string;
+  received: number;
+  subject: string | null;
+  from: string | null;
+  date: string | null;
+  messageId: string | null;
+}
+
+/**
+ * A mailcas store: metadata in <dir>/meta.sqlite, blobs in a backend.
+ *
+ *   const store = await Store.open('/var/lib/mailcas');
+ *   const { id } = await store.ingest(fs.createReadStream('m.eml'), { user: 'alice' });
+ *   (await store.fetch(id)).pipe(process.stdout);
+ *   await store.close();
+ */
+export class Store implements StoreContext {
+  readonly tmpDir: string;
+  readonly writeLock = new AsyncMutex();
+  readonly refcounts: Refcounts;
+  readonly leases: Leases;
+  readonly blobStore: BlobStore;
+  readonly log: Logger;
+  private readonly commits: CommitQueue<CommitItem, number>;
+  private readonly domainKeys = new Map<string, Buffer | null>();
+  private readonly dicts = new Map<number, Buffer>();
+  private currentDict: { id: number; data: Buffer } | null | undefined;
+  private readonly secret: Buffer;
+  private closed = false;
+  private readonly dictionaryAfter: number;
+  private sinceDictCheck = 0;
+
+  private constructor(readonly dir: string, readonly db: Db, backend: BlobBackend, readonly config: StoreConfig, opts: StoreOptions) {
+    this.tmpDir = path.join(dir, 'tmp');
+    fs.mkdirSync(this.tmpDir, { recursive: true });
+    cleanDeadTemps(this.tmpDir);
+    this.log = opts.logger ?? defaultLogger();
+    this.refcounts = new Refcounts(db);
+    this.leases = new Leases(db);
+    this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression });
+    this.commits = new CommitQueue(db, this.writeLock, (item) => this.applyCommit(item));
+    let secret = getMeta(db, 'secret');
+    if (!Buffer.isBuffer(secret)) {
+      secret = crypto.randomBytes(32);
+      setMeta(db, 'secret', secret);
+    }
+    this.secret = secret;
+    this.dictionaryAfter = opts.dictionaryAfter ?? 256;
+  }
+
+  /** Opens the store in `dir`, creating it on first use. */
+  static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    fs.mkdirSync(dir, { recursive: true });
+    const db = openDb(path.join(dir, 'meta.sqlite'));
+    try {
+      const config = db.transaction(() => loadConfig(db, opts))();
+      const backend = opts.backend ?? new FsBackend(path.join(dir, 'blobs'));
+      return new Store(dir, db, backend, config, opts);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new MailcasError('E_CLOSED', 'store is closed');
+  }
+
+  domainOf(user: string): string {
+    switch (this.config.dedupScope) {
+      case 'global':
+        return '';
+      case 'user':
+        return `user:${user}`;
+      case 'tenant': {
+        const at = user.lastIndexOf('@');
+        return `tenant:${at >= 0 ? user.slice(at + 1).toLowerCase() : user}`;
+      }
+    }
+  }
+
+  domainKey(domain: string): Buffer | null {
+    if (domain === '') return null;
+    let k = this.domainKeys.get(domain);
+    if (k === undefined) {
+      k = deriveDomainKey(this.secret, domain);
+      this.domainKeys.set(domain, k);
+    }
+    return k;
+  }
+
+  dictionary(id: number): Buffer | null {
+    let d = this.dicts.get(id);
+    if (!d) {
+      const r = this.db.prepare('SELECT data FROM dictionaries WHERE id = ?').get(id) as { data: Buffer } | undefined;
+      if (!r) return null;
+      d = r.data;
+      this.dicts.set(id, d);
+    }
+    return d;
+  }
+
+  currentDictionary(): { id: number; data: Buffer } | null {
+    if (this.currentDict === undefined) {
+      const r = this.db.prepare('SELECT id, data FROM dictionaries ORDER BY id DESC LIMIT 1').get() as { id: number; data: Buffer } | undefined;
+      this.currentDict = r ?? null;
+    }
+    return this.currentDict;
+  }
+
+  /** Stores one message. Resolves only when the message is durably committed and reassembles exactly. */
+  async ingest(input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
+    this.assertOpen();
+    const r = await ingestMessage(this, (item) => this.commits.submit(item), input, opts);
+    if (this.dictionaryAfter > 0 && this.currentDict == null && ++this.sinceDictCheck >= 64) {
+      this.sinceDictCheck = 0;
+      const d = await maybeTrainDictionary(this, this.dictionaryAfter);
+      if (d) this.currentDict = d;
+    }
+    return r;
+  }
+
+  private applyCommit(item: CommitItem): number {
+    const db = this.db;
+    const e = item.built.envelope;
+    const info = this.stmt(
+      'insMsg',
+      `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to)
+       VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo)`,
+    ).run({
+      user: item.user,
+      mailbox: item.mailbox,
+      size: item.size,
+      hash: item.hash,
+      received: item.received,
+      codec: item.packed.codec,
+      dict: item.packed.dict,
+      layout: item.packed.data,
+      fallback: item.fallback ? 1 : 0,
+      ...e,
+    });
+    const id = Number(info.lastInsertRowid);
+    const insPart = this.stmt(
+      'insPart',
+      `INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    item.built.parts.forEach((p, i) => insPart.run(id, i, p.path, p.contentType, p.filename, p.cte, p.recipe, p.rawSize, p.size, p.hash));
+    this.refcounts.add(item.refs, Date.now());
+    if (item.leaseToken) this.leases.release(item.leaseToken);
+    if (item.fallback) bumpCounter(db, 'split_fallbacks');
+    return id;
+  }
+
+  private readonly stmts = new Map<string, Statement>();
+  private stmt(name: string, sql: string): Statement {
+    let s = this.stmts.get(name);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(name, s);
+    }
+    return s;
+  }
+
+  /** The message row, checked against `user` when given. */
+  private row(id: string, user?: string): MsgRow {
+    this.assertOpen();
+    const n = Number(id);
+    const r = Number.isSafeInteger(n) && n > 0 ? (this.stmt('getMsg', 'SELECT * FROM messages WHERE id = ?').get(n) as MsgRow | undefined) : undefined;
+    if (!r || (user !== undefined && r.user !== user)) throw new MailcasError('E_NOT_FOUND', `message ${id} not found${user !== undefined ? ` for user ${user}` : ''}`);
+    return r;
+  }
+
+  /** Decoded layout of a message (header blocks, literals, part references). */
+  layout(id: string, user?: string): Layout {
+    const r = this.row(id, user);
+    return layoutOfRow(this, r);
+  }
+
+  /** A reader of verified canonical blob bytes. */
+  blobReader(): BlobReader {
+    return {
+      read: (hash, size) => {
+        const row = this.refcounts.row(hash);
+        if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`);
+        return this.blobStore.read(hash, row.codec, size, this.domainKey(row.domain));
+      },
+    };
+  }
+
+  /**
+   * The exact bytes of a message as a stream. The whole-message hash is
+   * checked as the bytes go out; a mismatch errors the stream (E_INTEGRITY).
+   */
+  async fetch(id: string, opts: { user?: string } = {}): Promise<Readable> {
+    const r = this.row(id, opts.user);
+    const layout = layoutOfRow(this, r);
+    const reader = this.blobReader();
+    async function* checked(): AsyncGenerator<Buffer> {
+      const h = newHasher();
+      let n = 0;
+      for await (const c of coalesce(reassemble(layout, reader))) {
+        h.update(c);
+        n += c.length;
+        yield c;
+      }
+      if (n !== r.size || !h.digest().equals(r.hash)) {
+        throw new MailcasError('E_INTEGRITY', `message ${id}: reassembled bytes do not match the stored hash`);
+      }
+    }
+    return Readable.from(checked(), { objectMode: false });
+  }
+
+  /** The whole message in memory (convenience for small messages and tests). */
+  async fetchBuffer(id: string, opts: { user?: string } = {}): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const c of await this.fetch(id, opts)) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  get(id: string, opts: { user?: string } = {}): MessageRecord {
+    return toRecord(this.row(id, opts.user));
+  }
+
+  /** Messages of a user (optionally one mailbox), in id order. */
+  list(user: string, mailbox?: string): MessageRecord[] {
+    this.assertOpen();
+    const rows = (
+      mailbox === undefined
+        ? this.db.prepare('SELECT id, user, mailbox, size, hash, received, subject, from_addr, date, message_id FROM messages WHERE user = ? ORDER BY id').all(user)
+        : this.db.prepare('SELECT id, user, mailbox, size, hash, received, subject, from_addr, date, message_id FROM messages WHERE user = ? AND mailbox = ? ORDER BY id').all(user, mailbox)
+    ) as MsgRow[];
+    return rows.map(toRecord);
+  }
+
+  /** Removes messages; their blobs lose a reference each (gc reclaims unreferenced blobs after the grace period). */
+  async expunge(user: string, ids: string[]): Promise<number> {
+    this.assertOpen();
+    const rows = ids.map((id) => this.row(id, user));
+    return this.writeLock.run(() =>
+      this.db.transaction(() => {
+        let n = 0;
+        const now = Date.now();
+        for (const r of rows) {
+          const cur = this.stmt('getMsg', 'SELECT * FROM messages WHERE id = ?').get(r.id) as MsgRow | undefined;
+          if (!cur) continue; // expunged concurrently
+          const refs = countRefs(blobRefs(layoutOfRow(this, cur)));
+          this.stmt('delMsg', 'DELETE FROM messages WHERE id = ?').run(r.id);
+          this.stmt('delParts', 'DELETE FROM parts WHERE message_id = ?').run(r.id);
+          this.refcounts.drop(refs.values(), now);
+          n++;
+        }
+        return n;
+      })(),
+    );
+  }
+
+  gc(opts: GcOptions = {}): Promise<GcReport> {
+    this.assertOpen();
+    return runGc(this, opts);
+  }
+
+  check(opts: CheckOptions = {}): Promise<CheckReport> {
+    this.assertOpen();
+    return runCheck(this, opts);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.writeLock.run(() => {});
+    this.closed = true;
+    await this.blobStore.backend.close();
+    this.db.close();
+  }
+}
+
+interface MsgRow {
+  id: number;
+  user: string;
+  mailbox: string;
+  size: number;
+  hash: Buffer;
+  received: number;
+  codec: number;
+  dict: number | null;
+  layout: Buffer;
+  subject: string | null;
+  from_addr: string | null;
+  date: string | null;
+  message_id: string | null;
+}
+
+export function layoutOfRow(ctx: StoreContext, r: { codec: number; dict: number | null; layout: Buffer }): Layout {
+  const dict = r.dict != null ? ctx.dictionary(r.dict) : null;
+  return decodeLayout(unpackLayout(r.layout, r.codec, dict));
+}
+
+function toRecord(r: MsgRow): MessageRecord {
+  return {
+    id: String(r.id),
+    user: r.user,
+    mailbox: r.mailbox,
+    size: r.size,
+    hash: r.hash.toString('hex'),
+    received: r.received,
+    subject: r.subject,
+    from: r.from_addr,
+    date: r.date,
+    messageId: r.message_id,
+  };
+}
+
+function loadConfig(db: Db, opts: StoreOptions): StoreConfig {
+  const stored = getMeta(db, 'config');
+  let base: Omit<StoreConfig, 'maxMessageBytes'>;
+  if (typeof stored === 'string') {
+    base = JSON.parse(stored);
+  } else {
+    const inlineThreshold = opts.inlineThreshold ?? DEFAULT_INLINE_THRESHOLD;
+    if (!Number.isInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > PART_MEMORY_BYTES) {
+      throw new MailcasError('E_USAGE', `inline threshold must be an integer from 0 to ${PART_MEMORY_BYTES}`);
+    }
+    const dedupScope = opts.dedupScope ?? 'global';
+    if (!['global', 'user', 'tenant'].includes(dedupScope)) throw new MailcasError('E_USAGE', `unknown dedup scope ${dedupScope}`);
+    base = { inlineThreshold, dedupScope, decode: opts.decode ?? true };
+    setMeta(db, 'config', JSON.stringify(base));
+  }
+  return { ...base, maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES };
+}
