@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
@@ -14,6 +14,9 @@ import { KEY_RE } from './backend.js';
  * place (link fails if the name exists: create-exclusive) and the directory
  * fsynced. Nothing is ever written at the final path.
  */
+/** Objects up to this size are read with one synchronous read. */
+const SMALL_READ = 256 * 1024;
+
 export class FsBackend implements BlobBackend {
   readonly properties: BackendProperties = { name: 'fs', atomicCreate: true, ranged: true, local: true };
   private readonly tmp: string;
@@ -84,16 +87,33 @@ export class FsBackend implements BlobBackend {
 
   async get(key: string, range?: ByteRange): Promise<Readable | null> {
     const p = this.pathOf(key);
+    let fd: number;
     try {
-      const fh = await fsp.open(p, 'r');
-      if (range && range.end <= range.start) {
-        await fh.close();
-        const { Readable } = await import('node:stream');
-        return Readable.from([]);
-      }
-      return fh.createReadStream(range ? { start: range.start, end: range.end - 1, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 });
+      // small objects (the common case) are read in one synchronous call from the page cache:
+      // far cheaper than a stream's several thread-pool round trips
+      fd = fs.openSync(p, 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw wrap(e, `reading blob ${key}`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      const start = Math.min(range?.start ?? 0, size);
+      const end = Math.max(start, Math.min(range?.end ?? size, size));
+      if (end - start <= SMALL_READ) {
+        const b = Buffer.allocUnsafe(end - start);
+        let got = 0;
+        while (got < b.length) {
+          const n = fs.readSync(fd, b, got, b.length - got, start + got);
+          if (n === 0) break;
+          got += n;
+        }
+        fs.closeSync(fd);
+        return Readable.from(got ? [b.subarray(0, got)] : []);
+      }
+      return fs.createReadStream('', { fd, start, end: end - 1, highWaterMark: 256 * 1024 });
+    } catch (e) {
+      fs.closeSync(fd);
       throw wrap(e, `reading blob ${key}`);
     }
   }

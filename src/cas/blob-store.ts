@@ -23,6 +23,14 @@ export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving
 /** Content types that are already compressed: never worth deflating again. */
 const COMPRESSED_TYPES = /^(image\/(jpeg|png|gif|webp|heic|avif)|video\/|audio\/(mpeg|mp4|ogg|aac)|application\/(zip|gzip|x-gzip|x-7z|x-rar|pdf|x-bzip2|x-xz|zstd|vnd\.openxmlformats|vnd\.oasis|octet-stream|pkcs7|pgp-encrypted|x-pkcs7))/;
 
+const SYNC_INFLATE_MAX = 1024 * 1024;
+
+async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c);
+  yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+}
+
 export function worthCompressing(contentType: string): boolean {
   return !COMPRESSED_TYPES.test(contentType);
 }
@@ -61,7 +69,11 @@ export class BlobStore {
       s.destroy();
       throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${codec}`);
     }
-    const src: AsyncIterable<Buffer> = codec === BlobCodec.Deflate ? pipeline(s, zlib.createInflateRaw(), () => {}) : s;
+    let src: AsyncIterable<Buffer> | Iterable<Buffer> = s;
+    if (codec === BlobCodec.Deflate) {
+      // small blobs (most text) inflate synchronously: no thread-pool round trip
+      src = size <= SYNC_INFLATE_MAX ? inflateWhole(s) : pipeline(s, zlib.createInflateRaw(), () => {});
+    }
     try {
       for await (const chunk of src) {
         n += chunk.length;

@@ -106,20 +106,18 @@ export function qpEncode(canonical: Buffer, p: QpProfile): Buffer {
   const enc = new Uint8Array(256);
   for (let b = 0; b < 256; b++) enc[b] = mandatory(b) ? 1 : 0;
   for (const b of p.extra) enc[b] = 1;
-  const eol = p.crlf ? [CR, LF] : [LF];
-  const out: number[] = [];
-  const chunks: Buffer[] = [];
-  const flush = (): void => {
-    chunks.push(Buffer.from(out));
-    out.length = 0;
-  };
+  const crlf = p.crlf;
   const max = p.lineMax;
-  let col = 0;
   const n = canonical.length;
+  // worst case: every byte encoded (3x) plus a soft break per output line
+  const out = Buffer.allocUnsafe(n * 3 + (max > 0 ? Math.ceil((n * 3) / Math.max(1, max - 3)) * 3 : 0) + n + 16);
+  let o = 0;
+  let col = 0;
   for (let i = 0; i < n; i++) {
     const c = canonical[i];
     if (c === LF) {
-      out.push(...eol);
+      if (crlf) out[o++] = CR;
+      out[o++] = LF;
       col = 0;
       continue;
     }
@@ -127,16 +125,21 @@ export function qpEncode(canonical: Buffer, p: QpProfile): Buffer {
     const e = enc[c] === 1 || ((c === SP || c === TAB) && lastOfLine);
     const t = e ? 3 : 1;
     if (max > 0 && col + t > (lastOfLine ? max : max - 1)) {
-      out.push(EQ, ...eol);
+      out[o++] = EQ;
+      if (crlf) out[o++] = CR;
+      out[o++] = LF;
       col = 0;
     }
-    if (e) out.push(EQ, HEX[c >> 4], HEX[c & 15]);
-    else out.push(c);
+    if (e) {
+      out[o++] = EQ;
+      out[o++] = HEX[c >> 4];
+      out[o++] = HEX[c & 15];
+    } else {
+      out[o++] = c;
+    }
     col += t;
-    if (out.length > 65536) flush();
   }
-  flush();
-  return Buffer.concat(chunks);
+  return out.subarray(0, o);
 }
 
 /** Encoding needs the whole part (parts are at most QP_MAX_BYTES): canonical bytes are gathered, then encoded at the end. */

@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { Store } from '../store.js';
+import { MailcasError } from '../errors.js';
+import { expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
+import { progressBar } from './progress.js';
+import { forEachLimit } from '../util/pool.js';
+import { buildReport, formatReport } from '../report/report.js';
+
+/** Exit codes (sysexits.h where one fits). */
+export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, tempFail: 75 } as const;
+
+function storeDir(cmd: Command): string {
+  const o = cmd.optsWithGlobals() as { store?: string };
+  return o.store ?? process.env.MAILCAS_STORE ?? './mailcas-data';
+}
+
+async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
+  const s = await Store.open(storeDir(cmd));
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+const out = (s: string): void => {
+  process.stdout.write(s + '\n');
+};
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('mailcas')
+    .description('Deduplicating MIME-splitting blob store for mail: byte-exact, content-addressed')
+    .option('--store <dir>', 'store directory (default: $MAILCAS_STORE, else ./mailcas-data)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('ingest')
+    .description('store one message (from FILE or stdin) and print its id')
+    .requiredOption('--user <user>', 'owner of the message')
+    .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
+    .argument('[file]', 'message file (default: stdin)')
+    .action(async (file: string | undefined, o: { user: string; mailbox: string }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const input = file ? fs.createReadStream(file) : process.stdin;
+        if (file && !fs.existsSync(file)) throw new MailcasError('E_USAGE', `no such file: ${file}`);
+        const r = await s.ingest(input, { user: o.user, mailbox: o.mailbox });
+        out(r.id);
+      });
+    });
+
+  program
+    .command('import')
+    .description('import message files, directories, Maildirs and mbox files')
+    .requiredOption('--user <user>', 'owner of the messages')
+    .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
+    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
+    .option('--json', 'one JSON line per committed message, then a summary line')
+    .option('--concurrency <n>', 'messages in flight', (v) => parseInt(v, 10), 8)
+    .argument('<path...>', 'files or directories')
+    .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const total = totalSize(paths, o.format);
+        const bar = progressBar('import', total.bytes);
+        const sum = { messages: 0, bytes: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
+        const t0 = Date.now();
+        try {
+          await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
+            try {
+              const r = await s.ingest(src.open(), { user: o.user, mailbox: o.mailbox });
+              sum.messages++;
+              sum.bytes += r.size;
+              sum.newBlobs += r.newBlobs;
+              sum.newBlobBytes += r.newBlobBytes;
+              if (r.fallback) sum.fallbacks++;
+              if (o.json) out(JSON.stringify({ source: src.label, id: r.id, size: r.size }));
+            } catch (e) {
+              if (!(e instanceof MailcasError) || e.transient || e.code === 'E_INTERNAL') throw e;
+              sum.failed++;
+              process.stderr.write(`mailcas: ${src.label}: ${e.message}\n`);
+              if (o.json) out(JSON.stringify({ source: src.label, error: e.message, code: e.code }));
+            } finally {
+              bar.tick(src.size);
+            }
+          });
+        } finally {
+          bar.stop();
+        }
+        sum.seconds = (Date.now() - t0) / 1000;
+        if (o.json) out(JSON.stringify({ summary: sum }));
+        else
+          process.stderr.write(
+            `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
+          );
+        if (sum.failed) process.exitCode = EXIT.dataErr;
+      });
+    });
+
+  program
+    .command('fetch')
+    .description('write the exact bytes of a message to stdout')
+    .requiredOption('--user <user>', 'owner of the message')
+    .argument('<id>', 'message id')
+    .action(async (id: string, o: { user: string }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        await pipeline(await s.fetch(id, { user: o.user }), process.stdout);
+      });
+    });
+
+  program
+    .command('export')
+    .description('write every message of a user to DIR/<id>.eml')
+    .requiredOption('--user <user>', 'owner of the messages')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--mailbox <mailbox>', 'only this mailbox')
+    .action(async (o: { user: string; out: string; mailbox?: string }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        fs.mkdirSync(o.out, { recursive: true });
+        const msgs = s.list(o.user, o.mailbox);
+        const bar = progressBar('export', msgs.reduce((a, m) => a + m.size, 0));
+        try {
+          await forEachLimit(msgs, 4, async (m) => {
+            await pipeline(await s.fetch(m.id, { user: o.user }), fs.createWriteStream(path.join(o.out, `${m.id}.eml`)));
+            bar.tick(m.size);
+          });
+        } finally {
+          bar.stop();
+        }
+        process.stderr.write(`exported ${msgs.length} messages to ${o.out}\n`);
+      });
+    });
+
+  program
+    .command('expunge')
+    .description('remove messages (their blobs are reclaimed by gc)')
+    .requiredOption('--user <user>', 'owner of the messages')
+    .argument('<id...>', 'message ids')
+    .action(async (ids: string[], o: { user: string }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const n = await s.expunge(o.user, ids);
+        process.stderr.write(`expunged ${n} messages\n`);
+      });
+    });
+
+  program
+    .command('gc')
+    .description('delete blobs no message references, after a grace period')
+    .option('--grace <seconds>', 'keep blobs unreferenced for less than this', (v) => nonNegative(v, '--grace'), 3600)
+    .option('--dry-run', 'report what would be deleted')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { grace: number; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.gc({ graceSeconds: o.grace, dryRun: o.dryRun });
+        if (o.json) out(JSON.stringify(r));
+        else
+          out(
+            `${r.dryRun ? 'would delete' : 'deleted'} ${r.deletedBlobs} blobs (${r.deletedBytes} bytes) and ${r.deletedOrphans} orphans (${r.deletedOrphanBytes} bytes); ${r.expiredLeases} expired leases removed; ${r.keptLeased} kept for ingests in flight`,
+          );
+      });
+    });
+
+  program
+    .command('check')
+    .description('recount references and compare with the blob backend (exit 0 only when consistent)')
+    .option('--repair', 'fix reference counts, recreate rows of existing blobs, delete orphans')
+    .option('--deep', 'also read every blob and verify its hash')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { repair?: boolean; deep?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.check({ repair: o.repair, deep: o.deep });
+        if (o.json) out(JSON.stringify(r));
+        else {
+          out(`${r.consistent ? 'consistent' : 'INCONSISTENT'}: ${r.messages} messages, ${r.blobs} blobs, ${r.objects} objects`);
+          const line = (k: string, v: unknown[] | number): void => {
+            const n = Array.isArray(v) ? v.length : v;
+            if (n) out(`  ${k}: ${n}${Array.isArray(v) ? ' ' + v.slice(0, 5).map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(' ') + (v.length > 5 ? ' ...' : '') : ''}`);
+          };
+          line('refcount drift', r.drift);
+          line('referenced blobs without a row', r.missingRows);
+          line('referenced blobs missing from the backend', r.missingBlobs);
+          line('orphan objects', r.orphans);
+          line('uncommitted objects (leased)', r.uncommitted);
+          line('unreferenced blobs (gc reclaims)', r.unreferenced);
+          line('undecodable messages', r.corruptMessages);
+          line('corrupt blobs', r.corruptBlobs);
+          if (r.repaired) out(`  repaired: ${JSON.stringify(r.repaired)}`);
+        }
+        if (!r.consistent) process.exitCode = EXIT.failure;
+      });
+    });
+
+  program
+    .command('report')
+    .description('storage figures: messages, logical and stored bytes, dedup')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = buildReport(s);
+        out(o.json ? JSON.stringify(r) : formatReport(r));
+      });
+    });
+
+  return program;
+}
+
+function nonNegative(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new MailcasError('E_USAGE', `${flag} needs a number of seconds >= 0, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof MailcasError) {
+    if (e.transient) return EXIT.tempFail;
+    if (e.code === 'E_USAGE') return EXIT.usage;
+    if (e.code === 'E_NOT_FOUND') return EXIT.noInput;
+    if (e.code === 'E_TOO_LARGE') return EXIT.dataErr;
+    if (e.code === 'E_INTERNAL') return EXIT.software;
+    return EXIT.failure;
+  }
+  return EXIT.software;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT.usage;
+      return;
+    }
+    const msg = e instanceof MailcasError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    process.stderr.write(`mailcas: ${msg}\n`);
+    process.exitCode = exitCodeFor(e);
+  }
+}

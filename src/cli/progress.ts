@@ -1,0 +1,44 @@
+import cliProgress from 'cli-progress';
+
+/** A progress bar on stderr when it is a terminal; silent otherwise (scripts, CI, pipes). */
+export interface Progress {
+  tick(n: number, messages?: number): void;
+  stop(): void;
+}
+
+export function progressBar(label: string, total: number, unit: 'bytes' | 'items' = 'bytes'): Progress {
+  if (!process.stderr.isTTY || process.env.MAILCAS_NO_PROGRESS) return { tick() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format:
+        unit === 'bytes'
+          ? `${label} [{bar}] {percentage}% | {mb}/{totalmb} MB | {msgs} msgs | {rate} MB/s | ETA {eta_formatted}`
+          : `${label} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}`,
+      hideCursor: true,
+      etaBuffer: 50,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const t0 = Date.now();
+  let value = 0;
+  let msgs = 0;
+  const fields = (): Record<string, string | number> => ({
+    mb: (value / 1e6).toFixed(1),
+    totalmb: (total / 1e6).toFixed(1),
+    msgs,
+    rate: (value / 1e6 / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1),
+  });
+  bar.start(Math.max(1, total), 0, fields());
+  return {
+    tick(n, m = 1) {
+      value += n;
+      msgs += m;
+      bar.update(value, fields());
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}

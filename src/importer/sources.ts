@@ -1,0 +1,103 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { MailcasError } from '../errors.js';
+import { scanMbox, sniffMbox } from './mbox.js';
+
+export type ImportFormat = 'auto' | 'eml' | 'maildir' | 'mbox';
+
+/** One message to import: where it came from and how to read its bytes. */
+export interface MessageSource {
+  /** "<path>" or "<path>#<n>" for the n-th message of an mbox. */
+  label: string;
+  size: number;
+  open(): fs.ReadStream;
+}
+
+/**
+ * Expands import PATHs into messages. A file is one message (or, when
+ * sniffed or told, an mbox); a directory is a Maildir when it has cur/ or
+ * new/, else a tree of single-message files, stored exactly as they are
+ * whatever their first line.
+ */
+export function* expandSources(paths: string[], format: ImportFormat): Generator<MessageSource> {
+  for (const p of paths) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      throw new MailcasError('E_USAGE', `no such file or directory: ${p}`);
+    }
+    if (st.isDirectory()) {
+      if (format === 'mbox') throw new MailcasError('E_USAGE', `${p} is a directory, not an mbox file`);
+      const isMaildir = format === 'maildir' || (format === 'auto' && (isDir(path.join(p, 'cur')) || isDir(path.join(p, 'new'))));
+      if (isMaildir) {
+        for (const sub of ['new', 'cur']) {
+          const d = path.join(p, sub);
+          if (!isDir(d)) continue;
+          for (const f of fs.readdirSync(d).sort()) {
+            if (f.startsWith('.')) continue;
+            const fp = path.join(d, f);
+            const s = fs.statSync(fp);
+            if (s.isFile()) yield fileSource(fp, s.size);
+          }
+        }
+      } else {
+        for (const f of walk(p)) yield fileSource(f.path, f.size);
+      }
+    } else if (st.isFile()) {
+      if (format === 'maildir') throw new MailcasError('E_USAGE', `${p} is a file, not a Maildir`);
+      const mbox = format === 'mbox' || (format === 'auto' && sniffMbox(p));
+      if (mbox) {
+        for (const m of scanMbox(p)) {
+          yield {
+            label: `${p}#${m.index}`,
+            size: m.end - m.start,
+            open: () => (m.end > m.start ? fs.createReadStream(p, { start: m.start, end: m.end - 1, highWaterMark: 256 * 1024 }) : emptyStream()),
+          };
+        }
+      } else {
+        yield fileSource(p, st.size);
+      }
+    }
+  }
+}
+
+function fileSource(p: string, size: number): MessageSource {
+  return { label: p, size, open: () => fs.createReadStream(p, { highWaterMark: 256 * 1024 }) };
+}
+
+function emptyStream(): fs.ReadStream {
+  return fs.createReadStream('/dev/null');
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function* walk(dir: string): Generator<{ path: string; size: number }> {
+  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else {
+      const s = fs.statSync(p); // follows symlinks
+      if (s.isFile()) yield { path: p, size: s.size };
+      else if (s.isDirectory()) yield* walk(p);
+    }
+  }
+}
+
+/** Total bytes of the sources (for progress), without reading them. */
+export function totalSize(paths: string[], format: ImportFormat): { messages: number; bytes: number } {
+  let messages = 0;
+  let bytes = 0;
+  for (const s of expandSources(paths, format)) {
+    messages++;
+    bytes += s.size;
+  }
+  return { messages, bytes };
+}
