@@ -85,7 +85,7 @@ class Tokenizer {
   }
 
   private push(kind: Segment['kind'], start: number, end: number, node?: MimeNode): void {
-    if (end <= start && kind !== 'body') return;
+    if (end <= start && kind === 'literal') return;
     if (kind === 'literal') {
       const last = this.segments[this.segments.length - 1];
       if (last && last.kind === 'literal' && last.end === start) {
