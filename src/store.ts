@@ -9,11 +9,11 @@ import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
 import { FsBackend, cleanDeadTemps } from './backend/fs-backend.js';
-import { Refcounts, countRefs } from './refcount/refcounts.js';
+import { Refcounts, countRefs, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
-import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult } from './ingest/ingest.js';
+import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult, type LeaseRequest } from './ingest/ingest.js';
 import type { MessageInput } from './split/spool.js';
 import { decodeLayout, unpackLayout } from './layout/layout-codec.js';
 import { blobRefs, type Layout } from './layout/layout.js';
@@ -69,7 +69,9 @@ export class Store implements StoreContext {
   readonly leases: Leases;
   readonly blobStore: BlobStore;
   readonly log: Logger;
-  private readonly commits: CommitQueue<CommitItem, number>;
+  private readonly ops: CommitQueue<MetaOp, unknown>;
+  /** Ingests in flight in this process (group commit waits briefly for them). */
+  private active = 0;
   private readonly domainKeys = new Map<string, Buffer | null>();
   private readonly dicts = new Map<number, Buffer>();
   private currentDict: { id: number; data: Buffer } | null | undefined;
@@ -86,7 +88,8 @@ export class Store implements StoreContext {
     this.refcounts = new Refcounts(db);
     this.leases = new Leases(db);
     this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression });
-    this.commits = new CommitQueue(db, this.writeLock, (item) => this.applyCommit(item));
+    // leases and commits share one group-commit stream: one transaction, one fsync, for both
+    this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => (op.k === 'lease' ? this.applyLease(op.req) : this.applyCommit(op.item)), (n) => this.active > n);
     let secret = getMeta(db, 'secret');
     if (!Buffer.isBuffer(secret)) {
       secret = crypto.randomBytes(32);
@@ -159,13 +162,32 @@ export class Store implements StoreContext {
   /** Stores one message. Resolves only when the message is durably committed and reassembles exactly. */
   async ingest(input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
     this.assertOpen();
-    const r = await ingestMessage(this, (item) => this.commits.submit(item), input, opts);
+    this.active++;
+    let r: IngestResult;
+    try {
+      r = await ingestMessage(
+        this,
+        {
+          commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number>,
+          lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
+        },
+        input,
+        opts,
+      );
+    } finally {
+      this.active--;
+    }
     if (this.dictionaryAfter > 0 && this.currentDict == null && ++this.sinceDictCheck >= 64) {
       this.sinceDictCheck = 0;
       const d = await maybeTrainDictionary(this, this.dictionaryAfter);
       if (d) this.currentDict = d;
     }
     return r;
+  }
+
+  private applyLease(req: LeaseRequest): (BlobRow | undefined)[] {
+    this.leases.take(req.token, req.hashes, req.expires);
+    return req.hashes.map((h) => this.refcounts.row(h));
   }
 
   private applyCommit(item: CommitItem): number {
@@ -321,6 +343,8 @@ export class Store implements StoreContext {
     this.db.close();
   }
 }
+
+type MetaOp = { k: 'lease'; req: LeaseRequest } | { k: 'commit'; item: CommitItem };
 
 interface MsgRow {
   id: number;

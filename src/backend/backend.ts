@@ -54,6 +54,12 @@ export interface PutSource {
   size: number;
   /** Opens the bytes from the start; called again for each attempt (retries rewind by reopening). */
   open(): AsyncIterable<Buffer> | Iterable<Buffer>;
+  /**
+   * A complete file holding exactly these bytes, which the caller will not
+   * modify: a local backend may link it into place instead of copying it
+   * (it still verifies and fsyncs it).
+   */
+  file?: string;
 }
 
 export interface PutExpect {

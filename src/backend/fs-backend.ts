@@ -36,6 +36,7 @@ export class FsBackend implements BlobBackend {
   async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
     const final = this.pathOf(key);
     if (await exists(final)) return false;
+    if (src.file && this.sameDevice(src.file)) return this.adopt(key, final, src.file, expect);
     const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
     let fh: fsp.FileHandle | null = null;
     try {
@@ -69,6 +70,56 @@ export class FsBackend implements BlobBackend {
       throw wrap(e, `storing blob ${key}`);
     } finally {
       if (fh) await fh.close().catch(() => {});
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  private device: number | null = null;
+  private sameDevice(file: string): boolean {
+    try {
+      this.device ??= fs.statSync(this.root).dev;
+      return fs.statSync(file).dev === this.device;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Links a caller's complete file into place (no copy): verified, fsynced, then linked create-exclusive. */
+  private async adopt(key: string, final: string, file: string, expect: PutExpect): Promise<boolean> {
+    const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    try {
+      // our own name first, so the caller removing theirs cannot race the checks
+      await fsp.link(file, tmp);
+      const fh = await fsp.open(tmp, 'r');
+      try {
+        const h = newHasher();
+        let n = 0;
+        const b = Buffer.allocUnsafe(1024 * 1024);
+        for (;;) {
+          const { bytesRead } = await fh.read(b, 0, b.length, n);
+          if (bytesRead === 0) break;
+          h.update(b.subarray(0, bytesRead));
+          n += bytesRead;
+        }
+        if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: file holds ${n} bytes, ${expect.size} declared`);
+        if (!h.digest().equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const dir = path.dirname(final);
+      await this.ensureDir(dir);
+      try {
+        await fsp.link(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        return false;
+      }
+      await fsyncDir(dir);
+      return true;
+    } catch (e) {
+      throw wrap(e, `storing blob ${key}`);
+    } finally {
       await fsp.rm(tmp, { force: true }).catch(() => {});
     }
   }

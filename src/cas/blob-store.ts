@@ -54,7 +54,8 @@ export class BlobStore {
         return { codec: BlobCodec.Deflate, stored: z.length, created };
       }
     }
-    const created = await this.backend.put(key, { size: part.size, open: () => part.chunks() }, { size: part.size, digest: part.digest });
+    const src = { size: part.size, open: () => part.chunks(), ...(part.file ? { file: part.file } : {}) };
+    const created = await this.backend.put(key, src, { size: part.size, digest: part.digest });
     return { codec: BlobCodec.None, stored: part.size, created };
   }
 

@@ -14,6 +14,8 @@ export interface PartData {
   readonly digest: Buffer;
   /** Set when the bytes are in memory. */
   readonly buffer: Buffer | null;
+  /** Set when the bytes are in a temp file (complete, never written again). */
+  readonly file: string | null;
   chunks(): Iterable<Buffer>;
   dispose(): void;
 }
@@ -71,7 +73,7 @@ export class PartSink implements CanonicalSink {
     const size = this.size;
     if (this.fd === null) {
       const buffer = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size);
-      return { size, key, digest, buffer, chunks: () => [buffer], dispose: () => {} };
+      return { size, key, digest, buffer, file: null, chunks: () => [buffer], dispose: () => {} };
     }
     const fd = this.fd;
     const file = this.file!;
@@ -82,6 +84,7 @@ export class PartSink implements CanonicalSink {
       key,
       digest,
       buffer: null,
+      file,
       *chunks() {
         const b = Buffer.allocUnsafe(IO_CHUNK_BYTES);
         for (let pos = 0; pos < size; ) {

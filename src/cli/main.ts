@@ -48,8 +48,7 @@ export function buildProgram(): Command {
     .argument('[file]', 'message file (default: stdin)')
     .action(async (file: string | undefined, o: { user: string; mailbox: string }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const input = file ? fs.createReadStream(file) : process.stdin;
-        if (file && !fs.existsSync(file)) throw new MailcasError('E_USAGE', `no such file: ${file}`);
+        const input = file ? { path: file } : process.stdin;
         const r = await s.ingest(input, { user: o.user, mailbox: o.mailbox });
         out(r.id);
       });
@@ -62,7 +61,7 @@ export function buildProgram(): Command {
     .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
     .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
     .option('--json', 'one JSON line per committed message, then a summary line')
-    .option('--concurrency <n>', 'messages in flight', (v) => parseInt(v, 10), 8)
+    .option('--concurrency <n>', 'messages in flight', (v) => parseInt(v, 10), 32)
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
@@ -73,7 +72,7 @@ export function buildProgram(): Command {
         try {
           await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
             try {
-              const r = await s.ingest(src.open(), { user: o.user, mailbox: o.mailbox });
+              const r = await s.ingest(src.input, { user: o.user, mailbox: o.mailbox });
               sum.messages++;
               sum.bytes += r.size;
               sum.newBlobs += r.newBlobs;

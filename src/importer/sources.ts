@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MailcasError } from '../errors.js';
 import { scanMbox, sniffMbox } from './mbox.js';
+import type { FileInput } from '../split/spool.js';
 
 export type ImportFormat = 'auto' | 'eml' | 'maildir' | 'mbox';
 
@@ -10,7 +11,8 @@ export interface MessageSource {
   /** "<path>" or "<path>#<n>" for the n-th message of an mbox. */
   label: string;
   size: number;
-  open(): fs.ReadStream;
+  /** The message bytes, read in place. */
+  input: FileInput;
 }
 
 /**
@@ -52,7 +54,7 @@ export function* expandSources(paths: string[], format: ImportFormat): Generator
           yield {
             label: `${p}#${m.index}`,
             size: m.end - m.start,
-            open: () => (m.end > m.start ? fs.createReadStream(p, { start: m.start, end: m.end - 1, highWaterMark: 256 * 1024 }) : emptyStream()),
+            input: { path: p, start: m.start, end: m.end },
           };
         }
       } else {
@@ -63,11 +65,7 @@ export function* expandSources(paths: string[], format: ImportFormat): Generator
 }
 
 function fileSource(p: string, size: number): MessageSource {
-  return { label: p, size, open: () => fs.createReadStream(p, { highWaterMark: 256 * 1024 }) };
-}
-
-function emptyStream(): fs.ReadStream {
-  return fs.createReadStream('/dev/null');
+  return { label: p, size, input: { path: p } };
 }
 
 function isDir(p: string): boolean {

@@ -3,7 +3,7 @@ import { Spool, type MessageInput } from '../split/spool.js';
 import { buildMessage, buildWhole, type BlobNeed, type BuiltMessage, type BuildOptions } from './build-message.js';
 import { pack, verifyPacked, type PackedLayout } from './verify.js';
 import { Leases } from '../refcount/leases.js';
-import type { BlobRefInfo } from '../refcount/refcounts.js';
+import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { LEASE_TTL_SECONDS } from '../limits.js';
 import type { StoreContext } from '../store-context.js';
 
@@ -41,14 +41,25 @@ export interface CommitItem {
   fallback: boolean;
 }
 
-export type Committer = (item: CommitItem) => Promise<number>;
+/** Leases to take (in a durable transaction) before writing blobs; answers the existing rows. */
+export interface LeaseRequest {
+  token: string;
+  hashes: Buffer[];
+  expires: number;
+}
+
+/** How an ingest reaches the metadata store: both are group-committed by the store. */
+export interface Committer {
+  lease(req: LeaseRequest): Promise<(BlobRow | undefined)[]>;
+  commit(item: CommitItem): Promise<number>;
+}
 
 /**
  * Stores one message: spool (hashing on the way in), split, canonicalise,
  * verify by reassembly, lease and write blobs (durable), then commit the
  * metadata with its reference counts in one transaction.
  */
-export async function ingestMessage(ctx: StoreContext, commit: Committer, input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
+export async function ingestMessage(ctx: StoreContext, committer: Committer, input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
   const user = opts.user;
   const mailbox = opts.mailbox ?? 'INBOX';
   if (!user) throw new MailcasError('E_USAGE', 'a user is required');
@@ -87,16 +98,7 @@ export async function ingestMessage(ctx: StoreContext, commit: Committer, input:
     if (needs.length) {
       leaseToken = Leases.newToken();
       const token = leaseToken;
-      const rows = await ctx.writeLock.run(() =>
-        ctx.db.transaction(() => {
-          ctx.leases.take(
-            token,
-            needs.map((n) => n.data.key),
-            Date.now() + LEASE_TTL_SECONDS * 1000,
-          );
-          return needs.map((n) => ctx.refcounts.row(n.data.key));
-        })(),
-      );
+      const rows = await committer.lease({ token, hashes: needs.map((n) => n.data.key), expires: Date.now() + LEASE_TTL_SECONDS * 1000 });
       for (let i = 0; i < needs.length; i++) {
         const n = needs[i];
         const row = rows[i];
@@ -113,7 +115,7 @@ export async function ingestMessage(ctx: StoreContext, commit: Committer, input:
         refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: put.stored, codec: put.codec, contentType: n.contentType });
       }
     }
-    const id = await commit({
+    const id = await committer.commit({
       user,
       mailbox,
       size: spool.size,

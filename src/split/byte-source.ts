@@ -37,13 +37,14 @@ export class MemorySource implements ByteSource {
 export class FileSource implements ByteSource {
   private win: Buffer = Buffer.alloc(0);
   private winStart = 0;
-  constructor(private readonly fd: number, readonly size: number, private readonly windowBytes = 1024 * 1024) {}
+  /** Bytes [base, base + size) of the file open as fd. */
+  constructor(private readonly fd: number, readonly size: number, private readonly windowBytes = 1024 * 1024, private readonly base = 0) {}
 
   private fill(start: number, len: number): Buffer {
     const b = Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
-      const n = fs.readSync(this.fd, b, got, len - got, start + got);
+      const n = fs.readSync(this.fd, b, got, len - got, this.base + start + got);
       if (n === 0) break;
       got += n;
     }

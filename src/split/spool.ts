@@ -7,7 +7,19 @@ import { newHasher } from '../cas/hash.js';
 import { SPOOL_MEMORY_BYTES } from '../limits.js';
 import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
 
-export type MessageInput = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+/** A message already in a file (or a byte range of one, e.g. in an mbox): read in place, never copied. */
+export interface FileInput {
+  path: string;
+  start?: number;
+  /** exclusive; default: end of file */
+  end?: number;
+}
+
+export type MessageInput = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array> | FileInput;
+
+export function isFileInput(x: unknown): x is FileInput {
+  return typeof x === 'object' && x !== null && typeof (x as FileInput).path === 'string' && !(Symbol.asyncIterator in x);
+}
 
 export interface SpoolOptions {
   /** Directory for the temp file of large messages. */
@@ -38,6 +50,7 @@ export class Spool {
   static async from(input: MessageInput, opts: SpoolOptions): Promise<Spool> {
     const memLimit = opts.memoryBytes ?? SPOOL_MEMORY_BYTES;
     const hasher = newHasher();
+    if (isFileInput(input)) return Spool.fromFile(input, opts, memLimit);
     if (Buffer.isBuffer(input) || input instanceof Uint8Array) {
       const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
       if (buf.length > opts.maxBytes) throw tooLarge(opts.maxBytes);
@@ -76,6 +89,36 @@ export class Spool {
     const digest = hasher.digest();
     if (fd === null) return new Spool(new MemorySource(Buffer.concat(parts, size)), digest, null, null);
     return new Spool(new FileSource(fd, size), digest, tmpPath, fd);
+  }
+
+  /** Small files are read into memory; large ones are parsed in place (hashed first, in one pass). */
+  private static fromFile(input: FileInput, opts: SpoolOptions, memLimit: number): Spool {
+    let fd: number;
+    try {
+      fd = fs.openSync(input.path, 'r');
+    } catch (e) {
+      throw new MailcasError('E_USAGE', `cannot read ${input.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    try {
+      const fileSize = fs.fstatSync(fd).size;
+      const start = Math.min(input.start ?? 0, fileSize);
+      const end = Math.max(start, Math.min(input.end ?? fileSize, fileSize));
+      const size = end - start;
+      if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
+      const src = new FileSource(fd, size, 1024 * 1024, start);
+      const hasher = newHasher();
+      if (size <= memLimit) {
+        const buf = Buffer.from(src.read(0, size));
+        fs.closeSync(fd);
+        hasher.update(buf);
+        return new Spool(new MemorySource(buf), hasher.digest(), null, null);
+      }
+      for (const c of src.chunks(0, size, 1024 * 1024)) hasher.update(c);
+      return new Spool(src, hasher.digest(), null, fd);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
   }
 
   /** Removes the temp file, if any. */
