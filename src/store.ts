@@ -101,7 +101,12 @@ export class Store implements StoreContext {
 
   /** Opens the store in `dir`, creating it on first use. */
   static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
-    fs.mkdirSync(dir, { recursive: true });
+    if (!dir) throw new MailcasError('E_USAGE', 'a store directory is required');
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new MailcasError('E_USAGE', `cannot create store directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
     const db = openDb(path.join(dir, 'meta.sqlite'));
     try {
       const config = db.transaction(() => loadConfig(db, opts))();

@@ -15,11 +15,20 @@ export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, so
 
 function storeDir(cmd: Command): string {
   const o = cmd.optsWithGlobals() as { store?: string };
-  return o.store ?? process.env.MAILCAS_STORE ?? './mailcas-data';
+  return o.store || process.env.MAILCAS_STORE || './mailcas-data';
+}
+
+function maxMessageBytes(cmd: Command): number | undefined {
+  const o = cmd.optsWithGlobals() as { maxMessageBytes?: string };
+  const v = o.maxMessageBytes ?? process.env.MAILCAS_MAX_MESSAGE_BYTES;
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new MailcasError('E_USAGE', `--max-message-bytes needs a positive integer, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
-  const s = await Store.open(storeDir(cmd));
+  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd) });
   try {
     return await fn(s);
   } finally {
@@ -37,6 +46,7 @@ export function buildProgram(): Command {
     .name('mailcas')
     .description('Deduplicating MIME-splitting blob store for mail: byte-exact, content-addressed')
     .option('--store <dir>', 'store directory (default: $MAILCAS_STORE, else ./mailcas-data)')
+    .option('--max-message-bytes <n>', 'refuse messages larger than this (default 536870912, or $MAILCAS_MAX_MESSAGE_BYTES)')
     .showHelpAfterError()
     .exitOverride();
 

@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ROOT, tmpDir } from './helpers.js';
+import { newHasher } from '../src/cas/hash.js';
+
+const RSS = path.join(ROOT, 'test', 'fixtures', 'rss.mjs');
+const LIMIT_MB = 150;
+
+/** Writes a ~200 MB message (a 150 MB base64 attachment) without holding it in memory; returns its BLAKE3. */
+function writeBigMessage(file: string): string {
+  const fd = fs.openSync(file, 'w');
+  const h = newHasher();
+  const w = (s: string | Buffer): void => {
+    const b = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
+    h.update(b);
+    fs.writeSync(fd, b);
+  };
+  w('From: a@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XYZ"\r\n\r\n--XYZ\r\n\r\nsee attached\r\n--XYZ\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n');
+  const block = 57 * 16384;
+  const seed = crypto.randomBytes(block);
+  for (let i = 0; i < 160; i++) {
+    seed.writeUInt32LE(i, 0);
+    w(seed.toString('base64').replace(/(.{76})/g, '$1\r\n'));
+  }
+  w('\r\n--XYZ--\r\n');
+  fs.closeSync(fd);
+  return h.digest().toString('hex');
+}
+
+function run(args: string[], stdinFile?: string): Promise<{ code: number; rssMB: number; hash: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [RSS, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MAILCAS_NO_PROGRESS: '1' } });
+    const h = newHasher();
+    let err = '';
+    p.stdout.on('data', (c: Buffer) => h.update(c));
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const m = /MAXRSS_KB=(\d+)/.exec(err);
+      resolve({ code: code ?? -1, rssMB: m ? Number(m[1]) / 1024 : Infinity, hash: h.digest().toString('hex'), stderr: err });
+    });
+    if (stdinFile) fs.createReadStream(stdinFile).pipe(p.stdin);
+    else p.stdin.end();
+  });
+}
+
+describe('bounded memory', () => {
+  it(`a 200 MB message goes in (from a file and from stdin) and comes out with peak RSS under ${LIMIT_MB} MB`, async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'big.eml');
+    const hash = writeBigMessage(file);
+    expect(fs.statSync(file).size).toBeGreaterThan(200_000_000);
+    const store = path.join(dir, 'store');
+
+    const fromFile = await run(['--store', store, 'ingest', '--user', 'u', file]);
+    expect(fromFile.code).toBe(0);
+    const stdinRun = await run(['--store', store, 'ingest', '--user', 'u'], file);
+    expect(stdinRun.code).toBe(0);
+    const fetched = await run(['--store', store, 'fetch', '--user', 'u', '1']);
+    expect(fetched.code).toBe(0);
+    expect(fetched.hash).toBe(hash);
+    const fetched2 = await run(['--store', store, 'fetch', '--user', 'u', '2']);
+    expect(fetched2.hash).toBe(hash);
+    console.log(`peak RSS MB: ingest(file) ${fromFile.rssMB.toFixed(0)}, ingest(stdin) ${stdinRun.rssMB.toFixed(0)}, fetch ${fetched.rssMB.toFixed(0)}`);
+    for (const r of [fromFile, stdinRun, fetched]) expect(r.rssMB).toBeLessThan(LIMIT_MB);
+    // one blob for both copies
+    const blobs = fs.readdirSync(path.join(store, 'blobs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
+    expect(blobs.length).toBe(1);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
