@@ -76,7 +76,11 @@ export function decodeLayout(b: Buffer): Layout {
 function writeRecipe(w: ByteWriter, r: Recipe): void {
   w.u8(RECIPE_CODES[r.t]);
   if (r.t === 'base64') w.varint(r.lineLen).u8(r.crlf ? 1 : 0).bytes(r.tail);
-  else if (r.t === 'qp') w.varint(r.lineMax).u8(r.crlf ? 1 : 0).bytes(r.extra);
+  else if (r.t === 'qp') {
+    w.varint(r.lineMax).u8((r.crlf ? 1 : 0) | (r.text ? 2 : 0) | (r.wsLiteral ? 4 : 0) | (r.trailingEq ? 8 : 0) | (r.breaks ? 16 : 0));
+    w.bytes(r.extra);
+    if (r.breaks) w.bytes(r.breaks);
+  }
 }
 
 function readRecipe(r: ByteReader): Recipe {
@@ -85,11 +89,16 @@ function readRecipe(r: ByteReader): Recipe {
     case 0:
       return { t: 'identity' };
     case 1:
-      return { t: 'crlf' };
+      return { t: 'lf' };
     case 2:
       return { t: 'base64', lineLen: r.varint(), crlf: r.u8() === 1, tail: Buffer.from(r.bytes()) };
-    case 3:
-      return { t: 'qp', lineMax: r.varint(), crlf: r.u8() === 1, extra: Buffer.from(r.bytes()) };
+    case 3: {
+      const lineMax = r.varint();
+      const flags = r.u8();
+      const extra = Buffer.from(r.bytes());
+      const breaks = flags & 16 ? Buffer.from(r.bytes()) : null;
+      return { t: 'qp', lineMax, crlf: (flags & 1) !== 0, text: (flags & 2) !== 0, extra, wsLiteral: (flags & 4) !== 0, trailingEq: (flags & 8) !== 0, breaks };
+    }
     default:
       throw new MailcasError('E_CORRUPT', `unknown recipe ${c}`);
   }

@@ -1,7 +1,7 @@
 import type { Canonicalizer, RecipeEncoder } from './canonicalizer.js';
 import type { Recipe } from './recipe.js';
 import { base64Canonicalize, base64Encoder } from './base64.js';
-import { crlfCanonicalize, crlfEncoder } from './crlf.js';
+import { lfCanonicalize, lfEncoder } from './lf.js';
 import { identityCanonicalize, identityEncoder } from './identity.js';
 import { qpCanonicalize, qpEncoder } from './qp.js';
 
@@ -13,13 +13,13 @@ export function candidatesFor(cte: string, opts: { decode: boolean } = { decode:
   if (!opts.decode) return [identityCanonicalize];
   switch (cte) {
     case 'base64':
-      return [base64Canonicalize, crlfCanonicalize, identityCanonicalize];
+      return [base64Canonicalize, lfCanonicalize, identityCanonicalize];
     case 'quoted-printable':
-      return [qpCanonicalize, crlfCanonicalize, identityCanonicalize];
+      return [qpCanonicalize, lfCanonicalize, identityCanonicalize];
     case 'binary':
       return [identityCanonicalize];
     default:
-      return [crlfCanonicalize, identityCanonicalize];
+      return [lfCanonicalize, identityCanonicalize];
   }
 }
 
@@ -27,8 +27,8 @@ export function encoderFor(r: Recipe): RecipeEncoder {
   switch (r.t) {
     case 'identity':
       return identityEncoder();
-    case 'crlf':
-      return crlfEncoder();
+    case 'lf':
+      return lfEncoder();
     case 'base64':
       return base64Encoder(r.lineLen, r.crlf, r.tail);
     case 'qp':

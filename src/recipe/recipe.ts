@@ -6,8 +6,8 @@
 export type Recipe =
   /** Stored exactly as it came. */
   | { t: 'identity' }
-  /** Canonical text uses LF; the original used CRLF throughout. */
-  | { t: 'crlf' }
+  /** Canonical text uses CRLF; the original used bare LF throughout. */
+  | { t: 'lf' }
   /**
    * Canonical bytes are the base64-decoded data. The original is standard
    * base64 with padding, wrapped every `lineLen` characters (0: one line)
@@ -16,17 +16,23 @@ export type Recipe =
    */
   | { t: 'base64'; lineLen: number; crlf: boolean; tail: Buffer }
   /**
-   * Canonical bytes are the quoted-printable-decoded text with hard line
-   * breaks as LF. The original is reproduced by the greedy encoder with
-   * maximum line length `lineMax` (0: never wrapped), CRLF or LF line
-   * breaks, upper-case hex, and `extra` listing the bytes it encodes beyond
-   * those RFC 2045 requires.
+   * Canonical bytes are the quoted-printable-decoded data; with `text`,
+   * hard line breaks are CRLF in the canonical bytes (RFC 2045), without it
+   * the original has no hard breaks and every byte came from an escape or a
+   * literal. The original is reproduced by an encoder with upper-case hex
+   * that escapes the bytes RFC 2045 requires plus `extra`, escapes
+   * whitespace at the end of a line unless `wsLiteral`, and puts soft line
+   * breaks either greedily at `lineMax` (0: never) or, when `breaks` is set,
+   * exactly at those canonical offsets (delta varints: what word-wrapping
+   * encoders such as Gmail's or Outlook's produce). `trailingEq`: the data
+   * ends with a bare "=" (a soft break whose line break belongs to the next
+   * delimiter).
    */
-  | { t: 'qp'; lineMax: number; crlf: boolean; extra: Buffer };
+  | { t: 'qp'; lineMax: number; crlf: boolean; text: boolean; extra: Buffer; wsLiteral: boolean; breaks: Buffer | null; trailingEq: boolean };
 
 export type RecipeKind = Recipe['t'];
 
 export const IDENTITY: Recipe = { t: 'identity' };
 
 /** Writes and reads recipes in the layout's binary form. */
-export const RECIPE_CODES: Record<RecipeKind, number> = { identity: 0, crlf: 1, base64: 2, qp: 3 };
+export const RECIPE_CODES: Record<RecipeKind, number> = { identity: 0, lf: 1, base64: 2, qp: 3 };

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { MemorySource } from '../../src/split/byte-source.js';
 import { base64Canonicalize } from '../../src/recipe/base64.js';
 import { qpCanonicalize, qpEncode } from '../../src/recipe/qp.js';
-import { crlfCanonicalize } from '../../src/recipe/crlf.js';
+import { lfCanonicalize } from '../../src/recipe/lf.js';
 import { encoderFor } from '../../src/recipe/choose.js';
 import type { Canonicalizer } from '../../src/recipe/canonicalizer.js';
 import type { Recipe } from '../../src/recipe/recipe.js';
@@ -66,32 +66,55 @@ describe('base64 recipe', () => {
 });
 
 describe('quoted-printable recipe', () => {
-  it('decodes what the greedy encoder produced, for both line endings', () => {
-    const text = Buffer.from('Grüße aus Köln = schön!\nA long line '.repeat(20) + '\ntrailing space \nend', 'utf8');
+  it('decodes what the greedy encoder produced, for both line endings, to canonical CRLF text', () => {
+    const text = Buffer.from('Grüße aus Köln = schön!\r\nA long line '.repeat(20) + '\r\ntrailing space \r\nend', 'utf8');
     for (const crlf of [false, true]) {
-      const raw = qpEncode(text, { lineMax: 76, crlf, extra: Buffer.alloc(0) });
+      const raw = qpEncode(text, { lineMax: 76, crlf, text: true, extra: Buffer.alloc(0) });
+      expect(raw.includes('\r')).toBe(crlf);
       const { recipe, canonical } = run(qpCanonicalize, raw);
       expect(recipe?.t).toBe('qp');
       expect(canonical.equals(text)).toBe(true);
       expect(reencode(recipe!, canonical).equals(raw)).toBe(true);
     }
   });
-  it('keeps lower-case hex, literal trailing whitespace and bad escapes as they came', () => {
-    for (const raw of ['caf=c3=a9\n', 'trailing \nx', 'bad =ZZ escape', 'ends with =']) {
+  it('binary quoted-printable (CR and LF escaped, only soft breaks) decodes to the exact bytes', () => {
+    const bin = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 31 + 7) & 255));
+    const raw = qpEncode(bin, { lineMax: 76, crlf: true, text: false, extra: Buffer.alloc(0) });
+    const { recipe, canonical } = run(qpCanonicalize, raw);
+    expect(recipe).toMatchObject({ t: 'qp', text: false });
+    expect(canonical.equals(bin)).toBe(true);
+    expect(reencode(recipe!, canonical).equals(raw)).toBe(true);
+  });
+  it('keeps lower-case hex, bad escapes and mixed whitespace conventions as they came', () => {
+    for (const raw of ['caf=c3=a9\n', 'bad =ZZ escape', 'ends with =4', 'a literal \nand an escaped=20\nend']) {
       expect(run(qpCanonicalize, Buffer.from(raw)).recipe).toBeNull();
+    }
+  });
+  it('word-wrapping encoders, literal trailing whitespace and a trailing "=" are reproduced exactly', () => {
+    const cases = [
+      'A line wrapped at a word boundary by a client that prefers =\r\nspaces, and another short =\r\nline.\r\nNext paragraph.',
+      'trailing space left literal \nby an old encoder\n',
+      '<html>soft break at the very end=',
+      '=\n=\nempty soft lines=\n',
+    ];
+    for (const c of cases) {
+      const raw = Buffer.from(c, 'latin1');
+      const { recipe, canonical } = run(qpCanonicalize, raw);
+      expect(recipe?.t).toBe('qp');
+      expect(reencode(recipe!, canonical).equals(raw)).toBe(true);
     }
   });
 });
 
-describe('crlf recipe', () => {
-  it('CRLF text is stored with LF and restored', () => {
-    const raw = Buffer.from('line one\r\nline two\r\n\r\nlast');
-    const { recipe, canonical } = run(crlfCanonicalize, raw);
-    expect(recipe?.t).toBe('crlf');
-    expect(canonical.toString()).toBe('line one\nline two\n\nlast');
-    expect(reencode(recipe!, canonical, 3).equals(raw)).toBe(true);
+describe('lf recipe', () => {
+  it('LF text is stored as canonical CRLF text and restored', () => {
+    const raw = Buffer.from('line one\nline two\n\nlast');
+    const { recipe, canonical } = run(lfCanonicalize, raw);
+    expect(recipe?.t).toBe('lf');
+    expect(canonical.toString()).toBe('line one\r\nline two\r\n\r\nlast');
+    for (const chunk of [1, 2, 3, 100]) expect(reencode(recipe!, canonical, chunk).equals(raw)).toBe(true);
   });
-  it('bare CR, bare LF or no line break at all are not CRLF text', () => {
-    for (const raw of ['a\r\nb\nc', 'a\rb\r\n', 'no breaks', 'ends in cr\r']) expect(run(crlfCanonicalize, Buffer.from(raw)).recipe).toBeNull();
+  it('CRLF text is already canonical; bare CR, mixed endings or no line break are not LF text', () => {
+    for (const raw of ['a\r\nb\r\n', 'a\r\nb\nc', 'a\rb\n', 'no breaks']) expect(run(lfCanonicalize, Buffer.from(raw)).recipe).toBeNull();
   });
 });
