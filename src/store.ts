@@ -15,7 +15,7 @@ import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
 import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult, type LeaseRequest } from './ingest/ingest.js';
 import type { MessageInput } from './split/spool.js';
-import { decodeLayout, unpackLayout } from './layout/layout-codec.js';
+import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.js';
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
@@ -182,7 +182,7 @@ export class Store implements StoreContext {
     } finally {
       this.active--;
     }
-    if (this.dictionaryAfter > 0 && this.currentDict == null && ++this.sinceDictCheck >= 64) {
+    if (this.dictionaryAfter > 0 && ++this.sinceDictCheck >= 64) {
       this.sinceDictCheck = 0;
       const d = await maybeTrainDictionary(this, this.dictionaryAfter);
       if (d) this.currentDict = d;
@@ -200,17 +200,25 @@ export class Store implements StoreContext {
     const e = item.built.envelope;
     const info = this.stmt(
       'insMsg',
-      `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to)
-       VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo)`,
+      `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
+                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to)
+       VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
+               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo)`,
     ).run({
       user: item.user,
       mailbox: item.mailbox,
       size: item.size,
       hash: item.hash,
       received: item.received,
-      codec: item.packed.codec,
+      codec: item.packed.headCodec,
       dict: item.packed.dict,
-      layout: item.packed.data,
+      layout: item.packed.head,
+      inline: item.packed.inline,
+      inlineCodec: item.packed.inlineCodec,
+      headerBytes: item.headerBytes,
+      layoutRaw: item.packed.headRaw,
+      inlineRaw: item.packed.inlineRaw,
+      newBytes: item.newBytes,
       fallback: item.fallback ? 1 : 0,
       ...e,
     });
@@ -361,15 +369,16 @@ interface MsgRow {
   codec: number;
   dict: number | null;
   layout: Buffer;
+  inline: Buffer | null;
+  inline_codec: number;
   subject: string | null;
   from_addr: string | null;
   date: string | null;
   message_id: string | null;
 }
 
-export function layoutOfRow(ctx: StoreContext, r: { codec: number; dict: number | null; layout: Buffer }): Layout {
-  const dict = r.dict != null ? ctx.dictionary(r.dict) : null;
-  return decodeLayout(unpackLayout(r.layout, r.codec, dict));
+export function layoutOfRow(ctx: StoreContext, r: LayoutColumns): Layout {
+  return unpackMessageLayout(r, (id) => ctx.dictionary(id));
 }
 
 function toRecord(r: MsgRow): MessageRecord {

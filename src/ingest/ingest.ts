@@ -1,7 +1,8 @@
 import { MailcasError } from '../errors.js';
 import { Spool, type MessageInput } from '../split/spool.js';
 import { buildMessage, buildWhole, type BlobNeed, type BuiltMessage, type BuildOptions } from './build-message.js';
-import { pack, verifyPacked, type PackedLayout } from './verify.js';
+import { verifyPacked } from './verify.js';
+import { packMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { LEASE_TTL_SECONDS } from '../limits.js';
@@ -39,6 +40,10 @@ export interface CommitItem {
   refs: BlobRefInfo[];
   leaseToken: string;
   fallback: boolean;
+  /** Backend bytes this message's ingest created (blobs that were new). */
+  newBytes: number;
+  /** Raw bytes of header blocks and structural literals. */
+  headerBytes: number;
 }
 
 /** Leases to take (in a durable transaction) before writing blobs; answers the existing rows. */
@@ -76,7 +81,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
     };
     built = buildMessage(spool.source, bopts);
     const dict = ctx.currentDictionary();
-    let packed = pack(built.layout, dict);
+    let packed = packMessageLayout(built.layout, dict);
     const expect = { hash: spool.hash, size: spool.size };
     let failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
     let fallback = false;
@@ -85,7 +90,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       ctx.log.warn('split-fallback', { user, size: spool.size, reason: failure });
       built.dispose();
       built = buildWhole(spool.source, bopts);
-      packed = pack(built.layout, dict);
+      packed = packMessageLayout(built.layout, dict);
       failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
       if (failure) throw new MailcasError('E_INTERNAL', `message does not reassemble even when stored whole: ${failure}`);
     }
@@ -126,6 +131,8 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       refs,
       leaseToken: leaseToken ?? '',
       fallback,
+      newBytes: newBlobBytes,
+      headerBytes: built.layout.segments.reduce((a, g) => a + (g.k === 'part' ? 0 : g.bytes.length), 0),
     });
     leaseToken = null; // released by the commit
     return {

@@ -1,19 +1,7 @@
-import type { Layout } from '../layout/layout.js';
-import { decodeLayout, encodeLayout, packLayout, unpackLayout, type LayoutCodec } from '../layout/layout-codec.js';
 import { newHasher } from '../cas/hash.js';
 import { reassemble, type BlobReader } from '../reassemble/reassemble.js';
+import { toColumns, unpackMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
 import type { BlobNeed } from './build-message.js';
-
-export interface PackedLayout {
-  data: Buffer;
-  codec: LayoutCodec;
-  dict: number | null;
-}
-
-export function pack(layout: Layout, dict: { id: number; data: Buffer } | null): PackedLayout {
-  const p = packLayout(encodeLayout(layout), dict?.data ?? null);
-  return { data: p.data, codec: p.codec, dict: p.codec === 2 ? dict!.id : null };
-}
 
 /**
  * The ingest check: decode the layout exactly as it will be stored,
@@ -28,7 +16,7 @@ export async function verifyPacked(
   expect: { hash: Buffer; size: number },
 ): Promise<string | null> {
   try {
-    const layout = decodeLayout(unpackLayout(packed.data, packed.codec, dictData));
+    const layout = unpackMessageLayout(toColumns(packed), () => dictData);
     const reader: BlobReader = {
       read(hash) {
         const need = blobs.get(hash.toString('hex'));

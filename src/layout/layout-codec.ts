@@ -12,9 +12,16 @@ const T_LITERAL = 2;
 const T_PART_INLINE = 3;
 const T_PART_BLOB = 4;
 
-/** Binary form of a layout (before compression). */
-export function encodeLayout(l: Layout): Buffer {
+/**
+ * Binary form of a layout (before compression), in two parts: `head` holds
+ * header blocks, literals and part references; `inline` the canonical bytes
+ * of inline parts, in order. They are compressed separately, so the report
+ * can say exactly what headers and inline bodies cost, and header queries
+ * never inflate bodies.
+ */
+export function encodeLayout(l: Layout): { head: Buffer; inline: Buffer } {
   const w = new ByteWriter();
+  const inl: Buffer[] = [];
   w.u8(VERSION).varint(l.segments.length);
   for (const s of l.segments) {
     switch (s.k) {
@@ -30,15 +37,16 @@ export function encodeLayout(l: Layout): Buffer {
         writeRecipe(w, s.recipe);
         w.varint(s.rawSize).varint(s.size);
         if (s.hash) w.raw(s.hash);
-        else w.raw(s.inline ?? Buffer.alloc(0));
+        else if (s.inline?.length) inl.push(s.inline);
         break;
     }
   }
-  return w.done();
+  return { head: w.done(), inline: Buffer.concat(inl) };
 }
 
-export function decodeLayout(b: Buffer): Layout {
+export function decodeLayout(b: Buffer, inline: Buffer = Buffer.alloc(0), headOnly = false): Layout {
   const r = new ByteReader(b);
+  let ip = 0;
   const v = r.u8();
   if (v !== VERSION) throw new MailcasError('E_CORRUPT', `unknown layout version ${v}`);
   const n = r.varint();
@@ -63,13 +71,15 @@ export function decodeLayout(b: Buffer): Layout {
         rawSize,
         size,
         hash: blob ? Buffer.from(r.raw(HASH_BYTES)) : null,
-        inline: blob ? null : r.raw(size),
+        inline: blob ? null : headOnly ? Buffer.alloc(0) : inline.subarray(ip, (ip += size)),
       });
+      if (!blob && !headOnly && ip > inline.length) throw new MailcasError('E_CORRUPT', 'inline bodies shorter than the layout says');
     } else {
       throw new MailcasError('E_CORRUPT', `unknown layout segment ${t}`);
     }
   }
   if (!r.atEnd) throw new MailcasError('E_CORRUPT', 'trailing bytes after layout');
+  if (!headOnly && ip !== inline.length) throw new MailcasError('E_CORRUPT', 'inline bodies longer than the layout says');
   return { segments };
 }
 

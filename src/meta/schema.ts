@@ -20,7 +20,14 @@ CREATE TABLE IF NOT EXISTS messages (
   received   INTEGER NOT NULL,     -- unix ms
   codec      INTEGER NOT NULL,     -- layout compression
   dict       INTEGER,              -- preset dictionary id (codec 2)
-  layout     BLOB    NOT NULL,
+  layout     BLOB    NOT NULL,     -- header blocks, literals, part references
+  inline     BLOB,                 -- canonical bytes of inline parts
+  inline_codec INTEGER NOT NULL DEFAULT 0,
+  -- accounting for the report (computed once at ingest)
+  header_bytes INTEGER NOT NULL DEFAULT 0,  -- raw header blocks and structural literals
+  layout_raw   INTEGER NOT NULL DEFAULT 0,  -- layout before compression
+  inline_raw   INTEGER NOT NULL DEFAULT 0,  -- inline canonical bytes before compression
+  new_bytes    INTEGER NOT NULL DEFAULT 0,  -- blob bytes this message's ingest added
   fallback   INTEGER NOT NULL DEFAULT 0,  -- 1: stored whole after a failed reassembly check
   -- top-level header fields, unfolded (queryable without decoding the layout)
   date       TEXT,

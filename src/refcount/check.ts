@@ -1,6 +1,6 @@
 import type { StoreContext } from '../store-context.js';
 import { blobRefs } from '../layout/layout.js';
-import { layoutOfRow } from '../store.js';
+import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { inWriteTxn } from './gc.js';
 import { BlobCodec } from '../cas/blob-store.js';
 
@@ -62,15 +62,12 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
   };
   await inWriteTxn(ctx, false, async () => {
     const actual = new Map<string, number>();
-    for (const r of db.prepare('SELECT id, codec, dict, layout FROM messages').iterate() as IterableIterator<{
-      id: number;
-      codec: number;
-      dict: number | null;
-      layout: Buffer;
-    }>) {
+    for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec FROM messages').iterate() as IterableIterator<
+      LayoutColumns & { id: number }
+    >) {
       rep.messages++;
       try {
-        for (const h of blobRefs(layoutOfRow(ctx, r))) {
+        for (const h of blobRefs(unpackMessageLayout(r, (id) => ctx.dictionary(id)))) {
           const k = h.toString('hex');
           actual.set(k, (actual.get(k) ?? 0) + 1);
         }
