@@ -79,15 +79,22 @@ describe('command-line contract', () => {
     fs.writeFileSync(path.join(md, 'new', '2.host'), b);
     fs.writeFileSync(path.join(md, 'tmp', '3.host'), 'Subject: partial delivery\n');
     fs.writeFileSync(path.join(md, 'dovecot-uidlist'), '3 V1 N3\n');
+    fs.mkdirSync(path.join(md, '.Sent', 'cur'), { recursive: true });
+    fs.writeFileSync(path.join(md, '.Sent', 'cur', '4.host:2,S'), 'Subject: sent\n\nS\n');
     const r = await runCli(['--store', store, 'import', '--user', 'u', '--json', md]);
     expect(r.code).toBe(0);
     const lines = json(r.stdout);
     const summary = lines.pop();
-    expect(summary.summary.messages).toBe(2);
+    expect(summary.summary.messages).toBe(3);
     expect(lines.map((l) => [path.basename(l.source), l.size]).sort()).toEqual([
       ['1.host:2,S', a.length],
       ['2.host', b.length],
+      ['4.host:2,S', 17],
     ]);
+    const { Store } = await import('../src/store.js');
+    const s = await Store.open(store);
+    expect(s.list('u').map((m) => m.mailbox).sort()).toEqual(['INBOX', 'INBOX', 'Sent']);
+    await s.close();
     for (const l of lines) {
       expect(Object.keys(l).sort()).toEqual(['id', 'size', 'source']);
       const f = await runCli(['--store', store, 'fetch', '--user', 'u', l.id]);

@@ -29,7 +29,18 @@ export class PartSink implements CanonicalSink {
   private keyed!: Hasher | null;
   private plain!: Hasher;
 
-  constructor(private readonly tmpDir: string, private readonly domainKey: Buffer | null, private readonly memoryBytes = PART_MEMORY_BYTES) {
+  private discarded = false;
+
+  /**
+   * `discardAbove`: keep at most this many bytes and never spill to disk
+   * (analysis only needs the hash and size of larger parts).
+   */
+  constructor(
+    private readonly tmpDir: string,
+    private readonly domainKey: Buffer | null,
+    private readonly memoryBytes = PART_MEMORY_BYTES,
+    private readonly discardAbove: number | null = null,
+  ) {
     this.reset();
   }
 
@@ -40,6 +51,13 @@ export class PartSink implements CanonicalSink {
     this.size += b.length;
     if (this.fd !== null) {
       writeAll(this.fd, b);
+      return;
+    }
+    if (this.discardAbove !== null) {
+      if (this.size > this.discardAbove) {
+        this.parts = [];
+        this.discarded = true;
+      } else this.parts.push(Buffer.from(b));
       return;
     }
     this.parts.push(Buffer.from(b)); // copy: b may be a view of a reused window
@@ -56,6 +74,7 @@ export class PartSink implements CanonicalSink {
     this.closeFile();
     this.parts = [];
     this.size = 0;
+    this.discarded = false;
     this.plain = newHasher();
     this.keyed = this.domainKey ? newHasher(this.domainKey) : null;
   }
@@ -71,6 +90,19 @@ export class PartSink implements CanonicalSink {
     const digest = this.plain.digest();
     const key = this.keyed ? this.keyed.digest() : digest;
     const size = this.size;
+    if (this.discarded) {
+      return {
+        size,
+        key,
+        digest,
+        buffer: null,
+        file: null,
+        chunks: () => {
+          throw new Error('part bytes were discarded (analysis)');
+        },
+        dispose: () => {},
+      };
+    }
     if (this.fd === null) {
       const buffer = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size);
       return { size, key, digest, buffer, file: null, chunks: () => [buffer], dispose: () => {} };

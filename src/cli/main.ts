@@ -8,7 +8,11 @@ import { MailcasError } from '../errors.js';
 import { expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
 import { progressBar } from './progress.js';
 import { forEachLimit } from '../util/pool.js';
-import { buildReport, formatReport } from '../report/report.js';
+import { buildReport } from '../report/report.js';
+import { formatReport } from '../report/format.js';
+import { renderHtmlReport } from '../report/html.js';
+import { analyze } from '../analyze/analyze.js';
+import { formatAnalysis } from '../analyze/format.js';
 
 /** Exit codes (sysexits.h where one fits). */
 export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, tempFail: 75 } as const;
@@ -82,7 +86,7 @@ export function buildProgram(): Command {
         try {
           await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
             try {
-              const r = await s.ingest(src.input, { user: o.user, mailbox: o.mailbox });
+              const r = await s.ingest(src.input, { user: o.user, mailbox: src.mailbox ?? o.mailbox });
               sum.messages++;
               sum.bytes += r.size;
               sum.newBlobs += r.newBlobs;
@@ -206,13 +210,45 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('storage figures: messages, logical and stored bytes, dedup')
+    .description('storage figures: messages, logical and stored bytes, dedup, by component, content type and user')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }, cmd: Command) => {
+    .option('--html <file>', 'also write a self-contained HTML page with charts')
+    .option('--top <n>', 'shared parts to list', (v) => parseInt(v, 10), 20)
+    .action(async (o: { json?: boolean; html?: string; top: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const r = buildReport(s);
-        out(o.json ? JSON.stringify(r) : formatReport(r));
+        const r = buildReport(s.db, s.dir, { top: o.top });
+        if (o.html) {
+          fs.writeFileSync(o.html, renderHtmlReport(r, { title: `mailcas storage report: ${path.resolve(s.dir)}` }));
+          process.stderr.write(`wrote ${o.html}\n`);
+        }
+        out(o.json ? JSON.stringify(r, null, 2) : formatReport(r));
       });
+    });
+
+  program
+    .command('analyze')
+    .description('what would mailcas save on this mail? (Maildir, mbox or directory; writes nothing)')
+    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
+    .option('--json', 'machine-readable output')
+    .option('--dovecot-min-size <bytes>', "Dovecot's mail_attachment_min_size to compare with", (v) => parseInt(v, 10), 131072)
+    .option('--inline-threshold <bytes>', 'parts below this stay in the database', (v) => parseInt(v, 10), 4096)
+    .argument('<path...>', 'files or directories')
+    .action(async (paths: string[], o: { format: ImportFormat; json?: boolean; dovecotMinSize: number; inlineThreshold: number }) => {
+      const total = totalSize(paths, o.format);
+      const bar = progressBar('analyze', total.bytes);
+      let r;
+      try {
+        r = await analyze(paths, {
+          format: o.format,
+          dovecotMinSize: o.dovecotMinSize,
+          inlineThreshold: o.inlineThreshold,
+          onProgress: (n) => bar.tick(n),
+          onError: (src, e) => process.stderr.write(`mailcas: ${src}: ${e.message}\n`),
+        });
+      } finally {
+        bar.stop();
+      }
+      out(o.json ? JSON.stringify(r, null, 2) : formatAnalysis(r));
     });
 
   return program;

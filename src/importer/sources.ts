@@ -13,6 +13,8 @@ export interface MessageSource {
   size: number;
   /** The message bytes, read in place. */
   input: FileInput;
+  /** Mailbox from the source's own structure (a Maildir++ subfolder); absent: the caller's --mailbox. */
+  mailbox?: string;
 }
 
 /**
@@ -33,15 +35,12 @@ export function* expandSources(paths: string[], format: ImportFormat): Generator
       if (format === 'mbox') throw new MailcasError('E_USAGE', `${p} is a directory, not an mbox file`);
       const isMaildir = format === 'maildir' || (format === 'auto' && (isDir(path.join(p, 'cur')) || isDir(path.join(p, 'new'))));
       if (isMaildir) {
-        for (const sub of ['new', 'cur']) {
-          const d = path.join(p, sub);
-          if (!isDir(d)) continue;
-          for (const f of fs.readdirSync(d).sort()) {
-            if (f.startsWith('.')) continue;
-            const fp = path.join(d, f);
-            const s = fs.statSync(fp);
-            if (s.isFile()) yield fileSource(fp, s.size);
-          }
+        yield* maildirFolder(p, undefined);
+        // Maildir++ subfolders (.Sent, .Archive.2024, ...) become mailboxes of their own
+        for (const e of fs.readdirSync(p, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+          if (!e.name.startsWith('.') || e.name === '.' || e.name === '..') continue;
+          const sub = path.join(p, e.name);
+          if (isDir(sub) && (isDir(path.join(sub, 'cur')) || isDir(path.join(sub, 'new')))) yield* maildirFolder(sub, e.name.slice(1).replace(/\./g, '/'));
         }
       } else {
         for (const f of walk(p)) yield fileSource(f.path, f.size);
@@ -60,6 +59,19 @@ export function* expandSources(paths: string[], format: ImportFormat): Generator
       } else {
         yield fileSource(p, st.size);
       }
+    }
+  }
+}
+
+function* maildirFolder(dir: string, mailbox: string | undefined): Generator<MessageSource> {
+  for (const sub of ['new', 'cur']) {
+    const d = path.join(dir, sub);
+    if (!isDir(d)) continue;
+    for (const f of fs.readdirSync(d).sort()) {
+      if (f.startsWith('.')) continue;
+      const fp = path.join(d, f);
+      const s = fs.statSync(fp);
+      if (s.isFile()) yield { ...fileSource(fp, s.size), ...(mailbox ? { mailbox } : {}) };
     }
   }
 }

@@ -17,6 +17,8 @@ export interface BuildOptions {
   domainKey: Buffer | null;
   /** Decode transfer encodings (false: every part stored as it came). */
   decode: boolean;
+  /** Analysis: keep only what inline parts need (larger parts are hashed and measured, not kept). */
+  analysis?: boolean;
 }
 
 /** A leaf part as recorded in the parts table. */
@@ -106,13 +108,13 @@ class Builder {
   }
 
   rawPart(start: number, end: number, node: MimeNode | null): void {
-    const sink = new PartSink(this.opts.tmpDir, this.opts.domainKey);
+    const sink = this.sink();
     const recipe = identityCanonicalize(this.src, start, end, sink);
     this.finishPart(sink, recipe!, start, end, node);
   }
 
   private bodyPart(start: number, end: number, node: MimeNode): void {
-    const sink = new PartSink(this.opts.tmpDir, this.opts.domainKey);
+    const sink = this.sink();
     let recipe: Recipe | null = null;
     for (const cand of candidatesFor(node.info.cte, { decode: this.opts.decode })) {
       recipe = cand(this.src, start, end, sink);
@@ -120,6 +122,11 @@ class Builder {
       sink.reset();
     }
     this.finishPart(sink, recipe!, start, end, node);
+  }
+
+  private sink(): PartSink {
+    const keep = this.opts.analysis ? Math.max(this.opts.inlineThreshold, 256 * 1024) : null;
+    return new PartSink(this.opts.tmpDir, this.opts.domainKey, undefined, keep);
   }
 
   private finishPart(sink: PartSink, recipe: Recipe, start: number, end: number, node: MimeNode | null): void {
