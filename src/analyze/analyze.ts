@@ -78,10 +78,11 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
   let dict: { id: number; data: Buffer } | null = null;
   const sample: Buffer[] = [];
 
+  const tmpDir = os.tmpdir();
   for (const src of expandSources(paths, opts.format ?? 'auto')) {
     let spool: Spool;
     try {
-      spool = await Spool.from(src.input, { tmpDir: os.tmpdir(), maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
+      spool = await Spool.from(src.input, { tmpDir, maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     } catch (e) {
       failed++;
       if (e instanceof MailcasError) opts.onError?.(src.label, e);
@@ -90,7 +91,7 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
     }
     let built: BuiltMessage | null = null;
     try {
-      built = buildMessage(spool.source, { tmpDir: os.tmpdir(), inlineThreshold, domainKey: null, decode: true, analysis: true });
+      built = buildMessage(spool.source, { tmpDir, inlineThreshold, domainKey: null, decode: true, analysis: true });
       messages++;
       logical += spool.size;
       const packed = packMessageLayout(built.layout, dict);

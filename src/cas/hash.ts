@@ -1,4 +1,4 @@
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 
 /** Incremental BLAKE3, optionally keyed (dedup domains). Digests are 32 bytes. */
 export interface Hasher {
@@ -20,7 +20,9 @@ export function newHasher(key?: Buffer): Hasher {
   };
 }
 
+/** One-shot hash: a single native call (creating an incremental hasher costs more than hashing a small buffer). */
 export function hashBuffer(b: Buffer, key?: Buffer): Buffer {
+  if (!key) return blake3(b);
   const h = newHasher(key);
   h.update(b);
   return h.digest();

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { CanonicalSink } from '../recipe/canonicalizer.js';
-import { newHasher, type Hasher } from './hash.js';
+import { hashBuffer, newHasher, type Hasher } from './hash.js';
 import { IO_CHUNK_BYTES, PART_MEMORY_BYTES } from '../limits.js';
 
 /** The canonical bytes of one part, produced during ingest: in memory when small, else in a temp file. */
@@ -26,8 +26,8 @@ export class PartSink implements CanonicalSink {
   private size = 0;
   private fd: number | null = null;
   private file: string | null = null;
-  private keyed!: Hasher | null;
-  private plain!: Hasher;
+  private keyed: Hasher | null = null;
+  private plain: Hasher | null = null;
 
   private discarded = false;
 
@@ -46,22 +46,21 @@ export class PartSink implements CanonicalSink {
 
   write(b: Buffer): void {
     if (!b.length) return;
-    this.plain.update(b);
-    this.keyed?.update(b);
     this.size += b.length;
-    if (this.fd !== null) {
-      writeAll(this.fd, b);
-      return;
-    }
-    if (this.discardAbove !== null) {
-      if (this.size > this.discardAbove) {
-        this.parts = [];
-        this.discarded = true;
-      } else this.parts.push(Buffer.from(b));
+    if (this.plain) {
+      // streaming (spilled or discarding): hash as the bytes go by
+      this.plain.update(b);
+      this.keyed?.update(b);
+      if (this.fd !== null) writeAll(this.fd, b);
       return;
     }
     this.parts.push(Buffer.from(b)); // copy: b may be a view of a reused window
-    if (this.size > this.memoryBytes) {
+    if (this.discardAbove !== null && this.size > this.discardAbove) {
+      this.startHashing();
+      this.parts = [];
+      this.discarded = true;
+    } else if (this.discardAbove === null && this.size > this.memoryBytes) {
+      this.startHashing();
       fs.mkdirSync(this.tmpDir, { recursive: true });
       this.file = path.join(this.tmpDir, `part-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
       this.fd = fs.openSync(this.file, 'w+', 0o600);
@@ -70,13 +69,23 @@ export class PartSink implements CanonicalSink {
     }
   }
 
+  /** Small parts are hashed once at the end (one native call); large ones incrementally from here on. */
+  private startHashing(): void {
+    this.plain = newHasher();
+    this.keyed = this.domainKey ? newHasher(this.domainKey) : null;
+    for (const p of this.parts) {
+      this.plain.update(p);
+      this.keyed?.update(p);
+    }
+  }
+
   reset(): void {
     this.closeFile();
     this.parts = [];
     this.size = 0;
     this.discarded = false;
-    this.plain = newHasher();
-    this.keyed = this.domainKey ? newHasher(this.domainKey) : null;
+    this.plain = null;
+    this.keyed = null;
   }
 
   private closeFile(): void {
@@ -87,9 +96,18 @@ export class PartSink implements CanonicalSink {
   }
 
   finish(): PartData {
-    const digest = this.plain.digest();
-    const key = this.keyed ? this.keyed.digest() : digest;
     const size = this.size;
+    let digest: Buffer;
+    let key: Buffer;
+    let whole: Buffer | null = null;
+    if (this.plain) {
+      digest = this.plain.digest();
+      key = this.keyed ? this.keyed.digest() : digest;
+    } else {
+      whole = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size);
+      digest = hashBuffer(whole);
+      key = this.domainKey ? hashBuffer(whole, this.domainKey) : digest;
+    }
     if (this.discarded) {
       return {
         size,
@@ -104,7 +122,7 @@ export class PartSink implements CanonicalSink {
       };
     }
     if (this.fd === null) {
-      const buffer = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size);
+      const buffer = whole ?? (this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size));
       return { size, key, digest, buffer, file: null, chunks: () => [buffer], dispose: () => {} };
     }
     const fd = this.fd;

@@ -47,7 +47,7 @@ export const qpCanonicalize: Canonicalizer = (src, start, end, sink) => {
   const dec = qpDecode(raw);
   if (!dec) return null;
   let profile: QpProfile = { ...dec.profile, breaks: null };
-  if (!qpEncode(dec.canonical, profile).equals(raw)) {
+  if (!dec.greedyPossible || !qpEncode(dec.canonical, profile).equals(raw)) {
     profile = { ...dec.profile, lineMax: 0, breaks: dec.breaks };
     if (!qpEncode(dec.canonical, profile).equals(raw)) return null;
   }
@@ -55,7 +55,7 @@ export const qpCanonicalize: Canonicalizer = (src, start, end, sink) => {
   return { t: 'qp', lineMax: profile.lineMax, crlf: profile.crlf, text: profile.text, extra: profile.extra, wsLiteral: !!profile.wsLiteral, breaks: profile.breaks ?? null, trailingEq: !!profile.trailingEq };
 };
 
-export function qpDecode(raw: Buffer): { canonical: Buffer; profile: QpProfile; breaks: Buffer } | null {
+export function qpDecode(raw: Buffer): { canonical: Buffer; profile: QpProfile; breaks: Buffer; greedyPossible: boolean } | null {
   const firstLf = raw.indexOf(LF);
   const crlf = firstLf > 0 && raw[firstLf - 1] === CR;
   const out = Buffer.allocUnsafe(raw.length * 2);
@@ -63,6 +63,7 @@ export function qpDecode(raw: Buffer): { canonical: Buffer; profile: QpProfile; 
   let lastBreak = 0;
   let o = 0;
   let lineMax = 0;
+  let minSoft = Infinity;
   let hard = 0;
   let wsLit = 0;
   let wsEnc = 0;
@@ -103,6 +104,7 @@ export function qpDecode(raw: Buffer): { canonical: Buffer; profile: QpProfile; 
         // soft break
         if (a === CR ? !crlf || raw[i + 2] !== LF : crlf) return null;
         lineMax = Math.max(lineMax, i + 1 - lineStart);
+        minSoft = Math.min(minSoft, i + 1 - lineStart);
         breaks.varint(o - lastBreak);
         lastBreak = o;
         i += a === CR ? 3 : 2;
@@ -143,6 +145,8 @@ export function qpDecode(raw: Buffer): { canonical: Buffer; profile: QpProfile; 
     canonical: Buffer.from(out.subarray(0, o)),
     profile: { lineMax, crlf, text: hard > 0, extra: Buffer.from(extra), wsLiteral: wsLit > 0, trailingEq },
     breaks: breaks.done(),
+    // a greedy encoder fills every soft-broken line to within an escape (3) of the longest
+    greedyPossible: minSoft === Infinity || minSoft >= lineMax - 3,
   };
 }
 

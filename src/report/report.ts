@@ -113,7 +113,7 @@ export function buildReport(db: Db, dir: string, opts: ReportOptions = {}): Stor
        FROM parts`,
     )
     .get() as { raw: number; canon: number; inlRaw: number; blobRaw: number; blobRefCanon: number };
-  const databaseBytes = dbFilesSize(dir);
+  const databaseBytes = dbSize(db, dir);
   const storedBytes = databaseBytes + b.stored;
   const fb = db.prepare("SELECT value FROM counters WHERE name = 'split_fallbacks'").get() as { value: number } | undefined;
 
@@ -214,6 +214,19 @@ export function buildReport(db: Db, dir: string, opts: ReportOptions = {}): Stor
     topShared,
     overTime,
   };
+}
+
+/**
+ * Bytes the database occupies: its pages in use in the committed state
+ * (what the file holds once the WAL is checkpointed). Free-list pages are
+ * reusable space and not counted; the WAL file is transient and not counted.
+ */
+export function dbSize(db: Db, dir: string): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  void dir;
+  return (pages - free) * pageSize;
 }
 
 export function dbFilesSize(dir: string): number {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import { newHasher } from '../cas/hash.js';
+import { hashBuffer, newHasher } from '../cas/hash.js';
 import { SPOOL_MEMORY_BYTES } from '../limits.js';
 import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
 
@@ -54,8 +54,7 @@ export class Spool {
     if (Buffer.isBuffer(input) || input instanceof Uint8Array) {
       const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
       if (buf.length > opts.maxBytes) throw tooLarge(opts.maxBytes);
-      hasher.update(buf);
-      return new Spool(new MemorySource(buf), hasher.digest(), null, null);
+      return new Spool(new MemorySource(buf), hashBuffer(buf), null, null);
     }
     const parts: Buffer[] = [];
     let size = 0;
@@ -106,13 +105,12 @@ export class Spool {
       const size = end - start;
       if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
       const src = new FileSource(fd, size, 1024 * 1024, start);
-      const hasher = newHasher();
       if (size <= memLimit) {
         const buf = Buffer.from(src.read(0, size));
         fs.closeSync(fd);
-        hasher.update(buf);
-        return new Spool(new MemorySource(buf), hasher.digest(), null, null);
+        return new Spool(new MemorySource(buf), hashBuffer(buf), null, null);
       }
+      const hasher = newHasher();
       for (const c of src.chunks(0, size, 1024 * 1024)) hasher.update(c);
       return new Spool(src, hasher.digest(), null, fd);
     } catch (e) {
