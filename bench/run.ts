@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { execSync } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
 import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { forEachLimit } from '../src/util/pool.js';
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   const datasets: Dataset[] = [
     corpusDataset(path.join(ROOT, 'corpus')),
-    generatedDataset('attachment-heavy (generated)', { seed: 11, users: 12, messages: quick ? 300 : 1200, profile: 'attachments' }),
+    generatedDataset('attachment-heavy (generated)', { seed: 11, users: 12, messages: quick ? 300 : 600, profile: 'attachments' }),
     generatedDataset('small messages (generated)', { seed: 12, users: 20, messages: quick ? 2000 : 10000, profile: 'small' }),
   ];
   const rows: Row[] = [];
@@ -119,9 +120,9 @@ async function main(): Promise<void> {
     settle();
     const te = await timeIt(async () => {
       await forEachLimit(ids, 4, async (id) => {
-        const ws = fs.createWriteStream(path.join(exp, `${id}.eml`));
-        for await (const c of await store.fetch(id)) ws.write(c);
-        await new Promise<void>((r, j) => ws.end((e?: Error | null) => (e ? j(e) : r())));
+        const file = path.join(exp, `${id}.eml`);
+        if (store.get(id).size <= 1024 * 1024) fs.writeFileSync(file, await store.fetchBuffer(id));
+        else await pipeline(await store.fetch(id), fs.createWriteStream(file));
       });
     });
     rows.push({ dataset: ds.name, op: 'mailcas export', seconds: te, bytes: ds.bytes, messages: ds.messages });

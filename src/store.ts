@@ -249,7 +249,7 @@ export class Store implements StoreContext {
   private row(id: string, user?: string): MsgRow {
     this.assertOpen();
     const n = Number(id);
-    const r = Number.isSafeInteger(n) && n > 0 ? (this.stmt('getMsg', 'SELECT * FROM messages WHERE id = ?').get(n) as MsgRow | undefined) : undefined;
+    const r = Number.isSafeInteger(n) && n > 0 ? (this.stmt('getRow', 'SELECT id, user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, subject, from_addr, date, message_id FROM messages WHERE id = ?').get(n) as MsgRow | undefined) : undefined;
     if (!r || (user !== undefined && r.user !== user)) throw new MailcasError('E_NOT_FOUND', `message ${id} not found${user !== undefined ? ` for user ${user}` : ''}`);
     return r;
   }
@@ -276,29 +276,33 @@ export class Store implements StoreContext {
    * checked as the bytes go out; a mismatch errors the stream (E_INTEGRITY).
    */
   async fetch(id: string, opts: { user?: string } = {}): Promise<Readable> {
-    const r = this.row(id, opts.user);
-    const layout = layoutOfRow(this, r);
-    const reader = this.blobReader();
-    async function* checked(): AsyncGenerator<Buffer> {
-      const h = newHasher();
-      let n = 0;
-      for await (const c of coalesce(reassemble(layout, reader))) {
-        h.update(c);
-        n += c.length;
-        yield c;
-      }
-      if (n !== r.size || !h.digest().equals(r.hash)) {
-        throw new MailcasError('E_INTEGRITY', `message ${id}: reassembled bytes do not match the stored hash`);
-      }
-    }
-    return Readable.from(checked(), { objectMode: false });
+    return Readable.from(coalesce(this.checkedBytes(id, opts.user)), { objectMode: false });
   }
 
-  /** The whole message in memory (convenience for small messages and tests). */
+  /** The whole message in memory (small messages, tests), checked like fetch. */
   async fetchBuffer(id: string, opts: { user?: string } = {}): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const c of await this.fetch(id, opts)) parts.push(c as Buffer);
-    return Buffer.concat(parts);
+    let n = 0;
+    for await (const c of this.checkedBytes(id, opts.user)) {
+      parts.push(c);
+      n += c.length;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+  }
+
+  private async *checkedBytes(id: string, user: string | undefined): AsyncGenerator<Buffer> {
+    const r = this.row(id, user);
+    const layout = layoutOfRow(this, r);
+    const h = newHasher();
+    let n = 0;
+    for await (const c of reassemble(layout, this.blobReader())) {
+      h.update(c);
+      n += c.length;
+      yield c;
+    }
+    if (n !== r.size || !h.digest().equals(r.hash)) {
+      throw new MailcasError('E_INTEGRITY', `message ${id}: reassembled bytes do not match the stored hash`);
+    }
   }
 
   get(id: string, opts: { user?: string } = {}): MessageRecord {

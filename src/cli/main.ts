@@ -17,6 +17,9 @@ import { formatAnalysis } from '../analyze/format.js';
 /** Exit codes (sysexits.h where one fits). */
 export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, tempFail: 75 } as const;
 
+/** Messages up to this size are exported through one buffer. */
+const SMALL_EXPORT = 1024 * 1024;
+
 function storeDir(cmd: Command): string {
   const o = cmd.optsWithGlobals() as { store?: string };
   return o.store || process.env.MAILCAS_STORE || './mailcas-data';
@@ -139,7 +142,10 @@ export function buildProgram(): Command {
         const bar = progressBar('export', msgs.reduce((a, m) => a + m.size, 0));
         try {
           await forEachLimit(msgs, 4, async (m) => {
-            await pipeline(await s.fetch(m.id, { user: o.user }), fs.createWriteStream(path.join(o.out, `${m.id}.eml`)));
+            const file = path.join(o.out, `${m.id}.eml`);
+            // small messages: one buffer, one write; large ones stream with bounded memory
+            if (m.size <= SMALL_EXPORT) fs.writeFileSync(file, await s.fetchBuffer(m.id, { user: o.user }));
+            else await pipeline(await s.fetch(m.id, { user: o.user }), fs.createWriteStream(file));
             bar.tick(m.size);
           });
         } finally {

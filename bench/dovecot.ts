@@ -1,0 +1,130 @@
+/**
+ * Delivers a dataset into Dovecot 2.3 (Debian's dovecot-core) with
+ * dovecot-lda, in a throw-away instance under a temp directory, and
+ * measures what it stores. Needs root (Dovecot drops to the `mail` user).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import type { Dataset } from './datasets.js';
+import { forEachLimit } from '../src/util/pool.js';
+
+export const LDA = '/usr/lib/dovecot/dovecot-lda';
+
+export interface DovecotVariant {
+  name: string;
+  /** mail_attachment_min_size, or null for no single-instance attachment storage. */
+  minSize: string | null;
+  zlib: boolean;
+}
+
+export const VARIANTS: DovecotVariant[] = [
+  { name: 'Dovecot sdbox', minSize: null, zlib: false },
+  { name: 'Dovecot sdbox+SIS 128k', minSize: '128k', zlib: false },
+  { name: 'Dovecot sdbox+SIS min 1', minSize: '1', zlib: false },
+  { name: 'Dovecot sdbox+SIS min 1+zlib', minSize: '1', zlib: true },
+];
+
+export function dovecotAvailable(): string | null {
+  if (!fs.existsSync(LDA) || spawnSync('dovecot', ['--version']).status !== 0) return 'Dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd)';
+  if (process.getuid?.() !== 0) return 'Dovecot comparison needs root (the instance drops to the mail user)';
+  return null;
+}
+
+function config(dir: string, v: DovecotVariant): string {
+  return `base_dir = ${dir}/run
+log_path = ${dir}/dovecot.log
+state_dir = ${dir}/state
+protocols =
+mail_location = sdbox:${dir}/mail/%n
+${v.minSize ? `mail_attachment_dir = ${dir}/att\nmail_attachment_min_size = ${v.minSize}\nmail_attachment_fs = sis posix\nmail_attachment_hash = %{sha1}` : ''}
+${v.zlib ? 'mail_plugins = $mail_plugins zlib\nplugin {\n  zlib_save = gz\n  zlib_save_level = 6\n}' : ''}
+first_valid_uid = 8
+mail_uid = mail
+mail_gid = mail
+default_internal_user = root
+default_login_user = root
+ssl = no
+passdb {
+  driver = static
+  args = nopassword=y
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=${dir}/home/%n
+}
+`;
+}
+
+function treeBytes(dir: string): { files: number; bytes: number; disk: number } {
+  let files = 0;
+  let bytes = 0;
+  let disk = 0;
+  if (!fs.existsSync(dir)) return { files, bytes, disk };
+  for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const st = fs.statSync(path.join(e.parentPath, e.name));
+    files++;
+    bytes += st.size;
+    disk += st.blocks * 512;
+  }
+  return { files, bytes, disk };
+}
+
+export interface DovecotResult {
+  variant: string;
+  /** Mail files and attachment files (what holds the messages). */
+  mailBytes: number;
+  /** Including Dovecot's index and cache files. */
+  totalBytes: number;
+  diskBytes: number;
+  attachmentFiles: number;
+  failed: number;
+  seconds: number;
+}
+
+export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: string): Promise<DovecotResult> {
+  const dir = path.join(work, v.name.replace(/\W+/g, '-'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (const d of ['run', 'mail', 'att', 'home', 'state']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  spawnSync('chown', ['-R', 'mail:mail', path.join(dir, 'mail'), path.join(dir, 'att'), path.join(dir, 'home')]);
+  const conf = path.join(dir, 'dovecot.conf');
+  fs.writeFileSync(conf, config(dir, v));
+  const up = spawnSync('dovecot', ['-c', conf]);
+  if (up.status !== 0) throw new Error(`dovecot did not start: ${up.stderr}`);
+  const t0 = Date.now();
+  let failed = 0;
+  try {
+    for (let i = 0; i < 50 && !fs.existsSync(path.join(dir, 'run', 'auth-userdb')); i++) await new Promise((r) => setTimeout(r, 100));
+    const jobs = ds.users.flatMap((u) => u.files.map((f) => ({ user: u.user.split('@')[0], f })));
+    await forEachLimit(jobs, 4, async (j) => {
+      const code = await new Promise<number>((resolve) => {
+        const p = spawn(LDA, ['-c', conf, '-d', j.user, '-f', 'bench@example.org'], { stdio: ['pipe', 'ignore', 'ignore'] });
+        fs.createReadStream(j.f).pipe(p.stdin);
+        p.stdin.on('error', () => {});
+        p.on('close', (c) => resolve(c ?? -1));
+      });
+      if (code !== 0) failed++;
+    });
+  } finally {
+    spawnSync('doveadm', ['-c', conf, 'stop']);
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const mail = treeBytes(path.join(dir, 'mail'));
+  const att = treeBytes(path.join(dir, 'att'));
+  let mailFiles = 0;
+  for (const e of fs.readdirSync(path.join(dir, 'mail'), { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && /^u\.\d+$/.test(e.name)) mailFiles += fs.statSync(path.join(e.parentPath, e.name)).size;
+  }
+  const result = {
+    variant: v.name,
+    mailBytes: mailFiles + att.bytes,
+    totalBytes: mail.bytes + att.bytes,
+    diskBytes: mail.disk + att.disk,
+    attachmentFiles: att.files,
+    failed,
+    seconds,
+  };
+  fs.rmSync(dir, { recursive: true, force: true });
+  return result;
+}
