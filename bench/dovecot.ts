@@ -26,7 +26,7 @@ export const VARIANTS: DovecotVariant[] = [
 ];
 
 export function dovecotAvailable(): string | null {
-  if (!fs.existsSync(LDA) || spawnSync('dovecot', ['--version']).status !== 0) return 'Dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd)';
+  if (!fs.existsSync(LDA) || spawnSync('dovecot', ['--version'], { stdio: 'ignore' }).status !== 0) return 'Dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd)';
   if (process.getuid?.() !== 0) return 'Dovecot comparison needs root (the instance drops to the mail user)';
   return null;
 }
@@ -90,8 +90,9 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
   spawnSync('chown', ['-R', 'mail:mail', path.join(dir, 'mail'), path.join(dir, 'att'), path.join(dir, 'home')]);
   const conf = path.join(dir, 'dovecot.conf');
   fs.writeFileSync(conf, config(dir, v));
-  const up = spawnSync('dovecot', ['-c', conf]);
-  if (up.status !== 0) throw new Error(`dovecot did not start: ${up.stderr}`);
+  // the daemon keeps inherited pipes open: give it none, or spawnSync waits for it forever
+  const up = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
+  if (up.status !== 0) throw new Error(`dovecot did not start (see ${dir}/dovecot.log)`);
   const t0 = Date.now();
   let failed = 0;
   try {
@@ -107,7 +108,7 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
       if (code !== 0) failed++;
     });
   } finally {
-    spawnSync('doveadm', ['-c', conf, 'stop']);
+    spawnSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' });
   }
   const seconds = (Date.now() - t0) / 1000;
   const mail = treeBytes(path.join(dir, 'mail'));
