@@ -10,22 +10,12 @@ import { silentLogger } from '../src/util/logger.js';
 import { forEachLimit } from '../src/util/pool.js';
 import { buildReport } from '../src/report/report.js';
 import { corpusDataset, generatedDataset, OUT, type Dataset } from './datasets.js';
-import { deliverToDovecot, dovecotAvailable, VARIANTS } from './dovecot.js';
+import { deliverToDovecot, dovecotAvailable, treeBytes, VARIANTS } from './dovecot.js';
 
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const mb = (n: number): string => (n / 1e6).toFixed(2);
 
-function du(dir: string): { bytes: number; disk: number } {
-  let bytes = 0;
-  let disk = 0;
-  for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const st = fs.statSync(path.join(e.parentPath, e.name));
-    bytes += st.size;
-    disk += st.blocks * 512;
-  }
-  return { bytes, disk };
-}
+const du = (dir: string): { bytes: number; disk: number } => treeBytes(dir);
 
 async function mailcas(ds: Dataset, work: string): Promise<{ stored: number; files: number; disk: number; exact: number }> {
   const dir = path.join(work, 'mailcas');

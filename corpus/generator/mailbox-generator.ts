@@ -52,7 +52,7 @@ class Rng {
   }
   /** Zipf-like: small indexes much more likely. */
   skewed(n: number): number {
-    return Math.min(n - 1, Math.floor(Math.pow(this.next(), 2.2) * n));
+    return Math.min(n - 1, Math.floor(Math.pow(this.next(), 1.6) * n));
   }
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n + 4);
@@ -100,7 +100,7 @@ export function* generateMailboxes(opts: GenOptions): Generator<GeneratedMessage
   const rng = new Rng(opts.seed);
   const profile = opts.profile ?? 'mixed';
   const users = Array.from({ length: opts.users }, (_, i) => `user${i}@example.org`);
-  const pool = makeAttachments(rng, opts.attachments ?? Math.max(8, Math.round(opts.messages / 12)), profile);
+  const pool = makeAttachments(rng, opts.attachments ?? Math.max(8, Math.round(opts.messages / 4)), profile);
   const history: Sent[] = [];
   const newsletter = { html: makeHtml(rng), images: pool.filter((a) => a.type.startsWith('image/')).slice(0, 2) };
   let produced = 0;

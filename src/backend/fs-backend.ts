@@ -40,7 +40,7 @@ export class FsBackend implements BlobBackend {
     const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
     let fh: fsp.FileHandle | null = null;
     try {
-      fh = await fsp.open(tmp, 'wx', 0o644);
+      fh = await fsp.open(tmp, 'wx', 0o600);
       const h = newHasher();
       let n = 0;
       for await (const chunk of src.open()) {
