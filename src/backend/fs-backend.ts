@@ -36,11 +36,22 @@ export class FsBackend implements BlobBackend {
   async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
     const final = this.pathOf(key);
     if (await exists(final)) return false;
-    if (src.file && this.sameDevice(src.file)) return this.adopt(key, final, src.file, expect);
     const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
-    let fh: fsp.FileHandle | null = null;
     try {
-      fh = await fsp.open(tmp, 'wx', 0o600);
+      if (src.file && this.sameDevice(src.file)) await this.adoptInto(tmp, key, src.file, expect);
+      else await this.writeInto(tmp, key, src, expect);
+      return await this.publish(tmp, final);
+    } catch (e) {
+      throw wrap(e, `storing blob ${key}`);
+    } finally {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  /** Writes the source to tmp, counting and hashing what is written; fsynced when it returns. */
+  private async writeInto(tmp: string, key: string, src: PutSource, expect: PutExpect): Promise<void> {
+    const fh = await fsp.open(tmp, 'wx', 0o600);
+    try {
       const h = newHasher();
       let n = 0;
       for await (const chunk of src.open()) {
@@ -49,29 +60,50 @@ export class FsBackend implements BlobBackend {
         h.update(chunk);
         await writeAll(fh, chunk);
       }
-      if (n !== expect.size) {
-        throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n > expect.size ? 'more than ' : ''}${n} bytes, ${expect.size} declared`);
-      }
-      if (!h.digest().equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
+      checkWritten(key, n, h.digest(), expect);
       await fh.sync();
-      await fh.close();
-      fh = null;
-      const dir = path.dirname(final);
-      await this.ensureDir(dir);
-      try {
-        await fsp.link(tmp, final);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        return false;
-      }
-      await fsyncDir(dir);
-      return true;
-    } catch (e) {
-      throw wrap(e, `storing blob ${key}`);
     } finally {
-      if (fh) await fh.close().catch(() => {});
-      await fsp.rm(tmp, { force: true }).catch(() => {});
+      await fh.close();
     }
+  }
+
+  /**
+   * Links a caller's complete file as tmp (no copy; our own name first, so the
+   * caller removing theirs cannot race the checks), then reads it back to
+   * verify it and fsyncs it.
+   */
+  private async adoptInto(tmp: string, key: string, file: string, expect: PutExpect): Promise<void> {
+    await fsp.link(file, tmp);
+    const fh = await fsp.open(tmp, 'r');
+    try {
+      const h = newHasher();
+      let n = 0;
+      const b = Buffer.allocUnsafe(1024 * 1024);
+      for (;;) {
+        const { bytesRead } = await fh.read(b, 0, b.length, n);
+        if (bytesRead === 0) break;
+        h.update(b.subarray(0, bytesRead));
+        n += bytesRead;
+      }
+      checkWritten(key, n, h.digest(), expect);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Links a verified, durable tmp file to its final name (create-exclusive) and makes the name durable. */
+  private async publish(tmp: string, final: string): Promise<boolean> {
+    const dir = path.dirname(final);
+    await this.ensureDir(dir);
+    try {
+      await fsp.link(tmp, final);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      return false;
+    }
+    await fsyncDir(dir);
+    return true;
   }
 
   private device: number | null = null;
@@ -81,46 +113,6 @@ export class FsBackend implements BlobBackend {
       return fs.statSync(file).dev === this.device;
     } catch {
       return false;
-    }
-  }
-
-  /** Links a caller's complete file into place (no copy): verified, fsynced, then linked create-exclusive. */
-  private async adopt(key: string, final: string, file: string, expect: PutExpect): Promise<boolean> {
-    const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
-    try {
-      // our own name first, so the caller removing theirs cannot race the checks
-      await fsp.link(file, tmp);
-      const fh = await fsp.open(tmp, 'r');
-      try {
-        const h = newHasher();
-        let n = 0;
-        const b = Buffer.allocUnsafe(1024 * 1024);
-        for (;;) {
-          const { bytesRead } = await fh.read(b, 0, b.length, n);
-          if (bytesRead === 0) break;
-          h.update(b.subarray(0, bytesRead));
-          n += bytesRead;
-        }
-        if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: file holds ${n} bytes, ${expect.size} declared`);
-        if (!h.digest().equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      const dir = path.dirname(final);
-      await this.ensureDir(dir);
-      try {
-        await fsp.link(tmp, final);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        return false;
-      }
-      await fsyncDir(dir);
-      return true;
-    } catch (e) {
-      throw wrap(e, `storing blob ${key}`);
-    } finally {
-      await fsp.rm(tmp, { force: true }).catch(() => {});
     }
   }
 
@@ -211,6 +203,11 @@ export class FsBackend implements BlobBackend {
   }
 
   async close(): Promise<void> {}
+}
+
+function checkWritten(key: string, n: number, digest: Buffer, expect: PutExpect): void {
+  if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n > expect.size ? 'more than ' : ''}${n} bytes, ${expect.size} declared`);
+  if (!digest.equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
 }
 
 async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import type { BlobBackend, PutSource } from '../../src/backend/backend.js';
 import { bufferSource } from '../../src/backend/backend.js';
@@ -132,6 +135,24 @@ export function backendConformance(name: string, factory: () => Promise<{ backen
       };
       await expect(b.put(k, src, { size: 10, digest: Buffer.alloc(32) })).rejects.toThrow();
       expect(await b.stat(k)).toBeNull();
+    });
+
+    it('a source offered as a complete file is stored (a local backend may link it) and verified like any other', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conf-'));
+      const good = Buffer.from('file-backed blob '.repeat(5000));
+      const f = path.join(dir, 'good');
+      fs.writeFileSync(f, good);
+      const k = keyOf(good);
+      expect(await b.put(k, { size: good.length, open: () => [fs.readFileSync(f)], file: f }, expectOf(good))).toBe(true);
+      fs.rmSync(f); // the caller removes its temp file: the stored object must not care
+      expect((await readAll(await b.get(k)))!.equals(good)).toBe(true);
+      // a file whose bytes are not what the caller declared: fails, nothing stored
+      const bad = path.join(dir, 'bad');
+      fs.writeFileSync(bad, 'tampered');
+      const k2 = 'ef'.repeat(32);
+      await expect(b.put(k2, { size: 8, open: () => [fs.readFileSync(bad)], file: bad }, { size: 8, digest: hashBuffer(Buffer.from('original')) })).rejects.toMatchObject({ code: 'E_INTEGRITY' });
+      expect(await b.stat(k2)).toBeNull();
+      fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it('refuses keys that are not hex names', async () => {
