@@ -18,7 +18,7 @@ export function openDb(file: string): Db {
   }
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   const fresh = (db.pragma('user_version', { simple: true }) as number) === 0 && !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'messages'").get();
-  if (fresh) db.pragma('page_size = 8192');
+  if (fresh) db.pragma('page_size = 4096');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = OFF');
