@@ -178,6 +178,22 @@ describe('reference counts, gc and check', () => {
     await s.close();
   });
 
+  it('the same bytes declared with different content types, ingested at the same moment, are one blob that reads back for all', async () => {
+    const dir = tmpDir();
+    const s = await open(dir);
+    // compressible bytes: a policy that looked at the declared type would store them both ways
+    const data = Buffer.from('repetitive content that deflates well\n'.repeat(4000));
+    const types = ['image/jpeg', 'text/plain', 'application/octet-stream', 'image/png', 'application/zip', 'text/html'];
+    const msgs = types.map((type, i) => messageWith(data, { subject: `t${i}`, type, lineLen: [76, 72, 64][i % 3] }));
+    for (let round = 0; round < 3; round++) {
+      const rs = await Promise.all(msgs.map((m, i) => s.ingest(m, { user: `u${round}-${i}` })));
+      for (const [i, r] of rs.entries()) expect((await s.fetchBuffer(r.id)).equals(msgs[i])).toBe(true);
+    }
+    expect(s.db.prepare('SELECT count(*) AS n FROM blobs WHERE size = ?').get(data.length)).toEqual({ n: 1 });
+    expect((await s.check({ deep: true })).consistent).toBe(true);
+    await s.close();
+  });
+
   it('a backend outage fails the ingest with a transient error and stores nothing', async () => {
     const dir = tmpDir();
     const fault = new FaultBackend(new FsBackend(path.join(dir, 'blobs')), { failRate: 1 });

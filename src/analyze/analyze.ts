@@ -4,7 +4,7 @@ import { Spool } from '../split/spool.js';
 import { buildMessage, type BuiltMessage } from '../ingest/build-message.js';
 import { packMessageLayout } from '../layout/packed-layout.js';
 import { trainDictionary } from '../meta/dictionary.js';
-import { worthCompressing } from '../cas/blob-store.js';
+import { compressionPromising, DEFAULT_COMPRESSION } from '../cas/blob-store.js';
 import { expandSources, type ImportFormat } from '../importer/sources.js';
 import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES } from '../limits.js';
 import { MailcasError } from '../errors.js';
@@ -127,7 +127,7 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
           b.raw += raw;
           for (const p of names) if (p.filename && b.names.size < 10) b.names.add(p.filename);
         } else {
-          const stored = estimateStored(need.data.buffer, need.data.size, need.contentType);
+          const stored = estimateStored(need.data.buffer ?? need.data.sample ?? null, need.data.size);
           blobs.set(hex, { size: need.data.size, stored, refs: need.count, raw, type: need.contentType, names: new Set(names.map((p) => p.filename).filter((x): x is string => !!x)) });
           const t = types.get(need.contentType)!;
           if (t) t.stored += stored;
@@ -184,11 +184,11 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
   };
 }
 
-/** Blob bytes after compression, estimated on a leading sample (what the store would decide, within a few percent). */
-function estimateStored(buf: Buffer | null, size: number, contentType: string): number {
-  if (!buf || !worthCompressing(contentType) || size < 256 || size > 16 * 1024 * 1024) return size;
+/** Blob bytes after compression, estimated on a leading sample (the store's own decision rule, within a few percent). */
+function estimateStored(buf: Buffer | null, size: number): number {
+  const c = DEFAULT_COMPRESSION;
+  if (!buf || size < 256 || size > c.maxBytes || !compressionPromising(buf, c.minSaving)) return size;
   const sample = buf.subarray(0, 64 * 1024);
-  const z = zlib.deflateRawSync(sample, { level: 1 }).length * 1.08; // level 6 does a little better than 1; be conservative
-  const ratio = z / sample.length;
-  return ratio <= 0.9 ? Math.round(size * ratio) : size;
+  const ratio = zlib.deflateRawSync(sample, { level: 6 }).length / sample.length;
+  return ratio <= 1 - c.minSaving ? Math.round(size * ratio) : size;
 }

@@ -18,10 +18,7 @@ export interface CompressionPolicy {
   maxBytes: number;
 }
 
-export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.1, maxBytes: 16 * 1024 * 1024 };
-
-/** Content types that are already compressed: never worth deflating again. */
-const COMPRESSED_TYPES = /^(image\/(jpeg|png|gif|webp|heic|avif)|video\/|audio\/(mpeg|mp4|ogg|aac)|application\/(zip|gzip|x-gzip|x-7z|x-rar|pdf|x-bzip2|x-xz|zstd|vnd\.openxmlformats|vnd\.oasis|octet-stream|pkcs7|pgp-encrypted|x-pkcs7))/;
+export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 16 * 1024 * 1024 };
 
 const SYNC_INFLATE_MAX = 1024 * 1024;
 
@@ -31,8 +28,17 @@ async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts));
 }
 
-export function worthCompressing(contentType: string): boolean {
-  return !COMPRESSED_TYPES.test(contentType);
+/**
+ * Whether to store a blob deflated is decided from its bytes alone, never
+ * from the part's declared type: the same content arriving as "image/png"
+ * in one message and "application/octet-stream" in another, at the same
+ * moment, must get the same answer, since both ingests may write it.
+ * A quick deflate of a leading sample rules out what is compressed already.
+ */
+export function compressionPromising(whole: Buffer, minSaving: number): boolean {
+  if (whole.length <= 64 * 1024) return true;
+  const sample = whole.subarray(0, 64 * 1024);
+  return zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
 }
 
 /**
@@ -43,13 +49,18 @@ export function worthCompressing(contentType: string): boolean {
 export class BlobStore {
   constructor(readonly backend: BlobBackend, private readonly compression: CompressionPolicy = DEFAULT_COMPRESSION) {}
 
-  /** Writes a part's canonical bytes under its key unless present. Durable when it resolves. */
-  async put(part: PartData, contentType: string): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
+  /**
+   * Writes a part's canonical bytes under its key unless present; the codec
+   * is a function of the bytes (see compressionPromising). Durable when it resolves.
+   */
+  async put(part: PartData): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
     const key = toHex(part.key);
     const c = this.compression;
-    if (c.enabled && part.buffer && part.size >= 256 && part.size <= c.maxBytes && worthCompressing(contentType)) {
-      const z = zlib.deflateRawSync(part.buffer, { level: 6 });
-      if (z.length <= part.size * (1 - c.minSaving)) {
+    if (c.enabled && part.size >= 256 && part.size <= c.maxBytes) {
+      // parts that spilled to a temp file are read back whole: at most maxBytes, so memory stays bounded
+      const whole = part.buffer ?? Buffer.concat([...part.chunks()], part.size);
+      const z = compressionPromising(whole, c.minSaving) ? zlib.deflateRawSync(whole, { level: 6 }) : null;
+      if (z && z.length <= part.size * (1 - c.minSaving)) {
         const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) });
         return { codec: BlobCodec.Deflate, stored: z.length, created };
       }

@@ -5,6 +5,8 @@ import type { CanonicalSink } from '../recipe/canonicalizer.js';
 import { hashBuffer, newHasher, type Hasher } from './hash.js';
 import { IO_CHUNK_BYTES, PART_MEMORY_BYTES } from '../limits.js';
 
+const SAMPLE_BYTES = 64 * 1024;
+
 /** The canonical bytes of one part, produced during ingest: in memory when small, else in a temp file. */
 export interface PartData {
   readonly size: number;
@@ -16,6 +18,8 @@ export interface PartData {
   readonly buffer: Buffer | null;
   /** Set when the bytes are in a temp file (complete, never written again). */
   readonly file: string | null;
+  /** Analysis only: the first bytes of a part whose bytes were discarded (to estimate compression). */
+  readonly sample?: Buffer;
   chunks(): Iterable<Buffer>;
   dispose(): void;
 }
@@ -30,6 +34,7 @@ export class PartSink implements CanonicalSink {
   private plain: Hasher | null = null;
 
   private discarded = false;
+  private sample: Buffer | undefined;
 
   /**
    * `discardAbove`: keep at most this many bytes and never spill to disk
@@ -57,6 +62,7 @@ export class PartSink implements CanonicalSink {
     this.parts.push(Buffer.from(b)); // copy: b may be a view of a reused window
     if (this.discardAbove !== null && this.size > this.discardAbove) {
       this.startHashing();
+      this.sample = Buffer.concat(this.parts).subarray(0, SAMPLE_BYTES);
       this.parts = [];
       this.discarded = true;
     } else if (this.discardAbove === null && this.size > this.memoryBytes) {
@@ -84,6 +90,7 @@ export class PartSink implements CanonicalSink {
     this.parts = [];
     this.size = 0;
     this.discarded = false;
+    this.sample = undefined;
     this.plain = null;
     this.keyed = null;
   }
@@ -115,6 +122,7 @@ export class PartSink implements CanonicalSink {
         digest,
         buffer: null,
         file: null,
+        sample: this.sample,
         chunks: () => {
           throw new Error('part bytes were discarded (analysis)');
         },

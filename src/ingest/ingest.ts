@@ -6,6 +6,7 @@ import { packMessageLayout, type PackedLayout } from '../layout/packed-layout.js
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { LEASE_TTL_SECONDS } from '../limits.js';
+import { BlobCodec } from '../cas/blob-store.js';
 import type { StoreContext } from '../store-context.js';
 
 export interface IngestOptions {
@@ -111,13 +112,16 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
           refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: row.stored, codec: row.codec, contentType: n.contentType });
           continue;
         }
-        const put = await ctx.blobStore.put(n.data, n.contentType);
-        if (!put.created) await ensureReadable(ctx, n.data.key, put.codec, n.data.size, domain, n);
-        else {
+        const put = await ctx.blobStore.put(n.data);
+        let codec: number = put.codec;
+        let stored = put.stored;
+        if (put.created) {
           newBlobs++;
-          newBlobBytes += put.stored;
+          newBlobBytes += stored;
+        } else {
+          ({ codec, stored } = await existingCodec(ctx, n, put.codec, domain));
         }
-        refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: put.stored, codec: put.codec, contentType: n.contentType });
+        refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored, codec, contentType: n.contentType });
       }
     }
     const id = await committer.commit({
@@ -157,15 +161,25 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
 }
 
 /**
- * An object was already in the backend without a metadata row (left by an
- * ingest that never committed). Make sure it reads back as this content
- * with this codec; otherwise replace it. We hold a lease, so gc will not race.
+ * The object was already in the backend without a committed row: written
+ * by a concurrent ingest of the same content (not committed yet), or left
+ * by one that crashed, possibly by a mailcas with another compression
+ * policy. Find the codec it actually reads back with; only an object that
+ * reads back as nothing valid is replaced. We hold a lease, so gc will not race.
  */
-async function ensureReadable(ctx: StoreContext, key: Buffer, codec: number, size: number, domain: string, need: BlobNeed): Promise<void> {
-  try {
-    for await (const _ of ctx.blobStore.read(key, codec, size, ctx.domainKey(domain))) void _;
-  } catch {
-    await ctx.blobStore.backend.delete(key.toString('hex'));
-    await ctx.blobStore.put(need.data, need.contentType);
+async function existingCodec(ctx: StoreContext, need: BlobNeed, expected: number, domain: string): Promise<{ codec: number; stored: number }> {
+  const key = need.data.key;
+  const stat = await ctx.blobStore.backend.stat(key.toString('hex'));
+  for (const codec of [expected, ...[BlobCodec.None, BlobCodec.Deflate].filter((c) => c !== expected)]) {
+    try {
+      for await (const _ of ctx.blobStore.read(key, codec, need.data.size, ctx.domainKey(domain))) void _;
+      return { codec, stored: stat?.size ?? need.data.size };
+    } catch {
+      /* try the next codec */
+    }
   }
+  ctx.log.warn('blob-replaced', { key: key.toString('hex'), reason: 'existing object does not read back as its content' });
+  await ctx.blobStore.backend.delete(key.toString('hex'));
+  const put = await ctx.blobStore.put(need.data);
+  return { codec: put.codec, stored: put.stored };
 }
