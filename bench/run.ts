@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       });
     });
     rows.push({ dataset: ds.name, op: 'mailcas export', seconds: te, bytes: ds.bytes, messages: ds.messages });
-    const rep = (await import('../src/report/report.js')).buildReport(store.db, store.dir);
+    const rep = (await import('../src/report/report.js')).buildReport(store.db);
     await store.close();
     // analysis (writes nothing)
     const paths = ds.users.flatMap((u) => u.files);

@@ -28,7 +28,7 @@ async function mailcas(ds: Dataset, work: string): Promise<{ stored: number; fil
   });
   let exact = 0;
   for (const x of ids) if ((await store.fetchBuffer(x.id)).equals(fs.readFileSync(x.f))) exact++;
-  const rep = buildReport(store.db, store.dir);
+  const rep = buildReport(store.db);
   await store.close();
   const d = du(dir);
   fs.rmSync(dir, { recursive: true, force: true });

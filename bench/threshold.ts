@@ -32,7 +32,7 @@ async function run(ds: Dataset, threshold: number): Promise<string[]> {
     async (j) => void (await s.ingest({ path: j.f }, { user: j.u })),
   );
   const secs = (Date.now() - t) / 1000;
-  const r = buildReport(s.db, s.dir);
+  const r = buildReport(s.db);
   await s.close();
   const d = disk(dir);
   fs.rmSync(dir, { recursive: true, force: true });

@@ -30,5 +30,3 @@ export class MailcasError extends Error {
 export function isMailcasError(e: unknown, code?: ErrorCode): e is MailcasError {
   return e instanceof MailcasError && (code === undefined || e.code === code);
 }
-
-export const notFound = (what: string): MailcasError => new MailcasError('E_NOT_FOUND', `${what} not found`);

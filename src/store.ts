@@ -75,12 +75,18 @@ export class Store implements StoreContext {
   private readonly domainKeys = new Map<string, Buffer | null>();
   private readonly dicts = new Map<number, Buffer>();
   private currentDict: { id: number; data: Buffer } | null | undefined;
-  private readonly secret: Buffer;
   private closed = false;
   private readonly dictionaryAfter: number;
   private sinceDictCheck = 0;
 
-  private constructor(readonly dir: string, readonly db: Db, backend: BlobBackend, readonly config: StoreConfig, opts: StoreOptions) {
+  private constructor(
+    readonly dir: string,
+    readonly db: Db,
+    backend: BlobBackend,
+    readonly config: StoreConfig,
+    private readonly secret: Buffer,
+    opts: StoreOptions,
+  ) {
     this.tmpDir = path.join(dir, 'tmp');
     fs.mkdirSync(this.tmpDir, { recursive: true });
     cleanDeadTemps(this.tmpDir);
@@ -90,12 +96,6 @@ export class Store implements StoreContext {
     this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression });
     // leases and commits share one group-commit stream: one transaction, one fsync, for both
     this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => (op.k === 'lease' ? this.applyLease(op.req) : this.applyCommit(op.item)), (n) => this.active > n);
-    let secret = getMeta(db, 'secret');
-    if (!Buffer.isBuffer(secret)) {
-      secret = crypto.randomBytes(32);
-      setMeta(db, 'secret', secret);
-    }
-    this.secret = secret;
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
   }
 
@@ -109,9 +109,10 @@ export class Store implements StoreContext {
     }
     const db = openDb(path.join(dir, 'meta.sqlite'));
     try {
-      const config = db.transaction(() => loadConfig(db, opts))();
+      // IMMEDIATE: two processes creating the same store at once must agree on its settings and secret
+      const { config, secret } = db.transaction(() => ({ config: loadConfig(db, opts), secret: loadSecret(db) })).immediate();
       const backend = opts.backend ?? new FsBackend(path.join(dir, 'blobs'));
-      return new Store(dir, db, backend, config, opts);
+      return new Store(dir, db, backend, config, secret, opts);
     } catch (e) {
       db.close();
       throw e;
@@ -276,22 +277,22 @@ export class Store implements StoreContext {
    * checked as the bytes go out; a mismatch errors the stream (E_INTEGRITY).
    */
   async fetch(id: string, opts: { user?: string } = {}): Promise<Readable> {
-    return Readable.from(coalesce(this.checkedBytes(id, opts.user)), { objectMode: false });
+    const r = this.row(id, opts.user); // not found: reject now, not on first read
+    return Readable.from(coalesce(this.checkedBytes(r)), { objectMode: false });
   }
 
   /** The whole message in memory (small messages, tests), checked like fetch. */
   async fetchBuffer(id: string, opts: { user?: string } = {}): Promise<Buffer> {
     const parts: Buffer[] = [];
     let n = 0;
-    for await (const c of this.checkedBytes(id, opts.user)) {
+    for await (const c of this.checkedBytes(this.row(id, opts.user))) {
       parts.push(c);
       n += c.length;
     }
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
-  private async *checkedBytes(id: string, user: string | undefined): AsyncGenerator<Buffer> {
-    const r = this.row(id, user);
+  private async *checkedBytes(r: MsgRow): AsyncGenerator<Buffer> {
     const layout = layoutOfRow(this, r);
     const h = newHasher();
     let n = 0;
@@ -301,7 +302,7 @@ export class Store implements StoreContext {
       yield c;
     }
     if (n !== r.size || !h.digest().equals(r.hash)) {
-      throw new MailcasError('E_INTEGRITY', `message ${id}: reassembled bytes do not match the stored hash`);
+      throw new MailcasError('E_INTEGRITY', `message ${r.id}: reassembled bytes do not match the stored hash`);
     }
   }
 
@@ -398,6 +399,15 @@ function toRecord(r: MsgRow): MessageRecord {
     date: r.date,
     messageId: r.message_id,
   };
+}
+
+/** The store's secret (keys of the dedup domains), created once. */
+function loadSecret(db: Db): Buffer {
+  const s = getMeta(db, 'secret');
+  if (Buffer.isBuffer(s)) return s;
+  const fresh = crypto.randomBytes(32);
+  setMeta(db, 'secret', fresh);
+  return fresh;
 }
 
 function loadConfig(db: Db, opts: StoreOptions): StoreConfig {

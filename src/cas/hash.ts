@@ -34,4 +34,3 @@ export function deriveDomainKey(storeSecret: Buffer, domain: string): Buffer {
 }
 
 export const toHex = (b: Buffer): string => b.toString('hex');
-export const fromHex = (s: string): Buffer => Buffer.from(s, 'hex');

@@ -222,7 +222,7 @@ export function buildProgram(): Command {
     .option('--top <n>', 'shared parts to list', (v) => parseInt(v, 10), 20)
     .action(async (o: { json?: boolean; html?: string; top: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const r = buildReport(s.db, s.dir, { top: o.top });
+        const r = buildReport(s.db, { top: o.top });
         if (o.html) {
           fs.writeFileSync(o.html, renderHtmlReport(r, { title: `mailcas storage report: ${path.resolve(s.dir)}` }));
           process.stderr.write(`wrote ${o.html}\n`);

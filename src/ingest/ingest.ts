@@ -72,6 +72,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
   const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
   let built: BuiltMessage | null = null;
   let leaseToken: string | null = null;
+  let wroteBlobs = false;
   try {
     const domain = ctx.domainOf(user);
     const bopts: BuildOptions = {
@@ -113,6 +114,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
           continue;
         }
         const put = await ctx.blobStore.put(n.data);
+        wroteBlobs = true;
         let codec: number = put.codec;
         let stored = put.stored;
         if (put.created) {
@@ -149,7 +151,9 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       fallback,
     };
   } catch (e) {
-    if (leaseToken) {
+    // Leases of an ingest that wrote blobs are kept: those objects stay "uncommitted"
+    // (not orphans) until the lease expires and gc reclaims objects and leases together.
+    if (leaseToken && !wroteBlobs) {
       const t = leaseToken;
       await ctx.writeLock.run(() => ctx.leases.release(t)).catch(() => {});
     }

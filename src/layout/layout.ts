@@ -39,12 +39,6 @@ export interface Layout {
   segments: LayoutSegment[];
 }
 
-export function layoutSize(l: Layout): number {
-  let n = 0;
-  for (const s of l.segments) n += s.k === 'part' ? s.rawSize : s.bytes.length;
-  return n;
-}
-
 /** Blob keys referenced by a layout, one entry per reference (a blob used twice appears twice). */
 export function blobRefs(l: Layout): Buffer[] {
   const out: Buffer[] = [];

@@ -45,8 +45,3 @@ export function setMeta(db: Db, key: string, value: Buffer | string | number): v
 export function bumpCounter(db: Db, name: string, by = 1): void {
   db.prepare('INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value').run(name, by);
 }
-
-export function getCounter(db: Db, name: string): number {
-  const r = db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
-  return r?.value ?? 0;
-}

@@ -3,7 +3,6 @@ import { BASE64_TAIL_MAX } from '../limits.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
-const CRLF = Buffer.from('\r\n');
 const NL = Buffer.from('\n');
 const EMPTY = Buffer.alloc(0);
 

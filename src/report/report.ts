@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Db } from '../meta/db.js';
 
 /** A component of what the store occupies. */
@@ -88,7 +86,7 @@ export interface ReportOptions {
 }
 
 /** The storage report, from metadata only: never reads a blob. */
-export function buildReport(db: Db, dir: string, opts: ReportOptions = {}): StorageReport {
+export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
   const top = opts.top ?? 20;
   const m = db
     .prepare(
@@ -113,7 +111,7 @@ export function buildReport(db: Db, dir: string, opts: ReportOptions = {}): Stor
        FROM parts`,
     )
     .get() as { raw: number; canon: number; inlRaw: number; blobRaw: number; blobRefCanon: number };
-  const databaseBytes = dbSize(db, dir);
+  const databaseBytes = dbSize(db);
   const storedBytes = databaseBytes + b.stored;
   const fb = db.prepare("SELECT value FROM counters WHERE name = 'split_fallbacks'").get() as { value: number } | undefined;
 
@@ -221,22 +219,9 @@ export function buildReport(db: Db, dir: string, opts: ReportOptions = {}): Stor
  * (what the file holds once the WAL is checkpointed). Free-list pages are
  * reusable space and not counted; the WAL file is transient and not counted.
  */
-export function dbSize(db: Db, dir: string): number {
+export function dbSize(db: Db): number {
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   const pages = db.pragma('page_count', { simple: true }) as number;
   const free = db.pragma('freelist_count', { simple: true }) as number;
-  void dir;
   return (pages - free) * pageSize;
-}
-
-export function dbFilesSize(dir: string): number {
-  let n = 0;
-  for (const f of ['meta.sqlite', 'meta.sqlite-wal', 'meta.sqlite-shm']) {
-    try {
-      n += fs.statSync(path.join(dir, f)).size;
-    } catch {
-      /* absent */
-    }
-  }
-  return n;
 }

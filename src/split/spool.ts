@@ -49,13 +49,13 @@ export class Spool {
 
   static async from(input: MessageInput, opts: SpoolOptions): Promise<Spool> {
     const memLimit = opts.memoryBytes ?? SPOOL_MEMORY_BYTES;
-    const hasher = newHasher();
     if (isFileInput(input)) return Spool.fromFile(input, opts, memLimit);
     if (Buffer.isBuffer(input) || input instanceof Uint8Array) {
       const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
       if (buf.length > opts.maxBytes) throw tooLarge(opts.maxBytes);
       return new Spool(new MemorySource(buf), hashBuffer(buf), null, null);
     }
+    const hasher = newHasher();
     const parts: Buffer[] = [];
     let size = 0;
     let fd: number | null = null;
