@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import type { Dataset } from './datasets.js';
 import { forEachLimit } from '../src/util/pool.js';
@@ -74,6 +75,38 @@ export function treeBytes(dir: string, seen = new Set<number>()): { files: numbe
   return { files, bytes, disk };
 }
 
+/**
+ * How many delivered messages Dovecot gives back byte for byte: every
+ * message of every user is fetched (doveadm fetch text) and its hash looked
+ * up among the hashes of the files delivered to that user.
+ */
+function exactCount(conf: string, ds: Dataset): number {
+  let exact = 0;
+  for (const u of ds.users) {
+    const user = u.user.split('@')[0];
+    const want = new Map<string, number>();
+    for (const f of u.files) {
+      const h = crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+      want.set(h, (want.get(h) ?? 0) + 1);
+    }
+    const uids = spawnSync('doveadm', ['-c', conf, 'fetch', '-u', user, 'uid', 'mailbox', 'INBOX', 'all'], { encoding: 'latin1', maxBuffer: 1 << 28 })
+      .stdout.split('\n')
+      .filter((l) => l.startsWith('uid: '))
+      .map((l) => l.slice(5).trim());
+    for (const uid of uids) {
+      const out = spawnSync('doveadm', ['-c', conf, 'fetch', '-u', user, 'text', 'mailbox', 'INBOX', 'uid', uid], { maxBuffer: 1 << 30 }).stdout as Buffer;
+      const text = out.subarray(out.indexOf(0x0a) + 1); // after "text:"
+      const h = crypto.createHash('sha256').update(text).digest('hex');
+      const n = want.get(h) ?? 0;
+      if (n > 0) {
+        exact++;
+        want.set(h, n - 1);
+      }
+    }
+  }
+  return exact;
+}
+
 export interface DovecotResult {
   variant: string;
   /** Mail files and attachment files (what holds the messages). */
@@ -84,9 +117,11 @@ export interface DovecotResult {
   attachmentFiles: number;
   failed: number;
   seconds: number;
+  /** Messages given back byte for byte (when checked). */
+  exact: number | null;
 }
 
-export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: string): Promise<DovecotResult> {
+export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: string, checkExact = false): Promise<DovecotResult> {
   const dir = path.join(work, v.name.replace(/\W+/g, '-'));
   fs.rmSync(dir, { recursive: true, force: true });
   for (const d of ['run', 'mail', 'att', 'home', 'state']) fs.mkdirSync(path.join(dir, d), { recursive: true });
@@ -98,6 +133,7 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
   if (up.status !== 0) throw new Error(`dovecot did not start (see ${dir}/dovecot.log)`);
   const t0 = Date.now();
   let failed = 0;
+  let exact: number | null = null;
   try {
     for (let i = 0; i < 50 && !fs.existsSync(path.join(dir, 'run', 'auth-userdb')); i++) await new Promise((r) => setTimeout(r, 100));
     const jobs = ds.users.flatMap((u) => u.files.map((f) => ({ user: u.user.split('@')[0], f })));
@@ -119,6 +155,7 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
       }
       if (code !== 0) failed++;
     });
+    if (checkExact) exact = exactCount(conf, ds);
   } finally {
     spawnSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' });
   }
@@ -138,6 +175,7 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
     attachmentFiles: att.files,
     failed,
     seconds,
+    exact,
   };
   fs.rmSync(dir, { recursive: true, force: true });
   return result;

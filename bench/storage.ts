@@ -46,13 +46,13 @@ async function main(): Promise<void> {
   ];
   const why = dovecotAvailable();
   if (why) console.log(`(${why}: Dovecot columns skipped)\n`);
-  const lines: string[][] = [['dataset', 'store', 'stored MB', 'on disk MB', 'vs raw', 'vs Dovecot best', 'byte-exact']];
+  const lines: string[][] = [['dataset', 'store', 'stored MB', 'on disk MB', 'vs raw', 'vs Dovecot best', 'byte-exact', 'failed']];
   for (const ds of datasets) {
     const raw = ds.bytes;
-    lines.push([ds.name, 'raw (as delivered)', mb(raw), '', '1.00', '', '']);
+    lines.push([ds.name, 'raw (as delivered)', mb(raw), '', '1.00', '', '', '']);
     const m = await mailcas(ds, work);
-    const dv = why ? [] : [];
-    if (!why) for (const v of VARIANTS) dv.push(await deliverToDovecot(ds, v, work));
+    const dv: Awaited<ReturnType<typeof deliverToDovecot>>[] = [];
+    if (!why) for (const v of VARIANTS) dv.push(await deliverToDovecot(ds, v, work, v === VARIANTS[VARIANTS.length - 1]));
     const best = dv.length ? Math.min(...dv.map((d) => d.totalBytes)) : 0;
     lines.push([
       '',
@@ -62,9 +62,10 @@ async function main(): Promise<void> {
       (m.stored / raw).toFixed(2),
       best ? (m.stored / best).toFixed(2) : 'n/a',
       `${m.exact}/${ds.messages}`,
+      '0',
     ]);
     for (const d of dv)
-      lines.push(['', `${d.variant}`, mb(d.totalBytes), mb(d.diskBytes), (d.totalBytes / raw).toFixed(2), (d.totalBytes / best).toFixed(2), d.failed ? `${d.failed} failed` : 'no (CRLF->LF)']);
+      lines.push(['', `${d.variant}`, mb(d.totalBytes), mb(d.diskBytes), (d.totalBytes / raw).toFixed(2), (d.totalBytes / best).toFixed(2), d.exact !== null ? `${d.exact}/${ds.messages}` : '', String(d.failed)]);
   }
   const w = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   console.log(lines.map((l) => l.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n'));

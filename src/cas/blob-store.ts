@@ -20,7 +20,8 @@ export interface CompressionPolicy {
 
 export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 16 * 1024 * 1024 };
 
-const SYNC_INFLATE_MAX = 1024 * 1024;
+/** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
+const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
 
 async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
@@ -84,7 +85,7 @@ export class BlobStore {
     let src: AsyncIterable<Buffer> | Iterable<Buffer> = s;
     if (codec === BlobCodec.Deflate) {
       // small blobs (most text) inflate synchronously: no thread-pool round trip
-      src = size <= SYNC_INFLATE_MAX ? inflateWhole(s) : pipeline(s, zlib.createInflateRaw(), () => {});
+      src = size <= SYNC_INFLATE_MAX ? inflateWhole(s) : pipeline(s, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
     }
     try {
       for await (const chunk of src) {

@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { Store } from '../store.js';
 import { MailcasError } from '../errors.js';
 import { expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
-import { progressBar } from './progress.js';
+import { progressBar, progressWanted } from './progress.js';
 import { forEachLimit } from '../util/pool.js';
 import { buildReport } from '../report/report.js';
 import { formatReport } from '../report/format.js';
@@ -82,8 +82,7 @@ export function buildProgram(): Command {
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const total = totalSize(paths, o.format);
-        const bar = progressBar('import', total.bytes);
+        const bar = progressBar('import', progressWanted() ? totalSize(paths, o.format).bytes : 0);
         const sum = { messages: 0, bytes: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
         const t0 = Date.now();
         try {
@@ -240,8 +239,7 @@ export function buildProgram(): Command {
     .option('--inline-threshold <bytes>', 'parts below this stay in the database', (v) => parseInt(v, 10), 4096)
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { format: ImportFormat; json?: boolean; dovecotMinSize: number; inlineThreshold: number }) => {
-      const total = totalSize(paths, o.format);
-      const bar = progressBar('analyze', total.bytes);
+      const bar = progressBar('analyze', progressWanted() ? totalSize(paths, o.format).bytes : 0);
       let r;
       try {
         r = await analyze(paths, {

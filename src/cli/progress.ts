@@ -6,8 +6,13 @@ export interface Progress {
   stop(): void;
 }
 
+/** A bar is drawn only on a terminal (then the work is sized up front; scripts skip that walk). */
+export function progressWanted(): boolean {
+  return !!process.stderr.isTTY && !process.env.MAILCAS_NO_PROGRESS;
+}
+
 export function progressBar(label: string, total: number, unit: 'bytes' | 'items' = 'bytes'): Progress {
-  if (!process.stderr.isTTY || process.env.MAILCAS_NO_PROGRESS) return { tick() {}, stop() {} };
+  if (!progressWanted()) return { tick() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
