@@ -1,5 +1,6 @@
 import zlib from 'node:zlib';
 import { pipeline } from 'node:stream';
+import { promisify } from 'node:util';
 import { MailcasError } from '../errors.js';
 import type { BlobBackend } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
@@ -19,6 +20,8 @@ export interface CompressionPolicy {
 }
 
 export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 16 * 1024 * 1024 };
+
+const deflateRaw = promisify(zlib.deflateRaw);
 
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
@@ -60,7 +63,8 @@ export class BlobStore {
     if (c.enabled && part.size >= 256 && part.size <= c.maxBytes) {
       // parts that spilled to a temp file are read back whole: at most maxBytes, so memory stays bounded
       const whole = part.buffer ?? Buffer.concat([...part.chunks()], part.size);
-      const z = compressionPromising(whole, c.minSaving) ? zlib.deflateRawSync(whole, { level: 6 }) : null;
+      // the thread pool deflates large blobs while this thread goes on decoding the next message
+      const z = !compressionPromising(whole, c.minSaving) ? null : whole.length >= 256 * 1024 ? await deflateRaw(whole, { level: 6 }) : zlib.deflateRawSync(whole, { level: 6 });
       if (z && z.length <= part.size * (1 - c.minSaving)) {
         const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) });
         return { codec: BlobCodec.Deflate, stored: z.length, created };
