@@ -13,9 +13,12 @@ const LINES_PER_STEP = 860;
 
 /**
  * Regular base64 (one line length, one line ending, standard alphabet,
- * padded, zero pad bits) is stored decoded. The check is the strongest
- * there is: every step is re-encoded with the recorded geometry and
- * compared with the original bytes; any difference means "store as it came".
+ * padded, zero pad bits) is stored decoded. The decoder is strict: every
+ * character must be in the alphabet, every line break exactly where the
+ * recorded geometry puts it, padding only in the last group and with zero
+ * pad bits. Under those conditions re-encoding with the geometry gives back
+ * exactly the input (the final reassembly check on ingest proves it again);
+ * anything else means "store as it came".
  */
 export const base64Canonicalize: Canonicalizer = (src, start, end, sink) => {
   // trailing whitespace / line breaks after the last data character
@@ -37,35 +40,84 @@ export const base64Canonicalize: Canonicalizer = (src, start, end, sink) => {
     lineLen = lf - start - (crlf ? 1 : 0);
     if (lineLen <= 0 || lineLen % 4 !== 0) return null;
   }
-  const enc = new Base64Wrapper(lineLen, crlf);
   const eolLen = crlf ? 2 : 1;
   const stride = lineLen + eolLen;
   const len = dataEnd - start;
   if (lineLen > 0) {
     // (n-1) full lines of `stride` bytes, then a last line of 1..lineLen characters
     const last = ((len - 1) % stride) + 1;
-    if (last > lineLen) return null;
+    if (last > lineLen || last % 4 !== 0) return null;
+  } else if (len % 4 !== 0) {
+    return null;
   }
-  const step = lineLen > 0 ? stride * LINES_PER_STEP : 3 * 4 * 16384;
-  // Re-encoded output is compared with the original at a running offset (the
-  // encoder writes each line break lazily, so its output lags by one break).
-  let cmp = start;
-  const same = (b: Buffer): boolean => {
-    if (!b.length) return true;
-    if (cmp + b.length > dataEnd || !src.read(cmp, cmp + b.length).equals(b)) return false;
-    cmp += b.length;
-    return true;
-  };
+  // steps start at line starts and hold whole lines (whole groups), so each decodes on its own
+  const step = lineLen > 0 ? stride * LINES_PER_STEP : 4 * 65536;
   for (let p = start; p < dataEnd; p += step) {
     const q = Math.min(dataEnd, p + step);
-    // steps start at line starts and lines hold a multiple of 4 characters, so each step decodes on its own
-    const decoded = Buffer.from(src.read(p, q).toString('latin1'), 'base64');
-    if (!same(enc.push(decoded))) return null;
+    const decoded = decodeStrict(src.read(p, q), lineLen, crlf, q === dataEnd);
+    if (!decoded) return null;
     sink.write(decoded);
   }
-  if (!same(enc.end()) || cmp !== dataEnd) return null;
   return { t: 'base64', lineLen, crlf, tail };
 };
+
+/** Character -> 6-bit value; -1 not in the alphabet; -2 the pad character. */
+const VALUES = new Int8Array(256).fill(-1);
+for (let i = 0; i < 64; i++) VALUES['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+VALUES[0x3d] = -2;
+
+/**
+ * Decodes whole lines of `lineLen` characters separated by the line break
+ * (the last line of the data may be shorter and has none), or one unwrapped
+ * run when lineLen is 0. Returns null on any irregularity.
+ */
+function decodeStrict(raw: Buffer, lineLen: number, crlf: boolean, lastStep: boolean): Buffer | null {
+  const n = raw.length;
+  const out = Buffer.allocUnsafe(Math.ceil(n / 4) * 3);
+  let o = 0;
+  let i = 0;
+  while (i < n) {
+    const lineEnd = lineLen > 0 ? Math.min(n, i + lineLen) : n;
+    for (; i < lineEnd; i += 4) {
+      const a = VALUES[raw[i]];
+      const b = VALUES[raw[i + 1]];
+      const c = VALUES[raw[i + 2]];
+      const d = VALUES[raw[i + 3]];
+      if ((a | b | c | d) >= 0) {
+        const v = (a << 18) | (b << 12) | (c << 6) | d;
+        out[o++] = v >> 16;
+        out[o++] = (v >> 8) & 255;
+        out[o++] = v & 255;
+        continue;
+      }
+      // padding: only in the very last group of the data, with zero pad bits
+      if (!lastStep || i + 4 !== n || a < 0 || b < 0) return null;
+      if (c === -2 && d === -2) {
+        if ((b & 15) !== 0) return null;
+        out[o++] = (a << 2) | (b >> 4);
+      } else if (c >= 0 && d === -2) {
+        if ((c & 3) !== 0) return null;
+        const v = (a << 18) | (b << 12) | (c << 6);
+        out[o++] = v >> 16;
+        out[o++] = (v >> 8) & 255;
+      } else {
+        return null;
+      }
+    }
+    if (i !== lineEnd) return null; // a line that is not whole groups
+    if (i === n) break;
+    // the line break, exactly here
+    if (crlf) {
+      if (raw[i] !== CR || raw[i + 1] !== LF) return null;
+      i += 2;
+    } else {
+      if (raw[i] !== LF) return null;
+      i += 1;
+    }
+    if (i === n && lastStep) return null; // data never ends with a line break (that is the tail)
+  }
+  return out.subarray(0, o);
+}
 
 const ALPHABET = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
 /** 12 bits -> two alphabet characters (low byte first). */
