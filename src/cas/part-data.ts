@@ -59,7 +59,8 @@ export class PartSink implements CanonicalSink {
       if (this.fd !== null) writeAll(this.fd, b);
       return;
     }
-    this.parts.push(Buffer.from(b)); // copy: b may be a view of a reused window
+    // kept without a copy: canonicalisers hand over fresh buffers or views of the spool, which nothing rewrites
+    this.parts.push(b);
     if (this.discardAbove !== null && this.size > this.discardAbove) {
       this.startHashing();
       this.sample = Buffer.concat(this.parts).subarray(0, SAMPLE_BYTES);

@@ -1,7 +1,11 @@
 import type { ByteSource } from '../split/byte-source.js';
 import type { Recipe } from './recipe.js';
 
-/** Receives canonical bytes as they are produced; `reset` discards them (the attempt failed). */
+/**
+ * Receives canonical bytes as they are produced; `reset` discards them (the
+ * attempt failed). Buffers passed to write may be kept as they are: callers
+ * never modify a buffer after writing it.
+ */
 export interface CanonicalSink {
   write(b: Buffer): void;
   reset(): void;
