@@ -60,6 +60,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     corruptBlobs: [],
     repaired: null,
   };
+  const recreated = new Set<string>();
   await inWriteTxn(ctx, false, async () => {
     const actual = new Map<string, number>();
     for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec FROM messages').iterate() as IterableIterator<
@@ -122,6 +123,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
 
     if (opts.repair) {
       const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0 };
+      recreated.clear();
       const now = Date.now();
       const setRefs = db.prepare('UPDATE blobs SET refs = ?, zero_since = CASE WHEN ? = 0 THEN coalesce(zero_since, ?) ELSE NULL END WHERE hash = ?');
       for (const d of rep.drift) {
@@ -142,6 +144,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
         if (!found) continue;
         ins.run(h, found.domain, p.size, objects.get(k)!, found.codec, actual.get(k)!, now);
         fixed.rowsCreated++;
+        recreated.add(k);
       }
       for (const k of rep.orphans) {
         await backend.delete(k);
@@ -156,7 +159,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     }
   });
   const repairedAll = rep.repaired !== null;
-  const unfixedRows = repairedAll ? rep.missingRows.filter((k) => rep.missingBlobs.includes(k)) : rep.missingRows;
+  const unfixedRows = rep.missingRows.filter((k) => !recreated.has(k));
   rep.consistent =
     (repairedAll ? true : rep.drift.length === 0 && rep.orphans.length === 0) &&
     unfixedRows.length === 0 &&
