@@ -56,8 +56,9 @@ describe('command-line contract', () => {
       expect(r.stderr).not.toMatch(/\bat .*\.(js|ts):\d+/);
     }
     const u = await runCli(['--store', store, 'ingest']);
-    expect(u.code).not.toBe(0);
-    expect(u.stderr).toMatch(/--user/);
+    expect(u.code).toBe(64);
+    expect(u.stderr).toMatch(/^mailcas: required option '--user <user>' not specified/);
+    expect(u.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('a message over the stated size limit is refused with the limit in the message', async () => {

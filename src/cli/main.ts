@@ -54,7 +54,8 @@ export function buildProgram(): Command {
     .description('Deduplicating MIME-splitting blob store for mail: byte-exact, content-addressed')
     .option('--store <dir>', 'store directory (default: $MAILCAS_STORE, else ./mailcas-data)')
     .option('--max-message-bytes <n>', 'refuse messages larger than this (default 536870912, or $MAILCAS_MAX_MESSAGE_BYTES)')
-    .showHelpAfterError()
+    // usage errors: one line on stderr, like every other error (subcommands inherit this)
+    .configureOutput({ outputError: (str, write) => write(`mailcas: ${str.replace(/^error: /, '').trimEnd()} (see mailcas --help)\n`) })
     .exitOverride();
 
   program
