@@ -1,4 +1,8 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { StoreContext } from '../store-context.js';
+import type { BlobBackend } from '../backend/backend.js';
+import { SQLITE_BUSY_TIMEOUT_MS } from '../limits.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { inWriteTxn } from './gc.js';
@@ -39,11 +43,10 @@ export interface CheckReport {
 /**
  * Recounts references from the messages table, compares them with the
  * stored counts and with the backend listing, and reports (with `repair`,
- * fixes) drift, orphans and missing blobs. Runs inside a write transaction
- * so no commit interleaves with the recount.
+ * fixes) drift, orphans and missing blobs. A plain check reads a snapshot
+ * and lets ingest go on; a repair holds the write lock.
  */
 export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckReport> {
-  const db = ctx.db;
   const backend = ctx.blobStore.backend;
   const rep: CheckReport = {
     consistent: true,
@@ -61,7 +64,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     repaired: null,
   };
   const recreated = new Set<string>();
-  await inWriteTxn(ctx, false, async () => {
+  const examine = async (db: Database.Database, listed: Map<string, number> | null): Promise<void> => {
     const actual = new Map<string, number>();
     for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec FROM messages').iterate() as IterableIterator<
       LayoutColumns & { id: number }
@@ -88,8 +91,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
       rows.set(r.hash.toString('hex'), r);
     }
     rep.blobs = rows.size;
-    const objects = new Map<string, number>();
-    for await (const o of backend.list()) objects.set(o.key, o.size);
+    const objects = listed ?? (await listObjects(backend));
     rep.objects = objects.size;
 
     for (const [k, row] of rows) {
@@ -157,7 +159,32 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
       }
       rep.repaired = fixed;
     }
-  });
+  };
+
+  if (opts.repair) {
+    // repairing writes: hold the write lock so no commit interleaves with the recount
+    await inWriteTxn(ctx, false, () => examine(ctx.db, null));
+  } else {
+    // a plain check does not block writers: list the backend first, then read one snapshot of the
+    // metadata on a read-only connection of its own (a blob's lease is committed before its object
+    // is written, so every listed object has a row or a lease in the later snapshot) ...
+    const listed = await listObjects(backend);
+    const reader = new Database(path.join(ctx.dir, 'meta.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      reader.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      reader.exec('BEGIN');
+      await examine(reader, listed);
+      reader.exec('COMMIT');
+    } finally {
+      reader.close();
+    }
+    // ... and close the window between the two: gc may have deleted a listed object since, a commit
+    // may have added one that the listing missed
+    rep.orphans = await filterAsync(rep.orphans, async (k) => (await backend.stat(k)) !== null);
+    rep.uncommitted = await filterAsync(rep.uncommitted, async (k) => (await backend.stat(k)) !== null);
+    rep.missingBlobs = await filterAsync(rep.missingBlobs, async (k) => (await backend.stat(k)) === null);
+    rep.missingRows = rep.missingRows.filter((k) => rep.missingBlobs.includes(k) || listed.has(k));
+  }
   const repairedAll = rep.repaired !== null;
   const unfixedRows = rep.missingRows.filter((k) => !recreated.has(k));
   rep.consistent =
@@ -167,6 +194,18 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     rep.corruptMessages.length === 0 &&
     rep.corruptBlobs.length === 0;
   return rep;
+}
+
+async function listObjects(backend: BlobBackend): Promise<Map<string, number>> {
+  const objects = new Map<string, number>();
+  for await (const o of backend.list()) objects.set(o.key, o.size);
+  return objects;
+}
+
+async function filterAsync<T>(xs: T[], keep: (x: T) => Promise<boolean>): Promise<T[]> {
+  const out: T[] = [];
+  for (const x of xs) if (await keep(x)) out.push(x);
+  return out;
 }
 
 /** Finds the codec (and dedup domain) under which an object reads back as the blob its name says. */
