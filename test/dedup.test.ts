@@ -78,6 +78,21 @@ describe('dedup finds every duplicate, however it was encoded', () => {
     await s.close();
   });
 
+  it('compression is decided from the bytes: a JPEG or ZIP is never deflated, whatever it is declared as; compressible bytes are', async () => {
+    const s = await open();
+    const jpeg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(50_000, 0x20)]);
+    const zip = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(50_001, 0x41)]);
+    const text = Buffer.alloc(50_000, 0x42);
+    await ingestAll(s, [
+      ['a', messageWith(jpeg, { subject: 'j', type: 'text/plain' })],
+      ['b', messageWith(zip, { subject: 'z', type: 'text/plain' })],
+      ['c', messageWith(text, { subject: 't', type: 'image/jpeg' })],
+    ]);
+    const codec = (n: number) => (s.db.prepare('SELECT codec FROM blobs WHERE size = ?').get(n) as { codec: number }).codec;
+    expect([codec(jpeg.length), codec(zip.length), codec(text.length)]).toEqual([0, 0, 1]);
+    await s.close();
+  });
+
   it('irregular base64 still round-trips byte for byte (stored as it came)', async () => {
     const s = await open();
     const data = crypto.randomBytes(30_000);

@@ -32,6 +32,22 @@ async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts));
 }
 
+/** Formats that are compressed already, recognised by their leading bytes (never by the declared type). */
+const MAGIC: Buffer[] = [
+  [0xff, 0xd8, 0xff], // JPEG
+  [0x50, 0x4b, 0x03, 0x04], // ZIP, and docx/xlsx/odt/jar inside it
+  [0x1f, 0x8b], // gzip
+  [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], // 7z
+  [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07], // RAR
+  [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], // xz
+  [0x42, 0x5a, 0x68], // bzip2
+  [0x28, 0xb5, 0x2f, 0xfd], // zstd
+].map((b) => Buffer.from(b));
+
+function compressedFormat(b: Buffer): boolean {
+  return MAGIC.some((m) => b.length >= m.length && b.compare(m, 0, m.length, 0, m.length) === 0);
+}
+
 /**
  * Whether to store a blob deflated is decided from its bytes alone, never
  * from the part's declared type: the same content arriving as "image/png"
@@ -40,6 +56,7 @@ async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
  * A quick deflate of a leading sample rules out what is compressed already.
  */
 export function compressionPromising(whole: Buffer, minSaving: number): boolean {
+  if (compressedFormat(whole)) return false;
   if (whole.length <= 64 * 1024) return true;
   const sample = whole.subarray(0, 64 * 1024);
   return zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
