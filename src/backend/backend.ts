@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { MailcasError } from '../errors.js';
 
 /**
  * The blob backend contract. A backend is a flat namespace of immutable
@@ -78,6 +79,15 @@ export interface ObjectInfo {
   key: string;
   size: number;
   mtimeMs: number;
+}
+
+/**
+ * The check every backend's put makes on what it wrote: the count and the
+ * digest must be what the caller declared (E_SHORT_WRITE, E_INTEGRITY).
+ */
+export function checkWritten(key: string, n: number, digest: Buffer, expect: PutExpect): void {
+  if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n > expect.size ? 'more than ' : ''}${n} bytes, ${expect.size} declared`);
+  if (!digest.equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
 }
 
 export function bufferSource(b: Buffer): PutSource {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
-import { KEY_RE } from './backend.js';
+import { KEY_RE, checkWritten } from './backend.js';
 
 /**
  * Objects as files under `root`, fanned out as ab/cd/<key>. A write goes to
@@ -203,11 +203,6 @@ export class FsBackend implements BlobBackend {
   }
 
   async close(): Promise<void> {}
-}
-
-function checkWritten(key: string, n: number, digest: Buffer, expect: PutExpect): void {
-  if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n > expect.size ? 'more than ' : ''}${n} bytes, ${expect.size} declared`);
-  if (!digest.equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
 }
 
 async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
-import { KEY_RE } from './backend.js';
+import { KEY_RE, checkWritten } from './backend.js';
 
 /** Objects in a Map: for tests and for analysis runs that store nothing durable. */
 export class MemoryBackend implements BlobBackend {
@@ -21,8 +21,7 @@ export class MemoryBackend implements BlobBackend {
       h.update(c);
       parts.push(Buffer.from(c));
     }
-    if (n !== expect.size) throw new MailcasError('E_SHORT_WRITE', `blob ${key}: source gave ${n} bytes, ${expect.size} declared`);
-    if (!h.digest().equals(expect.digest)) throw new MailcasError('E_INTEGRITY', `blob ${key}: bytes do not match their digest`);
+    checkWritten(key, n, h.digest(), expect);
     if (this.objects.has(key)) return false;
     this.objects.set(key, { data: Buffer.concat(parts), mtimeMs: Date.now() });
     return true;

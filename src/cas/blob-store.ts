@@ -92,6 +92,16 @@ export class BlobStore {
     return { codec: BlobCodec.None, stored: part.size, created };
   }
 
+  /** Whether the object reads back, with this codec and domain key, as the blob its key names. */
+  async readsBackAs(key: Buffer, codec: number, size: number, domainKey: Buffer | null): Promise<boolean> {
+    try {
+      for await (const c of this.read(key, codec, size, domainKey)) void c;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Streams canonical bytes, verifying size and hash at the end (E_INTEGRITY on mismatch, also when missing). */
   async *read(key: Buffer, codec: number, size: number, domainKey: Buffer | null): AsyncIterable<Buffer> {
     const hex = toHex(key);

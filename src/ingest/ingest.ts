@@ -175,12 +175,7 @@ async function existingCodec(ctx: StoreContext, need: BlobNeed, expected: number
   const key = need.data.key;
   const stat = await ctx.blobStore.backend.stat(key.toString('hex'));
   for (const codec of [expected, ...[BlobCodec.None, BlobCodec.Deflate].filter((c) => c !== expected)]) {
-    try {
-      for await (const _ of ctx.blobStore.read(key, codec, need.data.size, ctx.domainKey(domain))) void _;
-      return { codec, stored: stat?.size ?? need.data.size };
-    } catch {
-      /* try the next codec */
-    }
+    if (await ctx.blobStore.readsBackAs(key, codec, need.data.size, ctx.domainKey(domain))) return { codec, stored: stat?.size ?? need.data.size };
   }
   ctx.log.warn('blob-replaced', { key: key.toString('hex'), reason: 'existing object does not read back as its content' });
   await ctx.blobStore.backend.delete(key.toString('hex'));

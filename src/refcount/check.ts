@@ -115,11 +115,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     if (opts.deep) {
       for (const [k, row] of rows) {
         if (!objects.has(k)) continue;
-        try {
-          for await (const c of ctx.blobStore.read(Buffer.from(k, 'hex'), row.codec, row.size, ctx.domainKey(row.domain))) void c;
-        } catch {
-          rep.corruptBlobs.push(k);
-        }
+        if (!(await ctx.blobStore.readsBackAs(Buffer.from(k, 'hex'), row.codec, row.size, ctx.domainKey(row.domain)))) rep.corruptBlobs.push(k);
       }
     }
 
@@ -214,12 +210,7 @@ async function detectCodec(ctx: StoreContext, hash: Buffer, size: number): Promi
   for (const r of ctx.db.prepare('SELECT DISTINCT domain FROM blobs').all() as { domain: string }[]) if (r.domain) domains.push(r.domain);
   for (const codec of [BlobCodec.None, BlobCodec.Deflate]) {
     for (const domain of domains) {
-      try {
-        for await (const c of ctx.blobStore.read(hash, codec, size, ctx.domainKey(domain))) void c;
-        return { codec, domain };
-      } catch {
-        /* try the next */
-      }
+      if (await ctx.blobStore.readsBackAs(hash, codec, size, ctx.domainKey(domain))) return { codec, domain };
     }
   }
   return null;
