@@ -12,6 +12,9 @@ export type ErrorCode =
   | 'E_BACKEND' // blob backend failure (I/O, network)
   | 'E_CORRUPT' // stored metadata cannot be decoded
   | 'E_CLOSED' // store used after close
+  | 'E_BUSY' // the metadata database stayed locked past the busy timeout (transient)
+  | 'E_LEASE_LOST' // an ingest's leases were reclaimed before it committed (transient: retry)
+  | 'E_STORE' // the store itself cannot be used: damaged or unwritable database, unusable directory
   | 'E_INTERNAL'; // a bug: an invariant did not hold
 
 export class MailcasError extends Error {
@@ -22,7 +25,7 @@ export class MailcasError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'MailcasError';
     this.code = code;
-    this.transient = opts.transient ?? code === 'E_BACKEND';
+    this.transient = opts.transient ?? (code === 'E_BACKEND' || code === 'E_BUSY' || code === 'E_LEASE_LOST');
     this.data = opts.data ?? {};
   }
 }

@@ -42,17 +42,34 @@ export const QP_MAX_BYTES = 8 * 1024 * 1024;
 /** Canonical part bodies up to this size are held in memory during ingest; larger ones go to temp files. */
 export const PART_MEMORY_BYTES = 1024 * 1024;
 
+/**
+ * Blob reads verify in chunks of this many canonical bytes before emitting
+ * any of them (digests recorded at ingest): a corrupt byte never goes out,
+ * and memory stays bounded. Equal to PART_MEMORY_BYTES, so every part held
+ * in memory is one chunk, verified by its key.
+ */
+export const VERIFY_CHUNK_BYTES = PART_MEMORY_BYTES;
+
+/** fetch checks messages up to this size whole (against their hash) before their first byte goes out. */
+export const WHOLE_CHECK_BYTES = 1024 * 1024;
+
 /** Read/write chunk size for streaming. */
 export const IO_CHUNK_BYTES = 256 * 1024;
 
 /** A lease protects an uncommitted blob for this long; an ingest that crashed loses it after this. */
 export const LEASE_TTL_SECONDS = 3600;
 
+/** A temp file (spool, part, blob write) untouched for this long belongs to a writer that died; it is removed. */
+export const TEMP_STALE_SECONDS = 24 * 3600;
+
 /** Default gc grace period: blobs unreferenced for less than this are kept. */
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
 
 /** gc deletes at most this many blobs per metadata transaction. */
 export const GC_BATCH = 256;
+
+/** The WAL file is truncated back to this size after a checkpoint (a long reader can make it grow meanwhile). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** SQLite busy timeout (another process holds the write lock). */
 export const SQLITE_BUSY_TIMEOUT_MS = 30_000;

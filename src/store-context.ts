@@ -27,6 +27,8 @@ export interface StoreContext {
   readonly leases: Leases;
   readonly config: StoreConfig;
   readonly log: Logger;
+  /** How long a lease protects an uncommitted blob without renewal. */
+  readonly leaseTtlMs: number;
   /** Dedup domain of a user ('' = global). */
   domainOf(user: string): string;
   /** Key for keyed hashing in a domain; null for the global domain. */

@@ -2,13 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
-import { MailcasError } from './errors.js';
+import { MailcasError, isMailcasError } from './errors.js';
 import type { Statement } from 'better-sqlite3';
-import { openDb, getMeta, setMeta, bumpCounter, type Db } from './meta/db.js';
+import { openDb, getMeta, setMeta, bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
+import { GENERATION } from './meta/schema.js';
+import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
-import { FsBackend, cleanDeadTemps } from './backend/fs-backend.js';
+import { FsBackend } from './backend/fs-backend.js';
+import { cleanStaleTemps } from './util/temp-files.js';
 import { Refcounts, countRefs, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
@@ -19,7 +22,7 @@ import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
-import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, PART_MEMORY_BYTES } from './limits.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, LEASE_TTL_SECONDS, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
@@ -38,6 +41,8 @@ export interface StoreOptions {
   compression?: Partial<CompressionPolicy>;
   /** Train a header dictionary once this many messages are stored (0 disables). */
   dictionaryAfter?: number;
+  /** How long a lease protects an uncommitted blob without renewal (default LEASE_TTL_SECONDS; ingests renew every third of it). */
+  leaseTtlSeconds?: number;
   logger?: Logger;
 }
 
@@ -69,6 +74,7 @@ export class Store implements StoreContext {
   readonly leases: Leases;
   readonly blobStore: BlobStore;
   readonly log: Logger;
+  readonly leaseTtlMs: number;
   private readonly ops: CommitQueue<MetaOp, unknown>;
   /** Ingests in flight in this process (group commit waits briefly for them). */
   private active = 0;
@@ -88,34 +94,34 @@ export class Store implements StoreContext {
     opts: StoreOptions,
   ) {
     this.tmpDir = path.join(dir, 'tmp');
-    fs.mkdirSync(this.tmpDir, { recursive: true });
-    cleanDeadTemps(this.tmpDir);
+    makeDirsSync(this.tmpDir);
+    cleanStaleTemps(this.tmpDir);
     this.log = opts.logger ?? defaultLogger();
     this.refcounts = new Refcounts(db);
     this.leases = new Leases(db);
-    this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression });
-    // leases and commits share one group-commit stream: one transaction, one fsync, for both
-    this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => (op.k === 'lease' ? this.applyLease(op.req) : this.applyCommit(op.item)), (n) => this.active > n);
+    this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
+    this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir);
+    // leases, renewals and commits share one group-commit stream: one transaction, one fsync, for all
+    this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => this.applyOp(op), (n) => this.active > n);
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
   }
 
   /** Opens the store in `dir`, creating it on first use. */
   static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
     if (!dir) throw new MailcasError('E_USAGE', 'a store directory is required');
+    makeDirsSync(dir);
+    const file = path.join(dir, 'meta.sqlite');
+    const db = openDb(file);
     try {
-      fs.mkdirSync(dir, { recursive: true });
-    } catch (e) {
-      throw new MailcasError('E_USAGE', `cannot create store directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
-    }
-    const db = openDb(path.join(dir, 'meta.sqlite'));
-    try {
-      // IMMEDIATE: two processes creating the same store at once must agree on its settings and secret
-      const { config, secret } = db.transaction(() => ({ config: loadConfig(db, opts), secret: loadSecret(db) })).immediate();
+      // an existing store is opened without the write lock; creating one takes it (IMMEDIATE), so two
+      // processes creating the same store at once agree on its settings and secret
+      const read = (): { config: StoreConfig; secret: Buffer } => ({ config: loadConfig(db, opts), secret: loadSecret(db) });
+      const { config, secret } = getMeta(db, 'config') !== null && getMeta(db, 'secret') !== null ? read() : immediate(db, read);
       const backend = opts.backend ?? new FsBackend(path.join(dir, 'blobs'));
       return new Store(dir, db, backend, config, secret, opts);
     } catch (e) {
       db.close();
-      throw e;
+      throw sqliteError(e, file);
     }
   }
 
@@ -176,6 +182,7 @@ export class Store implements StoreContext {
         {
           commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number>,
           lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
+          renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
         },
         input,
         opts,
@@ -191,13 +198,25 @@ export class Store implements StoreContext {
     return r;
   }
 
-  private applyLease(req: LeaseRequest): (BlobRow | undefined)[] {
-    this.leases.take(req.token, req.hashes, req.expires);
-    return req.hashes.map((h) => this.refcounts.row(h));
+  private applyOp(op: MetaOp): unknown {
+    switch (op.k) {
+      case 'lease':
+        this.leases.take(op.req.token, op.req.hashes, op.req.expires);
+        return op.req.hashes.map((h) => this.refcounts.row(h));
+      case 'renew':
+        return this.leases.renew(op.token, op.expires);
+      case 'commit':
+        return this.applyCommit(op.item);
+    }
   }
 
   private applyCommit(item: CommitItem): number {
     const db = this.db;
+    // gc deletes a lease in the same transaction as the object it stopped protecting: while every
+    // lease is still here, every object this message needs is too (whatever the clocks say)
+    if (item.leased && this.leases.held(item.leaseToken) !== item.leased) {
+      throw new MailcasError('E_LEASE_LOST', 'the ingest took too long: its blob leases were reclaimed by gc before it could commit; try again');
+    }
     const e = item.built.envelope;
     const info = this.stmt(
       'insMsg',
@@ -233,6 +252,7 @@ export class Store implements StoreContext {
     this.refcounts.add(item.refs, Date.now());
     if (item.leaseToken) this.leases.release(item.leaseToken);
     if (item.fallback) bumpCounter(db, 'split_fallbacks');
+    bumpCounter(db, GENERATION);
     return id;
   }
 
@@ -261,15 +281,39 @@ export class Store implements StoreContext {
     return layoutOfRow(this, r);
   }
 
-  /** A reader of verified canonical blob bytes. */
+  /**
+   * A reader of verified canonical blob bytes. A blob found missing or
+   * damaged is marked corrupt (the next ingest of the same content rewrites
+   * it; check lists the messages that need it).
+   */
   blobReader(): BlobReader {
     return {
       read: (hash, size) => {
         const row = this.refcounts.row(hash);
-        if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`);
-        return this.blobStore.read(hash, row.codec, size, this.domainKey(row.domain));
+        if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`, { data: { key: hash.toString('hex') } });
+        return this.markingCorrupt(hash, this.blobStore.read({ key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks }));
       },
     };
+  }
+
+  private async *markingCorrupt(hash: Buffer, src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* src;
+    } catch (e) {
+      if (isMailcasError(e, 'E_INTEGRITY')) await this.markCorrupt(hash);
+      throw e;
+    }
+  }
+
+  /** Records that a blob's object is missing or damaged (best effort: check --deep finds it again if this fails). */
+  async markCorrupt(hash: Buffer): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.writeLock.run(() => immediate(this.db, () => this.refcounts.markCorrupt(hash)));
+      this.log.warn('blob-corrupt', { key: hash.toString('hex') });
+    } catch (e) {
+      this.log.warn('blob-corrupt-unmarked', { key: hash.toString('hex'), error: (e as Error).message });
+    }
   }
 
   /**
@@ -278,6 +322,11 @@ export class Store implements StoreContext {
    */
   async fetch(id: string, opts: { user?: string } = {}): Promise<Readable> {
     const r = this.row(id, opts.user); // not found: reject now, not on first read
+    if (r.size <= WHOLE_CHECK_BYTES) {
+      // small messages are checked whole before the first byte goes out (headers and inline bodies included)
+      const whole = await this.fetchBuffer(id, opts);
+      return Readable.from([whole], { objectMode: false });
+    }
     return Readable.from(coalesce(this.checkedBytes(r)), { objectMode: false });
   }
 
@@ -293,10 +342,15 @@ export class Store implements StoreContext {
   }
 
   private async *checkedBytes(r: MsgRow): AsyncGenerator<Buffer> {
-    const layout = layoutOfRow(this, r);
+    let layout: Layout;
+    try {
+      layout = layoutOfRow(this, r);
+    } catch (e) {
+      throw new MailcasError('E_CORRUPT', `message ${r.id}: its stored layout cannot be decoded (${(e as Error).message})`, { cause: e });
+    }
     const h = newHasher();
     let n = 0;
-    for await (const c of reassemble(layout, this.blobReader())) {
+    for await (const c of reassemble(layout, this.blobReader(), `message ${r.id}`)) {
       h.update(c);
       n += c.length;
       yield c;
@@ -326,7 +380,7 @@ export class Store implements StoreContext {
     this.assertOpen();
     const rows = ids.map((id) => this.row(id, user));
     return this.writeLock.run(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         let n = 0;
         const now = Date.now();
         for (const r of rows) {
@@ -338,8 +392,9 @@ export class Store implements StoreContext {
           this.refcounts.drop(refs.values(), now);
           n++;
         }
+        if (n) bumpCounter(this.db, GENERATION);
         return n;
-      })(),
+      }),
     );
   }
 
@@ -362,7 +417,7 @@ export class Store implements StoreContext {
   }
 }
 
-type MetaOp = { k: 'lease'; req: LeaseRequest } | { k: 'commit'; item: CommitItem };
+type MetaOp = { k: 'lease'; req: LeaseRequest } | { k: 'renew'; token: string; expires: number } | { k: 'commit'; item: CommitItem };
 
 interface MsgRow {
   id: number;

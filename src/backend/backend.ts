@@ -22,7 +22,7 @@ export interface BlobBackend {
    * stored under `key`. When the promise resolves the object is durable
    * (survives a crash) and visible to get/list.
    */
-  put(key: string, src: PutSource, expect: PutExpect): Promise<boolean>;
+  put(key: string, src: PutSource, expect: PutExpect, opts?: PutOptions): Promise<boolean>;
 
   /** Streams an object, or bytes [start, end) of it; null when it does not exist. */
   get(key: string, range?: ByteRange): Promise<Readable | null>;
@@ -61,6 +61,15 @@ export interface PutSource {
    * (it still verifies and fsyncs it).
    */
   file?: string;
+}
+
+export interface PutOptions {
+  /**
+   * Replace an existing object (atomically: readers see the old bytes or the
+   * new, never a mix). Only for healing an object known not to read back as
+   * its key says; the new bytes are verified like any put. Returns true.
+   */
+  overwrite?: boolean;
 }
 
 export interface PutExpect {

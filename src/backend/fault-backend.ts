@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
+import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 
 export interface FaultHooks {
   /** Called before a put reaches the wrapped backend; throw to fail it. */
@@ -9,6 +9,8 @@ export interface FaultHooks {
   afterPut?(key: string): Promise<void> | void;
   beforeGet?(key: string): Promise<void> | void;
   beforeDelete?(key: string): Promise<void> | void;
+  /** Called after a delete reached the wrapped backend (e.g. to crash between a gc's object deletion and its commit). */
+  afterDelete?(key: string): Promise<void> | void;
   /** Fail each operation with this probability (transient E_BACKEND). */
   failRate?: number;
 }
@@ -30,10 +32,10 @@ export class FaultBackend implements BlobBackend {
     }
   }
 
-  async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
+  async put(key: string, src: PutSource, expect: PutExpect, opts?: PutOptions): Promise<boolean> {
     await this.hooks.beforePut?.(key);
     this.maybeFail('put');
-    const r = await this.inner.put(key, src, expect);
+    const r = await this.inner.put(key, src, expect, opts);
     await this.hooks.afterPut?.(key);
     return r;
   }
@@ -49,7 +51,8 @@ export class FaultBackend implements BlobBackend {
   async delete(key: string): Promise<void> {
     await this.hooks.beforeDelete?.(key);
     this.maybeFail('delete');
-    return this.inner.delete(key);
+    await this.inner.delete(key);
+    await this.hooks.afterDelete?.(key);
   }
   list(): AsyncIterable<ObjectInfo> {
     return this.inner.list();

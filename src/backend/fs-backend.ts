@@ -1,31 +1,43 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
-import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
+import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
+import { realFsOps, type FsOps } from './fs-ops.js';
+import { makeDirsSync } from '../util/dirs.js';
+import { cleanStaleTemps, tempName } from '../util/temp-files.js';
 import { KEY_RE, checkWritten } from './backend.js';
+
+/** Objects up to this size are read with one synchronous read. */
+const SMALL_READ = 256 * 1024;
+
+export interface FsBackendOptions {
+  /** The calls that change the disk (tests record them to model power loss). */
+  ops?: FsOps;
+}
 
 /**
  * Objects as files under `root`, fanned out as ab/cd/<key>. A write goes to
  * a temp file in root/.tmp, is counted, hashed and fsynced, then linked into
  * place (link fails if the name exists: create-exclusive) and the directory
- * fsynced. Nothing is ever written at the final path.
+ * fsynced. Nothing is ever written at the final path. The fan-out
+ * directories are made durable up to the root the first time this process
+ * uses them, whoever created them, so no acknowledged object hangs from a
+ * directory entry that a power loss could take away.
  */
-/** Objects up to this size are read with one synchronous read. */
-const SMALL_READ = 256 * 1024;
-
 export class FsBackend implements BlobBackend {
   readonly properties: BackendProperties = { name: 'fs', atomicCreate: true, ranged: true, local: true };
   private readonly tmp: string;
-  private readonly knownDirs = new Set<string>();
+  private readonly ops: FsOps;
+  private readonly durableDirs = new Set<string>();
 
-  constructor(readonly root: string) {
+  constructor(readonly root: string, opts: FsBackendOptions = {}) {
+    this.ops = opts.ops ?? realFsOps;
     this.tmp = path.join(root, '.tmp');
-    fs.mkdirSync(this.tmp, { recursive: true });
-    cleanDeadTemps(this.tmp);
+    makeDirsSync(this.tmp);
+    cleanStaleTemps(this.tmp);
   }
 
   private pathOf(key: string): string {
@@ -33,24 +45,24 @@ export class FsBackend implements BlobBackend {
     return path.join(this.root, key.slice(0, 2), key.slice(2, 4), key);
   }
 
-  async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
+  async put(key: string, src: PutSource, expect: PutExpect, opts: PutOptions = {}): Promise<boolean> {
     const final = this.pathOf(key);
-    if (await exists(final)) return false;
-    const tmp = path.join(this.tmp, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    if (!opts.overwrite && (await exists(final))) return false;
+    const tmp = path.join(this.tmp, tempName('w'));
     try {
       if (src.file && this.sameDevice(src.file)) await this.adoptInto(tmp, key, src.file, expect);
       else await this.writeInto(tmp, key, src, expect);
-      return await this.publish(tmp, final);
+      return await this.publish(tmp, final, !!opts.overwrite);
     } catch (e) {
       throw wrap(e, `storing blob ${key}`);
     } finally {
-      await fsp.rm(tmp, { force: true }).catch(() => {});
+      await this.ops.unlink(tmp).catch(() => {});
     }
   }
 
   /** Writes the source to tmp, counting and hashing what is written; fsynced when it returns. */
   private async writeInto(tmp: string, key: string, src: PutSource, expect: PutExpect): Promise<void> {
-    const fh = await fsp.open(tmp, 'wx', 0o600);
+    const fh = await this.ops.create(tmp);
     try {
       const h = newHasher();
       let n = 0;
@@ -58,12 +70,12 @@ export class FsBackend implements BlobBackend {
         n += chunk.length;
         if (n > expect.size) break;
         h.update(chunk);
-        await writeAll(fh, chunk);
+        await this.ops.write(fh, chunk, tmp);
       }
       checkWritten(key, n, h.digest(), expect);
-      await fh.sync();
+      await this.ops.fsync(fh, tmp);
     } finally {
-      await fh.close();
+      await this.ops.close(fh);
     }
   }
 
@@ -73,8 +85,8 @@ export class FsBackend implements BlobBackend {
    * verify it and fsyncs it.
    */
   private async adoptInto(tmp: string, key: string, file: string, expect: PutExpect): Promise<void> {
-    await fsp.link(file, tmp);
-    const fh = await fsp.open(tmp, 'r');
+    await this.ops.link(file, tmp);
+    const fh = await this.ops.openRead(tmp);
     try {
       const h = newHasher();
       let n = 0;
@@ -86,24 +98,47 @@ export class FsBackend implements BlobBackend {
         n += bytesRead;
       }
       checkWritten(key, n, h.digest(), expect);
-      await fh.sync();
+      await this.ops.fsync(fh, tmp);
     } finally {
-      await fh.close();
+      await this.ops.close(fh);
     }
   }
 
-  /** Links a verified, durable tmp file to its final name (create-exclusive) and makes the name durable. */
-  private async publish(tmp: string, final: string): Promise<boolean> {
+  /**
+   * Gives a verified, durable tmp file its final name (link: create-exclusive;
+   * rename: atomic replacement when healing) and makes the name durable.
+   */
+  private async publish(tmp: string, final: string, overwrite: boolean): Promise<boolean> {
     const dir = path.dirname(final);
-    await this.ensureDir(dir);
-    try {
-      await fsp.link(tmp, final);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      return false;
+    await this.durableDir(dir);
+    if (overwrite) {
+      await this.ops.rename(tmp, final);
+    } else {
+      try {
+        await this.ops.link(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        return false;
+      }
     }
-    await fsyncDir(dir);
+    await this.ops.fsyncDir(dir);
     return true;
+  }
+
+  /** Creates ab/ and ab/cd/ when missing and syncs the entries that hold them (root, ab/), once per process. */
+  private async durableDir(dir: string): Promise<void> {
+    if (this.durableDirs.has(dir)) return;
+    const mid = path.dirname(dir);
+    for (const d of [mid, dir]) {
+      try {
+        await this.ops.mkdir(d);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    await this.ops.fsyncDir(this.root);
+    await this.ops.fsyncDir(mid);
+    this.durableDirs.add(dir);
   }
 
   private device: number | null = null;
@@ -114,18 +149,6 @@ export class FsBackend implements BlobBackend {
     } catch {
       return false;
     }
-  }
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
-    const parent = path.dirname(dir);
-    const made = await fsp.mkdir(dir, { recursive: true });
-    if (made) {
-      // new directories must be durable too: sync each parent of what was created
-      await fsyncDir(parent);
-      await fsyncDir(path.dirname(parent));
-    }
-    this.knownDirs.add(dir);
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable | null> {
@@ -174,8 +197,8 @@ export class FsBackend implements BlobBackend {
   async delete(key: string): Promise<void> {
     const p = this.pathOf(key);
     try {
-      await fsp.unlink(p);
-      await fsyncDir(path.dirname(p));
+      await this.ops.unlink(p);
+      await this.ops.fsyncDir(path.dirname(p));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw wrap(e, `deleting blob ${key}`);
@@ -205,14 +228,6 @@ export class FsBackend implements BlobBackend {
   async close(): Promise<void> {}
 }
 
-async function writeAll(fh: fsp.FileHandle, b: Buffer): Promise<void> {
-  let off = 0;
-  while (off < b.length) {
-    const { bytesWritten } = await fh.write(b, off, b.length - off);
-    off += bytesWritten;
-  }
-}
-
 async function exists(p: string): Promise<boolean> {
   try {
     await fsp.access(p);
@@ -228,38 +243,6 @@ async function readdirSafe(d: string): Promise<string[]> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw wrap(e, `listing ${d}`);
-  }
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Removes temp files left by processes that no longer run (a crash mid-write). */
-export function cleanDeadTemps(dir: string): void {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const m = /^(?:[a-z]+-)?(\d+)-/.exec(n);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-    if (!alive) fs.rmSync(path.join(dir, n), { force: true });
   }
 }
 

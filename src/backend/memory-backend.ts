@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
-import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutSource } from './backend.js';
+import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { KEY_RE, checkWritten } from './backend.js';
 
 /** Objects in a Map: for tests and for analysis runs that store nothing durable. */
@@ -9,9 +9,9 @@ export class MemoryBackend implements BlobBackend {
   readonly properties: BackendProperties = { name: 'memory', atomicCreate: true, ranged: true, local: true };
   private readonly objects = new Map<string, { data: Buffer; mtimeMs: number }>();
 
-  async put(key: string, src: PutSource, expect: PutExpect): Promise<boolean> {
+  async put(key: string, src: PutSource, expect: PutExpect, opts: PutOptions = {}): Promise<boolean> {
     if (!KEY_RE.test(key)) throw new MailcasError('E_USAGE', `invalid blob key ${JSON.stringify(key)}`);
-    if (this.objects.has(key)) return false;
+    if (this.objects.has(key) && !opts.overwrite) return false;
     const parts: Buffer[] = [];
     const h = newHasher();
     let n = 0;
@@ -22,7 +22,7 @@ export class MemoryBackend implements BlobBackend {
       parts.push(Buffer.from(c));
     }
     checkWritten(key, n, h.digest(), expect);
-    if (this.objects.has(key)) return false;
+    if (this.objects.has(key) && !opts.overwrite) return false;
     this.objects.set(key, { data: Buffer.concat(parts), mtimeMs: Date.now() });
     return true;
   }

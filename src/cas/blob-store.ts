@@ -1,11 +1,17 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import zlib from 'node:zlib';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { MailcasError } from '../errors.js';
-import type { BlobBackend } from '../backend/backend.js';
+import { MailcasError, isMailcasError } from '../errors.js';
+import type { BlobBackend, PutOptions, PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
-import { hashBuffer, newHasher, toHex } from './hash.js';
-import type { PartData } from './part-data.js';
+import { HASH_BYTES, hashBuffer, newHasher, toHex } from './hash.js';
+import { ChunkHasher, type PartData } from './part-data.js';
+import { VERIFY_CHUNK_BYTES } from '../limits.js';
+import { tempName } from '../util/temp-files.js';
 
 /** How a blob's bytes are stored. Recorded per blob in the metadata. */
 export const BlobCodec = { None: 0, Deflate: 1 } as const;
@@ -15,21 +21,22 @@ export interface CompressionPolicy {
   enabled: boolean;
   /** Store compressed only when it saves at least this fraction. */
   minSaving: number;
-  /** Only parts up to this size are considered (compression is done in memory). */
+  /** Only parts up to this size are considered (large ones are deflated streaming, file to file). */
   maxBytes: number;
 }
 
-export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 16 * 1024 * 1024 };
+export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 1024 * 1024 * 1024 };
 
 const deflateRaw = promisify(zlib.deflateRaw);
 
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
 
-async function* inflateWhole(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+async function* inflateWhole(s: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c);
-  yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  // one byte over the canonical size is enough to know it is wrong (and bounds a damaged stream)
+  yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts), { maxOutputLength: size + 1 });
 }
 
 /** Formats that are compressed already, recognised by their leading bytes (never by the declared type). */
@@ -62,76 +69,214 @@ export function compressionPromising(whole: Buffer, minSaving: number): boolean 
   return zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
 }
 
+/** Where a blob is and how to check it: everything a read needs, from its metadata row. */
+export interface BlobLocation {
+  key: Buffer;
+  codec: number;
+  /** Canonical size. */
+  size: number;
+  /** Key of the dedup domain the blob's name was hashed with (null: global). */
+  domainKey: Buffer | null;
+  /** Recorded chunk digests (blobs over one VERIFY_CHUNK_BYTES chunk), or null when unknown. */
+  chunks: Buffer | null;
+}
+
 /**
  * The content-addressed layer over a backend: blobs are named by the hash
  * of their canonical bytes, optionally stored deflated, and every read is
- * re-hashed and fails loudly when the bytes are not what their name says.
+ * verified before its bytes are handed on: a blob of one chunk against its
+ * name, a larger one chunk by chunk against the digests recorded at ingest.
+ * A byte that does not match never leaves this class.
  */
 export class BlobStore {
-  constructor(readonly backend: BlobBackend, private readonly compression: CompressionPolicy = DEFAULT_COMPRESSION) {}
+  constructor(
+    readonly backend: BlobBackend,
+    private readonly compression: CompressionPolicy = DEFAULT_COMPRESSION,
+    /** Where large blobs are deflated to before they are stored (streaming, bounded memory). */
+    private readonly tmpDir: string = os.tmpdir(),
+  ) {}
 
   /**
-   * Writes a part's canonical bytes under its key unless present; the codec
+   * Writes a part's canonical bytes under its key unless present (or, with
+   * `overwrite`, in place of an object that does not read back); the codec
    * is a function of the bytes (see compressionPromising). Durable when it resolves.
    */
-  async put(part: PartData): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
+  async put(part: PartData, opts: PutOptions = {}): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
     const key = toHex(part.key);
     const c = this.compression;
     if (c.enabled && part.size >= 256 && part.size <= c.maxBytes) {
-      // parts that spilled to a temp file are read back whole: at most maxBytes, so memory stays bounded
-      const whole = part.buffer ?? Buffer.concat([...part.chunks()], part.size);
-      // the thread pool deflates large blobs while this thread goes on decoding the next message
-      const z = !compressionPromising(whole, c.minSaving) ? null : whole.length >= 256 * 1024 ? await deflateRaw(whole, { level: 6 }) : zlib.deflateRawSync(whole, { level: 6 });
-      if (z && z.length <= part.size * (1 - c.minSaving)) {
-        const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) });
-        return { codec: BlobCodec.Deflate, stored: z.length, created };
+      if (part.buffer) {
+        const whole = part.buffer;
+        const z = !compressionPromising(whole, c.minSaving) ? null : whole.length >= 256 * 1024 ? await deflateRaw(whole, { level: 6 }) : zlib.deflateRawSync(whole, { level: 6 });
+        if (z && z.length <= part.size * (1 - c.minSaving)) {
+          const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) }, opts);
+          return { codec: BlobCodec.Deflate, stored: z.length, created };
+        }
+      } else if (part.file && compressionPromising(readHead(part.file, 64 * 1024), c.minSaving)) {
+        const r = await this.putDeflatedFile(key, part, opts);
+        if (r) return r;
       }
     }
     const src = { size: part.size, open: () => part.chunks(), ...(part.file ? { file: part.file } : {}) };
-    const created = await this.backend.put(key, src, { size: part.size, digest: part.digest });
+    const created = await this.backend.put(key, src, { size: part.size, digest: part.digest }, opts);
     return { codec: BlobCodec.None, stored: part.size, created };
   }
 
-  /** Whether the object reads back, with this codec and domain key, as the blob its key names. */
-  async readsBackAs(key: Buffer, codec: number, size: number, domainKey: Buffer | null): Promise<boolean> {
+  /** A large part deflated from its temp file to another (on the thread pool), stored when that saves enough; null when it does not. */
+  private async putDeflatedFile(key: string, part: PartData, opts: PutOptions): Promise<{ codec: BlobCodec; stored: number; created: boolean } | null> {
+    fs.mkdirSync(this.tmpDir, { recursive: true });
+    const out = path.join(this.tmpDir, tempName('deflate'));
     try {
-      for await (const c of this.read(key, codec, size, domainKey)) void c;
-      return true;
-    } catch {
-      return false;
+      const h = newHasher();
+      let n = 0;
+      await pipelineAsync(
+        fs.createReadStream(part.file!, { highWaterMark: 256 * 1024 }),
+        zlib.createDeflateRaw({ level: 6 }),
+        new Transform({
+          transform(c: Buffer, _e, cb) {
+            h.update(c);
+            n += c.length;
+            cb(null, c);
+          },
+        }),
+        fs.createWriteStream(out, { flags: 'wx', mode: 0o600 }),
+      );
+      if (n > part.size * (1 - this.compression.minSaving)) return null;
+      const src: PutSource = { size: n, open: () => fileChunks(out, n), file: out };
+      const created = await this.backend.put(key, src, { size: n, digest: h.digest() }, opts);
+      return { codec: BlobCodec.Deflate, stored: n, created };
+    } finally {
+      fs.rmSync(out, { force: true });
     }
   }
 
-  /** Streams canonical bytes, verifying size and hash at the end (E_INTEGRITY on mismatch, also when missing). */
-  async *read(key: Buffer, codec: number, size: number, domainKey: Buffer | null): AsyncIterable<Buffer> {
-    const hex = toHex(key);
-    const s = await this.backend.get(hex);
-    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${this.backend.properties.name} backend`, { data: { key: hex } });
-    const h = newHasher(domainKey ?? undefined);
-    let n = 0;
-    if (codec !== BlobCodec.None && codec !== BlobCodec.Deflate) {
-      s.destroy();
-      throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${codec}`);
+  /**
+   * Reads the whole object and checks it against its name: ok false when it
+   * is missing or does not match (corrupt); backend failures (I/O errors,
+   * outages) are thrown, never taken for corruption. Gives the chunk digests
+   * of blobs over one chunk (for rows that lack them).
+   */
+  async scan(loc: Omit<BlobLocation, 'chunks'>): Promise<{ ok: true; chunks: Buffer | null } | { ok: false; why: string }> {
+    try {
+      const chunks = await this.learnChunks(loc);
+      return { ok: true, chunks: loc.size > VERIFY_CHUNK_BYTES ? chunks : null };
+    } catch (e) {
+      if (isMailcasError(e, 'E_INTEGRITY')) return { ok: false, why: e.message };
+      throw e;
     }
-    let src: AsyncIterable<Buffer> | Iterable<Buffer> = s;
-    if (codec === BlobCodec.Deflate) {
+  }
+
+  /**
+   * Streams canonical bytes; each chunk is verified before it is yielded
+   * (E_INTEGRITY with data.key when the object is missing, short, long or
+   * not what its name says; E_BACKEND when the backend fails).
+   */
+  async *read(loc: BlobLocation): AsyncGenerator<Buffer> {
+    let chunks = loc.chunks;
+    const n = Math.ceil(loc.size / VERIFY_CHUNK_BYTES);
+    if (loc.size > VERIFY_CHUNK_BYTES && (!chunks || chunks.length !== n * HASH_BYTES)) {
+      // no digests recorded (a row recreated by repair): one verifying pass learns them, then the bytes go out
+      chunks = await this.learnChunks(loc);
+    }
+    const hex = toHex(loc.key);
+    let pending: Buffer[] = [];
+    let fill = 0;
+    let index = 0;
+    let total = 0;
+    const verified = (): Buffer => {
+      const piece = pending.length === 1 ? pending[0] : Buffer.concat(pending, fill);
+      const ok = loc.size <= VERIFY_CHUNK_BYTES
+        ? hashBuffer(piece, loc.domainKey ?? undefined).equals(loc.key)
+        : hashBuffer(piece).equals(chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES));
+      if (!ok) throw integrity(hex, `content does not match its hash (chunk ${index} at byte ${index * VERIFY_CHUNK_BYTES})`);
+      pending = [];
+      fill = 0;
+      index++;
+      return piece;
+    };
+    for await (let c of this.canonical(loc)) {
+      total += c.length;
+      if (total > loc.size) throw integrity(hex, `more than ${loc.size} bytes`);
+      while (c.length) {
+        const take = Math.min(c.length, VERIFY_CHUNK_BYTES - fill);
+        pending.push(take === c.length ? c : c.subarray(0, take));
+        fill += take;
+        c = c.subarray(take);
+        if (fill === VERIFY_CHUNK_BYTES) yield verified();
+      }
+    }
+    if (total !== loc.size) throw integrity(hex, `${total} bytes read, ${loc.size} expected`);
+    if (fill > 0 || loc.size === 0) yield verified();
+  }
+
+  /** One pass over the object: checks it against its name and returns the chunk digests of its canonical bytes. */
+  private async learnChunks(loc: Omit<BlobLocation, 'chunks'>): Promise<Buffer> {
+    const hex = toHex(loc.key);
+    const h = newHasher(loc.domainKey ?? undefined);
+    const ch = new ChunkHasher();
+    let n = 0;
+    for await (const c of this.canonical(loc)) {
+      n += c.length;
+      if (n > loc.size) throw integrity(hex, `more than ${loc.size} bytes`);
+      h.update(c);
+      ch.update(c);
+    }
+    if (n !== loc.size) throw integrity(hex, `${n} bytes read, ${loc.size} expected`);
+    if (!h.digest().equals(loc.key)) throw integrity(hex, 'content does not match its hash');
+    return ch.finish();
+  }
+
+  /** The object's canonical bytes, unverified (inflated when stored deflated). */
+  private async *canonical(loc: Omit<BlobLocation, 'chunks'>): AsyncGenerator<Buffer> {
+    const hex = toHex(loc.key);
+    if (loc.codec !== BlobCodec.None && loc.codec !== BlobCodec.Deflate) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
+    const s = await this.backend.get(hex);
+    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${this.backend.properties.name} backend`, { data: { key: hex, missing: true } });
+    let src: AsyncIterable<Buffer> = s;
+    if (loc.codec === BlobCodec.Deflate) {
       // small blobs (most text) inflate synchronously: no thread-pool round trip
-      src = size <= SYNC_INFLATE_MAX ? inflateWhole(s) : pipeline(s, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
+      src = loc.size <= SYNC_INFLATE_MAX ? inflateWhole(s, loc.size) : pipeline(s, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
     }
     try {
-      for await (const chunk of src) {
-        n += chunk.length;
-        if (n > size) break;
-        h.update(chunk);
-        yield chunk;
-      }
+      for await (const c of src) yield c;
     } catch (e) {
       if (e instanceof MailcasError) throw e;
-      throw new MailcasError(codec ? 'E_INTEGRITY' : 'E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e });
+      // a stream that does not inflate is damaged data; a failing read of a raw object is the backend's
+      if (loc.codec !== BlobCodec.None && !(e as NodeJS.ErrnoException).syscall) throw integrity(hex, `does not inflate: ${(e as Error).message}`, e);
+      throw new MailcasError('E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e, transient: true });
     } finally {
       s.destroy();
     }
-    if (n !== size) throw new MailcasError('E_INTEGRITY', `blob ${hex}: ${n > size ? 'more than ' : ''}${n} bytes read, ${size} expected`, { data: { key: hex } });
-    if (!h.digest().equals(key)) throw new MailcasError('E_INTEGRITY', `blob ${hex}: content does not match its hash`, { data: { key: hex } });
+  }
+}
+
+function integrity(hex: string, what: string, cause?: unknown): MailcasError {
+  return new MailcasError('E_INTEGRITY', `blob ${hex}: ${what}`, { data: { key: hex }, cause });
+}
+
+/** The first bytes of a file (the sample that decides compression). */
+function readHead(file: string, n: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.allocUnsafe(n);
+    const got = fs.readSync(fd, b, 0, n, 0);
+    return b.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function* fileChunks(file: string, size: number): Generator<Buffer> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let pos = 0; pos < size; ) {
+      const b = Buffer.allocUnsafe(Math.min(256 * 1024, size - pos));
+      const n = fs.readSync(fd, b, 0, b.length, pos);
+      if (n === 0) break;
+      pos += n;
+      yield b.subarray(0, n);
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }

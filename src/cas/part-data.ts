@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import type { CanonicalSink } from '../recipe/canonicalizer.js';
 import { hashBuffer, newHasher, type Hasher } from './hash.js';
-import { IO_CHUNK_BYTES, PART_MEMORY_BYTES } from '../limits.js';
+import { IO_CHUNK_BYTES, PART_MEMORY_BYTES, VERIFY_CHUNK_BYTES } from '../limits.js';
+import { tempName } from '../util/temp-files.js';
 
 const SAMPLE_BYTES = 64 * 1024;
 
@@ -18,6 +18,12 @@ export interface PartData {
   readonly buffer: Buffer | null;
   /** Set when the bytes are in a temp file (complete, never written again). */
   readonly file: string | null;
+  /**
+   * Plain BLAKE3 of each VERIFY_CHUNK_BYTES chunk, concatenated, for parts
+   * over one chunk (null otherwise): reads verify each chunk before any of
+   * its bytes go out.
+   */
+  readonly chunkDigests: Buffer | null;
   /** Analysis only: the first bytes of a part whose bytes were discarded (to estimate compression). */
   readonly sample?: Buffer;
   chunks(): Iterable<Buffer>;
@@ -32,6 +38,7 @@ export class PartSink implements CanonicalSink {
   private file: string | null = null;
   private keyed: Hasher | null = null;
   private plain: Hasher | null = null;
+  private chunker: ChunkHasher | null = null;
 
   private discarded = false;
   private sample: Buffer | undefined;
@@ -56,6 +63,7 @@ export class PartSink implements CanonicalSink {
       // streaming (spilled or discarding): hash as the bytes go by
       this.plain.update(b);
       this.keyed?.update(b);
+      this.chunker?.update(b);
       if (this.fd !== null) writeAll(this.fd, b);
       return;
     }
@@ -69,7 +77,7 @@ export class PartSink implements CanonicalSink {
     } else if (this.discardAbove === null && this.size > this.memoryBytes) {
       this.startHashing();
       fs.mkdirSync(this.tmpDir, { recursive: true });
-      this.file = path.join(this.tmpDir, `part-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+      this.file = path.join(this.tmpDir, tempName('part'));
       this.fd = fs.openSync(this.file, 'w+', 0o600);
       for (const p of this.parts) writeAll(this.fd, p);
       this.parts = [];
@@ -80,9 +88,11 @@ export class PartSink implements CanonicalSink {
   private startHashing(): void {
     this.plain = newHasher();
     this.keyed = this.domainKey ? newHasher(this.domainKey) : null;
+    this.chunker = new ChunkHasher();
     for (const p of this.parts) {
       this.plain.update(p);
       this.keyed?.update(p);
+      this.chunker.update(p);
     }
   }
 
@@ -94,6 +104,7 @@ export class PartSink implements CanonicalSink {
     this.sample = undefined;
     this.plain = null;
     this.keyed = null;
+    this.chunker = null;
   }
 
   private closeFile(): void {
@@ -108,6 +119,7 @@ export class PartSink implements CanonicalSink {
     let digest: Buffer;
     let key: Buffer;
     let whole: Buffer | null = null;
+    const chunkDigests = this.chunker && size > VERIFY_CHUNK_BYTES ? this.chunker.finish() : null;
     if (this.plain) {
       digest = this.plain.digest();
       key = this.keyed ? this.keyed.digest() : digest;
@@ -123,6 +135,7 @@ export class PartSink implements CanonicalSink {
         digest,
         buffer: null,
         file: null,
+        chunkDigests,
         sample: this.sample,
         chunks: () => {
           throw new Error('part bytes were discarded (analysis)');
@@ -132,7 +145,7 @@ export class PartSink implements CanonicalSink {
     }
     if (this.fd === null) {
       const buffer = whole ?? (this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size));
-      return { size, key, digest, buffer, file: null, chunks: () => [buffer], dispose: () => {} };
+      return { size, key, digest, buffer, file: null, chunkDigests, chunks: () => [buffer], dispose: () => {} };
     }
     const fd = this.fd;
     const file = this.file!;
@@ -144,6 +157,7 @@ export class PartSink implements CanonicalSink {
       digest,
       buffer: null,
       file,
+      chunkDigests,
       *chunks() {
         const b = Buffer.allocUnsafe(IO_CHUNK_BYTES);
         for (let pos = 0; pos < size; ) {
@@ -164,4 +178,31 @@ export class PartSink implements CanonicalSink {
 function writeAll(fd: number, b: Buffer): void {
   let off = 0;
   while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+}
+
+/** BLAKE3 of each VERIFY_CHUNK_BYTES chunk of a byte stream written in pieces of any size. */
+export class ChunkHasher {
+  private h = newHasher();
+  private fill = 0;
+  private readonly out: Buffer[] = [];
+
+  update(b: Buffer): void {
+    let off = 0;
+    while (off < b.length) {
+      const take = Math.min(b.length - off, VERIFY_CHUNK_BYTES - this.fill);
+      this.h.update(off === 0 && take === b.length ? b : b.subarray(off, off + take));
+      this.fill += take;
+      off += take;
+      if (this.fill === VERIFY_CHUNK_BYTES) {
+        this.out.push(this.h.digest());
+        this.h = newHasher();
+        this.fill = 0;
+      }
+    }
+  }
+
+  finish(): Buffer {
+    if (this.fill > 0) this.out.push(this.h.digest());
+    return Buffer.concat(this.out);
+  }
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../meta/db.js';
+import { immediate, sqliteError, type Db } from '../meta/db.js';
 import type { AsyncMutex } from '../util/async-mutex.js';
 
 /**
@@ -7,6 +7,12 @@ import type { AsyncMutex } from '../util/async-mutex.js';
  * that transaction is durable. When `othersComing()` says more submissions
  * are on their way (other ingests in flight), the flush waits up to
  * `lingerMs` for them; a lone submission is committed at once.
+ *
+ * Each item is applied inside a savepoint of its own: an item that fails
+ * (its leases were reclaimed, a constraint) is rolled back and rejected
+ * alone while the rest of the batch commits. The transaction is IMMEDIATE,
+ * so contention with other processes waits (busy timeout) at BEGIN instead
+ * of failing half-way; what still fails is mapped to a transient error.
  */
 export class CommitQueue<T, R> {
   private pending: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
@@ -20,7 +26,13 @@ export class CommitQueue<T, R> {
     private readonly othersComing: (pending: number) => boolean = () => false,
     private readonly lingerMs = 2,
     private readonly maxBatch = 256,
-  ) {}
+  ) {
+    this.one = db.transaction((item: T): R => apply(item));
+  }
+
+  /** Applies one item inside a savepoint (a nested better-sqlite3 transaction). */
+  private readonly one: (item: T) => R;
+
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -48,14 +60,26 @@ export class CommitQueue<T, R> {
         const batch = this.pending.splice(0, this.maxBatch);
         if (process.env.MAILCAS_DEBUG_BATCH) process.stderr.write(`batch ${batch.length}\n`);
         await this.lock.run(() => {
-          let results: R[];
+          let results: ({ ok: true; r: R } | { ok: false; e: unknown })[];
           try {
-            results = this.db.transaction(() => batch.map((b) => this.apply(b.item)))();
+            results = immediate(this.db, () =>
+              batch.map((b) => {
+                try {
+                  return { ok: true as const, r: this.one(b.item) };
+                } catch (e) {
+                  return { ok: false as const, e: sqliteError(e) };
+                }
+              }),
+            );
           } catch (e) {
             for (const b of batch) b.reject(e);
             return;
           }
-          batch.forEach((b, i) => b.resolve(results[i]));
+          batch.forEach((b, i) => {
+            const x = results[i];
+            if (x.ok) b.resolve(x.r);
+            else b.reject(x.e);
+          });
         });
       }
     } finally {

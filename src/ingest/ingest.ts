@@ -5,7 +5,6 @@ import { verifyPacked } from './verify.js';
 import { packMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
-import { LEASE_TTL_SECONDS } from '../limits.js';
 import { BlobCodec } from '../cas/blob-store.js';
 import type { StoreContext } from '../store-context.js';
 
@@ -40,6 +39,8 @@ export interface CommitItem {
   built: BuiltMessage;
   refs: BlobRefInfo[];
   leaseToken: string;
+  /** Distinct blobs leased under leaseToken: the commit checks that many leases still exist. */
+  leased: number;
   fallback: boolean;
   /** Backend bytes this message's ingest created (blobs that were new). */
   newBytes: number;
@@ -54,9 +55,12 @@ export interface LeaseRequest {
   expires: number;
 }
 
-/** How an ingest reaches the metadata store: both are group-committed by the store. */
+/** How an ingest reaches the metadata store: all three are group-committed by the store. */
 export interface Committer {
   lease(req: LeaseRequest): Promise<(BlobRow | undefined)[]>;
+  /** Extends the leases of `token`; resolves to how many still exist. */
+  renew(token: string, expires: number): Promise<number>;
+  /** Fails (E_LEASE_LOST, transient) unless every lease of the item's token still exists. */
   commit(item: CommitItem): Promise<number>;
 }
 
@@ -72,6 +76,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
   const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
   let built: BuiltMessage | null = null;
   let leaseToken: string | null = null;
+  let renewal: NodeJS.Timeout | null = null;
   let wroteBlobs = false;
   try {
     const domain = ctx.domainOf(user);
@@ -97,7 +102,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       if (failure) throw new MailcasError('E_INTERNAL', `message does not reassemble even when stored whole: ${failure}`);
     }
 
-    // Lease the blobs, then write those not already committed. Data before metadata.
+    // Lease the blobs, then make sure each object exists. Data before metadata.
     const needs = [...built.blobs.values()];
     const refs: BlobRefInfo[] = [];
     let newBlobs = 0;
@@ -105,14 +110,21 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
     if (needs.length) {
       leaseToken = Leases.newToken();
       const token = leaseToken;
-      const rows = await committer.lease({ token, hashes: needs.map((n) => n.data.key), expires: Date.now() + LEASE_TTL_SECONDS * 1000 });
+      const rows = await committer.lease({ token, hashes: needs.map((n) => n.data.key), expires: Date.now() + ctx.leaseTtlMs });
+      // a long ingest keeps its leases alive; the commit checks they still exist (clocks only decide when gc may reclaim)
+      renewal = setInterval(() => void committer.renew(token, Date.now() + ctx.leaseTtlMs).catch(() => {}), Math.max(1000, ctx.leaseTtlMs / 3));
+      renewal.unref();
       for (let i = 0; i < needs.length; i++) {
         const n = needs[i];
         const row = rows[i];
-        if (row) {
-          refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored: row.stored, codec: row.codec, contentType: n.contentType });
+        const ref = { hash: n.data.key, count: n.count, domain, size: n.data.size, contentType: n.contentType, chunks: n.data.chunkDigests };
+        if (row && row.refs > 0 && !row.corrupt) {
+          // a committed message references it and our lease keeps gc away: the object is there
+          refs.push({ ...ref, stored: row.stored, codec: row.codec, confirmed: false });
           continue;
         }
+        // no row, or one that does not vouch for its object (unreferenced: gc may have deleted the object
+        // and crashed before the row; corrupt: a read found it damaged): put it, or check what is there
         const put = await ctx.blobStore.put(n.data);
         wroteBlobs = true;
         let codec: number = put.codec;
@@ -121,9 +133,9 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
           newBlobs++;
           newBlobBytes += stored;
         } else {
-          ({ codec, stored } = await existingCodec(ctx, n, put.codec, domain));
+          ({ codec, stored } = await confirmExisting(ctx, n, put.codec, domain));
         }
-        refs.push({ hash: n.data.key, count: n.count, domain, size: n.data.size, stored, codec, contentType: n.contentType });
+        refs.push({ ...ref, stored, codec, confirmed: true });
       }
     }
     const id = await committer.commit({
@@ -136,6 +148,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       built,
       refs,
       leaseToken: leaseToken ?? '',
+      leased: needs.length,
       fallback,
       newBytes: newBlobBytes,
       headerBytes: built.layout.segments.reduce((a, g) => a + (g.k === 'part' ? 0 : g.bytes.length), 0),
@@ -159,26 +172,34 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
     }
     throw e;
   } finally {
+    if (renewal) clearInterval(renewal);
     built?.dispose();
     spool.dispose();
   }
 }
 
 /**
- * The object was already in the backend without a committed row: written
- * by a concurrent ingest of the same content (not committed yet), or left
- * by one that crashed, possibly by a mailcas with another compression
- * policy. Find the codec it actually reads back with; only an object that
- * reads back as nothing valid is replaced. We hold a lease, so gc will not race.
+ * The object was already in the backend without a row that vouches for it:
+ * written by a concurrent ingest of the same content (not committed yet),
+ * left by one that crashed (possibly by a mailcas with another compression
+ * policy), or marked corrupt by a read. Find the codec it reads back with;
+ * only an object that reads back as nothing valid is replaced, atomically.
+ * A backend failure while reading is thrown (transient), never taken for
+ * corruption. We hold a lease, so gc will not race.
  */
-async function existingCodec(ctx: StoreContext, need: BlobNeed, expected: number, domain: string): Promise<{ codec: number; stored: number }> {
+async function confirmExisting(ctx: StoreContext, need: BlobNeed, expected: number, domain: string): Promise<{ codec: number; stored: number }> {
   const key = need.data.key;
   const stat = await ctx.blobStore.backend.stat(key.toString('hex'));
-  for (const codec of [expected, ...[BlobCodec.None, BlobCodec.Deflate].filter((c) => c !== expected)]) {
-    if (await ctx.blobStore.readsBackAs(key, codec, need.data.size, ctx.domainKey(domain))) return { codec, stored: stat?.size ?? need.data.size };
+  const domainKey = ctx.domainKey(domain);
+  let why = 'missing';
+  if (stat) {
+    for (const codec of [expected, ...[BlobCodec.None, BlobCodec.Deflate].filter((c) => c !== expected)]) {
+      const r = await ctx.blobStore.scan({ key, codec, size: need.data.size, domainKey });
+      if (r.ok) return { codec, stored: stat.size };
+      why = r.why;
+    }
   }
-  ctx.log.warn('blob-replaced', { key: key.toString('hex'), reason: 'existing object does not read back as its content' });
-  await ctx.blobStore.backend.delete(key.toString('hex'));
-  const put = await ctx.blobStore.put(need.data);
+  ctx.log.warn('blob-rewritten', { key: key.toString('hex'), reason: why });
+  const put = await ctx.blobStore.put(need.data, { overwrite: true });
   return { codec: put.codec, stored: put.stored };
 }

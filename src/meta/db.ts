@@ -1,36 +1,102 @@
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
-import { SQLITE_BUSY_TIMEOUT_MS } from '../limits.js';
-import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { SQLITE_BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
+import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
 export type Db = Database.Database;
 
 /**
  * Opens (creating when needed) the metadata database. WAL with
  * synchronous=FULL: a commit that returned is on disk.
+ *
+ * Opening an existing, current store takes no write lock: readers (fetch,
+ * report, check) never wait for a writer. Creating or upgrading the schema
+ * runs in one IMMEDIATE transaction, re-checked inside it.
  */
-export function openDb(file: string): Db {
+export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
   let db: Db;
   try {
-    db = new Database(file);
+    db = new Database(file, opts.readonly ? { readonly: true, fileMustExist: true } : {});
   } catch (e) {
-    throw new MailcasError('E_USAGE', `cannot open metadata database ${file}: ${(e as Error).message}`, { cause: e });
+    throw storeError(e, file);
   }
-  db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-  const fresh = (db.pragma('user_version', { simple: true }) as number) === 0 && !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'messages'").get();
-  if (fresh) db.pragma('page_size = 4096');
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = OFF');
-  db.pragma('cache_size = -16000');
-  const v = db.pragma('user_version', { simple: true }) as number;
-  if (v > SCHEMA_VERSION) {
+  try {
+    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    if (opts.readonly) return db;
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new MailcasError('E_STORE', `store schema version ${version} is newer than this mailcas (${SCHEMA_VERSION}): upgrade mailcas`);
+    if (version === 0 && !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'messages'").get()) db.pragma('page_size = 4096');
+    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = OFF');
+    db.pragma('cache_size = -16000');
+    // a long reader keeps the WAL from being checkpointed; once it is, the file shrinks back to this
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    if (version < SCHEMA_VERSION) {
+      immediate(db, () => {
+        const v = db.pragma('user_version', { simple: true }) as number; // another process may have done it
+        if (v === SCHEMA_VERSION) return;
+        if (v === 1) db.exec(MIGRATE_1_TO_2);
+        db.exec(SCHEMA_SQL);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      });
+    }
+    return db;
+  } catch (e) {
     db.close();
-    throw new MailcasError('E_USAGE', `store schema version ${v} is newer than this mailcas (${SCHEMA_VERSION})`);
+    throw storeError(e, file);
   }
-  db.exec(SCHEMA_SQL);
-  if (v < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  return db;
+}
+
+/**
+ * Runs fn in one IMMEDIATE transaction: the write lock is taken at BEGIN
+ * (waiting up to the busy timeout), so a transaction that reads before it
+ * writes can never fail half-way with SQLITE_BUSY. Every writer uses this.
+ */
+export function immediate<T>(db: Db, fn: () => T): T {
+  try {
+    return db.transaction(fn).immediate();
+  } catch (e) {
+    throw sqliteError(e);
+  }
+}
+
+/**
+ * Maps SQLite's errors to mailcas errors at the boundary: a busy or locked
+ * database and a full disk are temporary (exit 75, LMTP 4xx); a damaged
+ * or unreadable database is a store problem with a stated remedy.
+ */
+export function sqliteError(e: unknown, file?: string): unknown {
+  if (!(e instanceof Database.SqliteError)) return e;
+  const code = e.code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new MailcasError('E_BUSY', `the store is busy: another process held its database lock for over ${SQLITE_BUSY_TIMEOUT_MS / 1000} s; try again later`, {
+      cause: e,
+      transient: true,
+    });
+  }
+  if (code.startsWith('SQLITE_FULL')) return new MailcasError('E_STORE', `the store's disk is full: ${e.message}`, { cause: e, transient: true });
+  if (code.startsWith('SQLITE_IOERR')) return new MailcasError('E_STORE', `I/O error on the store's database${file ? ` ${file}` : ''}: ${e.message}`, { cause: e, transient: true });
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new MailcasError(
+      'E_STORE',
+      `the store's database${file ? ` ${file}` : ''} is damaged (${e.message}): restore it from a backup, then run mailcas check`,
+      { cause: e },
+    );
+  }
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM')) {
+    return new MailcasError('E_STORE', `cannot write the store's database${file ? ` ${file}` : ''}: ${e.message}`, { cause: e });
+  }
+  return e;
+}
+
+function storeError(e: unknown, file: string): unknown {
+  const m = sqliteError(e, file);
+  if (m !== e) return m;
+  if (e instanceof MailcasError) return e;
+  const why = fs.existsSync(file) ? (e as Error).message : `${(e as Error).message} (does the store directory exist and is it writable?)`;
+  return new MailcasError('E_STORE', `cannot open the store's database ${file}: ${why}`, { cause: e });
 }
 
 export function getMeta(db: Db, key: string): Buffer | string | number | null {
@@ -44,4 +110,9 @@ export function setMeta(db: Db, key: string, value: Buffer | string | number): v
 
 export function bumpCounter(db: Db, name: string, by = 1): void {
   db.prepare('INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value').run(name, by);
+}
+
+export function counter(db: Db, name: string): number {
+  const r = db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
+  return r?.value ?? 0;
 }

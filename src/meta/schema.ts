@@ -1,18 +1,20 @@
 /**
  * The metadata schema. Everything IMAP asks about a message (headers,
  * structure, size) is answered from here without touching the blob backend.
+ *
+ * Version 2: message ids are never reused (AUTOINCREMENT); blobs carry a
+ * corrupt flag and per-chunk digests (reads verify before emitting); a
+ * generation counter moves with every change of reference counts.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
-export const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS meta (
-  key   TEXT PRIMARY KEY,
-  value BLOB
-) WITHOUT ROWID;
+/** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
+export const GENERATION = 'generation';
 
--- one row per stored message; layout = compressed segment list (header blocks, literals, part refs)
-CREATE TABLE IF NOT EXISTS messages (
-  id         INTEGER PRIMARY KEY,
+/** The messages table under a name (the 1 -> 2 migration builds it beside the old one). */
+function messagesTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a stale id (IMAP UID, log line) never names another message
   user       TEXT    NOT NULL,
   mailbox    TEXT    NOT NULL,
   size       INTEGER NOT NULL,
@@ -37,9 +39,21 @@ CREATE TABLE IF NOT EXISTS messages (
   cc_addr    TEXT,
   message_id TEXT,
   in_reply_to TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_user ON messages(user, mailbox, id);
-CREATE INDEX IF NOT EXISTS messages_msgid ON messages(message_id);
+);`;
+}
+
+const MESSAGES_INDEXES = `CREATE INDEX IF NOT EXISTS messages_user ON messages(user, mailbox, id);
+CREATE INDEX IF NOT EXISTS messages_msgid ON messages(message_id);`;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value BLOB
+) WITHOUT ROWID;
+
+-- one row per stored message; layout = compressed segment list (header blocks, literals, part refs)
+${messagesTable('messages')}
+${MESSAGES_INDEXES}
 
 -- one row per leaf part (report and structure queries); hash is NULL for inline parts
 CREATE TABLE IF NOT EXISTS parts (
@@ -67,7 +81,9 @@ CREATE TABLE IF NOT EXISTS blobs (
   refs         INTEGER NOT NULL,
   created      INTEGER NOT NULL,
   zero_since   INTEGER,            -- unix ms when refs last reached 0
-  content_type TEXT
+  content_type TEXT,
+  corrupt      INTEGER NOT NULL DEFAULT 0, -- 1: a read or scrub found the object missing or not matching its hash
+  chunks       BLOB                -- BLAKE3 of each VERIFY_CHUNK_BYTES chunk of the canonical bytes (blobs over one chunk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_unref ON blobs(zero_since) WHERE refs = 0;
 
@@ -91,4 +107,15 @@ CREATE TABLE IF NOT EXISTS counters (
   name  TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
+`;
+
+/** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
+export const MIGRATE_1_TO_2 = `
+${messagesTable('messages_v2')}
+INSERT INTO messages_v2 SELECT * FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v2 RENAME TO messages;
+${MESSAGES_INDEXES}
+ALTER TABLE blobs ADD COLUMN corrupt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blobs ADD COLUMN chunks BLOB;
 `;

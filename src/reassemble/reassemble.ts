@@ -12,7 +12,7 @@ export interface BlobReader {
  * chunk size (quoted-printable parts, which are at most QP_MAX_BYTES, are
  * encoded whole). Each part must produce exactly its recorded raw size.
  */
-export async function* reassemble(layout: Layout, blobs: BlobReader): AsyncGenerator<Buffer> {
+export async function* reassemble(layout: Layout, blobs: BlobReader, label = 'message'): AsyncGenerator<Buffer> {
   for (const s of layout.segments) {
     if (s.k !== 'part') {
       if (s.bytes.length) yield s.bytes;
@@ -21,12 +21,18 @@ export async function* reassemble(layout: Layout, blobs: BlobReader): AsyncGener
     const enc = encoderFor(s.recipe);
     let n = 0;
     const src = s.hash ? blobs.read(s.hash, s.size) : [s.inline ?? Buffer.alloc(0)];
-    for await (const c of src) {
-      const o = enc.push(c);
-      if (o.length) {
-        n += o.length;
-        yield o;
+    try {
+      for await (const c of src) {
+        const o = enc.push(c);
+        if (o.length) {
+          n += o.length;
+          yield o;
+        }
       }
+    } catch (e) {
+      // name the message and the part: an operator must know what is damaged, not only which blob
+      if (e instanceof MailcasError) throw new MailcasError(e.code, `${label}, part ${s.path || '(raw)'}: ${e.message}`, { cause: e, transient: e.transient, data: e.data });
+      throw e;
     }
     const e = enc.end();
     if (e.length) {
@@ -34,7 +40,7 @@ export async function* reassemble(layout: Layout, blobs: BlobReader): AsyncGener
       yield e;
     }
     if (n !== s.rawSize) {
-      throw new MailcasError('E_INTEGRITY', `part ${s.path ?? '(raw)'} re-encoded to ${n} bytes, ${s.rawSize} expected`);
+      throw new MailcasError('E_INTEGRITY', `${label}, part ${s.path || '(raw)'}: re-encoded to ${n} bytes, ${s.rawSize} expected`);
     }
   }
 }

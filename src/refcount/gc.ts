@@ -1,11 +1,15 @@
 import type { StoreContext } from '../store-context.js';
 import { DEFAULT_GC_GRACE_SECONDS, GC_BATCH } from '../limits.js';
+import { bumpCounter, sqliteError } from '../meta/db.js';
+import { GENERATION } from '../meta/schema.js';
 
 export interface GcOptions {
   /** Blobs unreferenced (or orphaned) for less than this many seconds are kept. */
   graceSeconds?: number;
   /** Plan only: report what would be deleted. */
   dryRun?: boolean;
+  /** The clock gc judges ages and lease expiry by (tests move it; safety never depends on it). */
+  now?: () => number;
 }
 
 export interface GcReport {
@@ -28,11 +32,14 @@ export interface GcReport {
  * IMMEDIATE) and re-checks, inside it, that the blob is still unreferenced
  * and not leased: an ingest must take its lease in a write transaction
  * too, so it either sees the blob gone (and writes it again) or gc sees its
- * lease. The object is deleted before its row: a crash in between leaves a
- * harmless row without object, never a referenced blob without data.
+ * lease. The object is deleted before its row, and the leases on it with
+ * it (an ingest whose lease is gone cannot commit): a crash in between
+ * leaves an unreferenced row without object, which vouches for nothing
+ * (an ingest puts or checks the object of a row with no references).
  */
 export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<GcReport> {
   const graceMs = (opts.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
+  const clock = opts.now ?? Date.now;
   const dry = !!opts.dryRun;
   const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0 };
   const db = ctx.db;
@@ -49,26 +56,29 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
        AND EXISTS (SELECT 1 FROM leases l WHERE l.hash = b.hash AND l.expires > ?)`,
   );
   const delRow = db.prepare('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
+  const delLeases = db.prepare('DELETE FROM leases WHERE hash = ?');
   let after: Buffer = Buffer.alloc(0);
   for (;;) {
     const n = await inWriteTxn(ctx, dry, async () => {
-      const now = Date.now();
+      const now = clock();
       const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number }[];
       for (const r of rows) {
         if (!dry) {
           await backend.delete(r.hash.toString('hex'));
           delRow.run(r.hash);
+          rep.expiredLeases += delLeases.run(r.hash).changes; // expired ones only: live leases were excluded above
         }
         rep.deletedBlobs++;
         rep.deletedBytes += r.stored;
       }
       if (rows.length) after = rows[rows.length - 1].hash;
+      if (rows.length && !dry) bumpCounter(db, GENERATION);
       return rows.length;
     });
     if (n < GC_BATCH) break;
   }
   {
-    const now = Date.now();
+    const now = clock();
     rep.keptLeased += (leased.get(now - graceMs, now) as { n: number }).n;
   }
 
@@ -80,7 +90,7 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
     const todo = batch;
     batch = [];
     await inWriteTxn(ctx, dry, async () => {
-      const now = Date.now();
+      const now = clock();
       for (const o of todo) {
         const h = Buffer.from(o.key, 'hex');
         if (hasRow.get(h)) continue;
@@ -90,14 +100,14 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
         }
         if (!dry) {
           await backend.delete(o.key);
-          rep.expiredLeases += db.prepare('DELETE FROM leases WHERE hash = ?').run(h).changes;
+          rep.expiredLeases += delLeases.run(h).changes;
         }
         rep.deletedOrphans++;
         rep.deletedOrphanBytes += o.size;
       }
     });
   };
-  const cutoff = Date.now() - graceMs;
+  const cutoff = clock() - graceMs;
   for await (const o of backend.list()) {
     if (o.mtimeMs > cutoff) continue;
     const h = Buffer.from(o.key, 'hex');
@@ -109,8 +119,8 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
 
   // 3. expired leases whose blob is committed or gone
   if (!dry) {
-    await ctx.writeLock.run(async () => {
-      const now = Date.now();
+    await inWriteTxn(ctx, false, async () => {
+      const now = clock();
       const expired = db.prepare('SELECT DISTINCT hash FROM leases WHERE expires <= ?').all(now) as { hash: Buffer }[];
       for (const e of expired) {
         const committed = hasRow.get(e.hash) !== undefined;
@@ -124,18 +134,26 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   return rep;
 }
 
-/** Runs fn inside this process's write lock and one IMMEDIATE transaction (none for a dry run). */
+/**
+ * Runs fn inside this process's write lock and one IMMEDIATE transaction
+ * (none for a dry run) that stays open across fn's awaits: backend
+ * deletions happen while no other writer can take a lease.
+ */
 export async function inWriteTxn<T>(ctx: StoreContext, dry: boolean, fn: () => Promise<T>): Promise<T> {
   return ctx.writeLock.run(async () => {
     if (dry) return fn();
-    ctx.db.exec('BEGIN IMMEDIATE');
+    try {
+      ctx.db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      throw sqliteError(e);
+    }
     try {
       const r = await fn();
       ctx.db.exec('COMMIT');
       return r;
     } catch (e) {
       if (ctx.db.inTransaction) ctx.db.exec('ROLLBACK');
-      throw e;
+      throw sqliteError(e);
     }
   });
 }

@@ -14,12 +14,16 @@ export class Leases {
   private readonly del: Statement;
   private readonly activeQ: Statement;
   private readonly anyQ: Statement;
+  private readonly heldQ: Statement;
+  private readonly renewQ: Statement;
 
   constructor(private readonly db: Db) {
     this.ins = db.prepare('INSERT OR REPLACE INTO leases(hash, token, expires) VALUES (?, ?, ?)');
     this.del = db.prepare('DELETE FROM leases WHERE token = ?');
     this.activeQ = db.prepare('SELECT 1 FROM leases WHERE hash = ? AND expires > ? LIMIT 1');
     this.anyQ = db.prepare('SELECT 1 FROM leases WHERE hash = ? LIMIT 1');
+    this.heldQ = db.prepare('SELECT count(*) AS n FROM leases WHERE token = ?');
+    this.renewQ = db.prepare('UPDATE leases SET expires = max(expires, ?) WHERE token = ?');
   }
 
   static newToken(): string {
@@ -34,6 +38,16 @@ export class Leases {
   /** Releases every lease of `token` (inside the commit transaction, or after a failed ingest). */
   release(token: string): void {
     this.del.run(token);
+  }
+
+  /** How many leases of `token` still exist (gc removes a lease with the object it stopped protecting). */
+  held(token: string): number {
+    return (this.heldQ.get(token) as { n: number }).n;
+  }
+
+  /** Extends every lease of `token` that still exists; returns how many do. */
+  renew(token: string, expires: number): number {
+    return this.renewQ.run(expires, token).changes;
   }
 
   isActive(hash: Buffer, now: number): boolean {

@@ -11,6 +11,10 @@ export interface BlobRefInfo {
   stored: number;
   codec: number;
   contentType: string;
+  /** Chunk digests of the canonical bytes (blobs over one chunk), or null. */
+  chunks: Buffer | null;
+  /** This ingest wrote the object or read it back whole: its codec and size are now the truth, and it is not corrupt. */
+  confirmed: boolean;
 }
 
 /**
@@ -22,21 +26,27 @@ export class Refcounts {
   private readonly inc: Statement;
   private readonly dec: Statement;
   private readonly getRow: Statement;
+  private readonly mark: Statement;
 
   constructor(db: Db) {
     this.insert = db.prepare(
-      `INSERT INTO blobs(hash, domain, size, stored, codec, refs, created, zero_since, content_type)
-       VALUES (@hash, @domain, @size, @stored, @codec, @count, @now, NULL, @contentType)
-       ON CONFLICT(hash) DO UPDATE SET refs = refs + excluded.refs, zero_since = NULL`,
+      `INSERT INTO blobs(hash, domain, size, stored, codec, refs, created, zero_since, content_type, corrupt, chunks)
+       VALUES (@hash, @domain, @size, @stored, @codec, @count, @now, NULL, @contentType, 0, @chunks)
+       ON CONFLICT(hash) DO UPDATE SET refs = refs + excluded.refs, zero_since = NULL,
+         codec = CASE WHEN @confirmed THEN excluded.codec ELSE codec END,
+         stored = CASE WHEN @confirmed THEN excluded.stored ELSE stored END,
+         corrupt = CASE WHEN @confirmed THEN 0 ELSE corrupt END,
+         chunks = coalesce(chunks, excluded.chunks)`,
     );
     this.inc = db.prepare('UPDATE blobs SET refs = refs + ?, zero_since = NULL WHERE hash = ?');
     this.dec = db.prepare('UPDATE blobs SET refs = refs - @count, zero_since = CASE WHEN refs - @count <= 0 THEN @now ELSE NULL END WHERE hash = @hash');
-    this.getRow = db.prepare('SELECT hash, domain, size, stored, codec, refs FROM blobs WHERE hash = ?');
+    this.getRow = db.prepare('SELECT hash, domain, size, stored, codec, refs, corrupt, chunks FROM blobs WHERE hash = ?');
+    this.mark = db.prepare('UPDATE blobs SET corrupt = 1 WHERE hash = ?');
   }
 
   /** Call inside the commit transaction. */
   add(refs: Iterable<BlobRefInfo>, now: number): void {
-    for (const r of refs) this.insert.run({ ...r, now });
+    for (const r of refs) this.insert.run({ hash: r.hash, domain: r.domain, size: r.size, stored: r.stored, codec: r.codec, count: r.count, now, contentType: r.contentType, chunks: r.chunks, confirmed: r.confirmed ? 1 : 0 });
   }
 
   /** Call inside the expunge transaction. */
@@ -47,6 +57,11 @@ export class Refcounts {
   /** The blob row, or undefined when no committed message ever referenced it (or gc removed it). */
   row(hash: Buffer): BlobRow | undefined {
     return this.getRow.get(hash) as BlobRow | undefined;
+  }
+
+  /** Marks a blob whose object a read or scrub found missing or damaged: the next ingest of the same content rewrites it. */
+  markCorrupt(hash: Buffer): void {
+    this.mark.run(hash);
   }
 
   /** Adds `by` to a blob that is known to exist (repair). */
@@ -62,6 +77,8 @@ export interface BlobRow {
   stored: number;
   codec: number;
   refs: number;
+  corrupt: number;
+  chunks: Buffer | null;
 }
 
 /** Counts references per blob key (hex) from a list of blob keys. */

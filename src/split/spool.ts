@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
 import { SPOOL_MEMORY_BYTES } from '../limits.js';
 import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
+import { tempName } from '../util/temp-files.js';
 
 /** A message already in a file (or a byte range of one, e.g. in an mbox): read in place, never copied. */
 export interface FileInput {
@@ -70,7 +70,7 @@ export class Spool {
           parts.push(b);
           if (size > memLimit) {
             fs.mkdirSync(opts.tmpDir, { recursive: true });
-            tmpPath = path.join(opts.tmpDir, `spool-${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+            tmpPath = path.join(opts.tmpDir, tempName('spool'));
             fd = fs.openSync(tmpPath, 'w+', 0o600);
             for (const p of parts) writeAll(fd, p);
             parts.length = 0;

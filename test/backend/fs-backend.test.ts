@@ -6,6 +6,7 @@ import { backendConformance } from './conformance.js';
 import { tmpDir } from '../helpers.js';
 import { bufferSource } from '../../src/backend/backend.js';
 import { hashBuffer } from '../../src/cas/hash.js';
+import { TEMP_STALE_SECONDS } from '../../src/limits.js';
 
 backendConformance('fs', async () => {
   const dir = tmpDir();
@@ -22,12 +23,16 @@ it('fs: objects are fanned out as ab/cd/<key> and no temp file remains', async (
   expect(fs.readdirSync(path.join(dir, '.tmp'))).toEqual([]);
 });
 
-it('fs: temp files of dead processes are removed on open', async () => {
+it('fs: temp files untouched for a day are removed on open; fresh ones (a live writer, whatever its PID or namespace) are kept', async () => {
   const dir = tmpDir();
   fs.mkdirSync(path.join(dir, '.tmp'), { recursive: true });
-  // pid 2^22+1 is above the default pid_max of small machines: not running
-  const stale = path.join(dir, '.tmp', `${4194305}-deadbeef`);
+  const stale = path.join(dir, '.tmp', 'w-deadbeef');
+  const fresh = path.join(dir, '.tmp', `w-${process.pid}-alive`);
   fs.writeFileSync(stale, 'partial');
+  fs.writeFileSync(fresh, 'being written');
+  const old = (Date.now() - (TEMP_STALE_SECONDS + 60) * 1000) / 1000;
+  fs.utimesSync(stale, old, old);
   new FsBackend(dir);
   expect(fs.existsSync(stale)).toBe(false);
+  expect(fs.existsSync(fresh)).toBe(true);
 });

@@ -1,0 +1,33 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { TEMP_STALE_SECONDS } from '../limits.js';
+
+/** A temp file name: what it is for, and randomness (no PID: liveness is judged by age, see cleanStaleTemps). */
+export function tempName(kind: string): string {
+  return `${kind}-${crypto.randomBytes(12).toString('hex')}`;
+}
+
+/**
+ * Removes temp files left by writers that died (a crash mid-write). A file
+ * is stale when it has not been modified for TEMP_STALE_SECONDS: PIDs are
+ * no proof of life (they are reused, and processes in other PID namespaces
+ * may share the store), while no live writer leaves its file untouched that long.
+ */
+export function cleanStaleTemps(dir: string, now = Date.now()): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const p = path.join(dir, n);
+    try {
+      const st = fs.lstatSync(p);
+      if (st.isFile() && now - st.mtimeMs > TEMP_STALE_SECONDS * 1000) fs.rmSync(p, { force: true });
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+}
