@@ -9,6 +9,20 @@ export const SPOOL_MEMORY_BYTES = 4 * 1024 * 1024;
 /** Default refusal limit for one message (StoreOptions.maxMessageBytes). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 
+/**
+ * Default refusal limit on MIME entities per message (StoreOptions.maxParts):
+ * real mail has a few, digests some hundreds; thousands of empty parts in a
+ * few kilobytes are an attack on CPU and memory, refused before they cost either.
+ */
+export const DEFAULT_MAX_PARTS = 5000;
+
+/**
+ * Stores may keep parts below this many canonical bytes inline, never less:
+ * a lower threshold turns every tiny part into a durable object write (an
+ * fsync each), so a small message of many distinct parts would cost seconds.
+ */
+export const MIN_INLINE_THRESHOLD = 1024;
+
 /** A header block is parsed (for Content-Type etc.) up to this many bytes; the rest is kept but not parsed. */
 export const HEADER_PARSE_BYTES = 1024 * 1024;
 
@@ -17,6 +31,13 @@ export const HEADER_BLOCK_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A header line longer than this ends the header block (a body line, not a field). */
 export const HEADER_LINE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * RFC 2231 parameter sections above this number are not continuations
+ * (real mail uses a handful; a sender-chosen index must never become a
+ * range that is walked or allocated).
+ */
+export const RFC2231_MAX_SECTION = 999;
 
 /** Boundaries longer than this are not honoured (the multipart is kept as one opaque body). */
 export const BOUNDARY_MAX_BYTES = 16 * 1024;
@@ -55,6 +76,9 @@ export const WHOLE_CHECK_BYTES = 1024 * 1024;
 
 /** Read/write chunk size for streaming. */
 export const IO_CHUNK_BYTES = 256 * 1024;
+
+/** Blob writes one ingest keeps in flight at once (fsyncs and object-store round trips overlap). */
+export const PUT_CONCURRENCY = 8;
 
 /** A lease protects an uncommitted blob for this long; an ingest that crashed loses it after this. */
 export const LEASE_TTL_SECONDS = 3600;

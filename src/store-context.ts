@@ -12,6 +12,8 @@ export interface StoreConfig {
   inlineThreshold: number;
   dedupScope: DedupScope;
   maxMessageBytes: number;
+  /** Refuse messages with more MIME entities than this. */
+  maxParts: number;
   decode: boolean;
 }
 

@@ -22,7 +22,7 @@ import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
-import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, LEASE_TTL_SECONDS, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, LEASE_TTL_SECONDS, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
@@ -36,6 +36,8 @@ export interface StoreOptions {
   dedupScope?: DedupScope;
   /** Refuse messages larger than this (E_TOO_LARGE). */
   maxMessageBytes?: number;
+  /** Refuse messages with more MIME entities than this (E_TOO_LARGE; default DEFAULT_MAX_PARTS). */
+  maxParts?: number;
   /** Decode transfer encodings to canonical bytes (default true). */
   decode?: boolean;
   compression?: Partial<CompressionPolicy>;
@@ -327,7 +329,7 @@ export class Store implements StoreContext {
       const whole = await this.fetchBuffer(id, opts);
       return Readable.from([whole], { objectMode: false });
     }
-    return Readable.from(coalesce(this.checkedBytes(r)), { objectMode: false });
+    return Readable.from(this.checkedBytes(r), { objectMode: false });
   }
 
   /** The whole message in memory (small messages, tests), checked like fetch. */
@@ -350,7 +352,7 @@ export class Store implements StoreContext {
     }
     const h = newHasher();
     let n = 0;
-    for await (const c of reassemble(layout, this.blobReader(), `message ${r.id}`)) {
+    for await (const c of coalesce(reassemble(layout, this.blobReader(), `message ${r.id}`))) {
       h.update(c);
       n += c.length;
       yield c;
@@ -467,18 +469,20 @@ function loadSecret(db: Db): Buffer {
 
 function loadConfig(db: Db, opts: StoreOptions): StoreConfig {
   const stored = getMeta(db, 'config');
-  let base: Omit<StoreConfig, 'maxMessageBytes'>;
+  let base: Omit<StoreConfig, 'maxMessageBytes' | 'maxParts'>;
   if (typeof stored === 'string') {
     base = JSON.parse(stored);
   } else {
     const inlineThreshold = opts.inlineThreshold ?? DEFAULT_INLINE_THRESHOLD;
-    if (!Number.isInteger(inlineThreshold) || inlineThreshold < 0 || inlineThreshold > PART_MEMORY_BYTES) {
-      throw new MailcasError('E_USAGE', `inline threshold must be an integer from 0 to ${PART_MEMORY_BYTES}`);
+    if (!Number.isInteger(inlineThreshold) || inlineThreshold < MIN_INLINE_THRESHOLD || inlineThreshold > PART_MEMORY_BYTES) {
+      throw new MailcasError('E_USAGE', `inline threshold must be an integer from ${MIN_INLINE_THRESHOLD} to ${PART_MEMORY_BYTES}`);
     }
     const dedupScope = opts.dedupScope ?? 'global';
     if (!['global', 'user', 'tenant'].includes(dedupScope)) throw new MailcasError('E_USAGE', `unknown dedup scope ${dedupScope}`);
     base = { inlineThreshold, dedupScope, decode: opts.decode ?? true };
     setMeta(db, 'config', JSON.stringify(base));
   }
-  return { ...base, maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES };
+  const maxParts = opts.maxParts ?? DEFAULT_MAX_PARTS;
+  if (!Number.isSafeInteger(maxParts) || maxParts < 1) throw new MailcasError('E_USAGE', `the parts limit must be a positive integer, got ${maxParts}`);
+  return { ...base, maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, maxParts };
 }

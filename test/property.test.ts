@@ -80,7 +80,7 @@ describe('property: everything round-trips byte for byte', () => {
   let store: Store;
   const dir = tmpDir();
   beforeAll(async () => {
-    store = await Store.open(dir, { backend: new MemoryBackend(), inlineThreshold: 64, dictionaryAfter: 0 });
+    store = await Store.open(dir, { backend: new MemoryBackend(), inlineThreshold: 1024, dictionaryAfter: 0 });
   });
   afterAll(async () => {
     await store.close();

@@ -82,6 +82,7 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
   for (const src of expandSources(paths, opts.format ?? 'auto')) {
     let spool: Spool;
     try {
+      if (src.error) throw src.error;
       spool = await Spool.from(src.input, { tmpDir, maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     } catch (e) {
       failed++;

@@ -116,18 +116,13 @@ export class PartSink implements CanonicalSink {
 
   finish(): PartData {
     const size = this.size;
-    let digest: Buffer;
-    let key: Buffer;
-    let whole: Buffer | null = null;
-    const chunkDigests = this.chunker && size > VERIFY_CHUNK_BYTES ? this.chunker.finish() : null;
-    if (this.plain) {
-      digest = this.plain.digest();
-      key = this.keyed ? this.keyed.digest() : digest;
-    } else {
-      whole = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size);
-      digest = hashBuffer(whole);
-      key = this.domainKey ? hashBuffer(whole, this.domainKey) : digest;
+    if (!this.plain) {
+      // held in memory: hashed only if asked (an inline part never is)
+      return new MemoryPart(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size), this.domainKey);
     }
+    const digest = this.plain.digest();
+    const key = this.keyed ? this.keyed.digest() : digest;
+    const chunkDigests = this.chunker && size > VERIFY_CHUNK_BYTES ? this.chunker.finish() : null;
     if (this.discarded) {
       return {
         size,
@@ -143,11 +138,7 @@ export class PartSink implements CanonicalSink {
         dispose: () => {},
       };
     }
-    if (this.fd === null) {
-      const buffer = whole ?? (this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, size));
-      return { size, key, digest, buffer, file: null, chunkDigests, chunks: () => [buffer], dispose: () => {} };
-    }
-    const fd = this.fd;
+    const fd = this.fd!; // hashing as it goes and not discarded: spilled to a file
     const file = this.file!;
     this.fd = null;
     this.file = null;
@@ -178,6 +169,31 @@ export class PartSink implements CanonicalSink {
 function writeAll(fd: number, b: Buffer): void {
   let off = 0;
   while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+}
+
+/** A part held in memory (at most one chunk): its hashes are computed on first use. */
+class MemoryPart implements PartData {
+  private k: Buffer | null = null;
+  private d: Buffer | null = null;
+  readonly file = null;
+  readonly chunkDigests = null;
+  constructor(
+    readonly buffer: Buffer,
+    private readonly domainKey: Buffer | null,
+  ) {}
+  get size(): number {
+    return this.buffer.length;
+  }
+  get digest(): Buffer {
+    return (this.d ??= hashBuffer(this.buffer));
+  }
+  get key(): Buffer {
+    return (this.k ??= this.domainKey ? hashBuffer(this.buffer, this.domainKey) : this.digest);
+  }
+  chunks(): Buffer[] {
+    return [this.buffer];
+  }
+  dispose(): void {}
 }
 
 /** BLAKE3 of each VERIFY_CHUNK_BYTES chunk of a byte stream written in pieces of any size. */

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Store } from '../store.js';
 import { MailcasError } from '../errors.js';
-import { expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
+import { checkPaths, expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
 import { progressBar, progressWanted } from './progress.js';
 import { forEachLimit } from '../util/pool.js';
 import { buildReport } from '../report/report.js';
@@ -13,9 +13,12 @@ import { formatReport } from '../report/format.js';
 import { renderHtmlReport } from '../report/html.js';
 import { analyze } from '../analyze/analyze.js';
 import { formatAnalysis } from '../analyze/format.js';
+import { makeDirsSync } from '../util/dirs.js';
+import { tempName } from '../util/temp-files.js';
+import { sqliteError } from '../meta/db.js';
 
 /** Exit codes (sysexits.h where one fits). */
-export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, tempFail: 75 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, ioErr: 74, tempFail: 75 } as const;
 
 /** Messages up to this size are exported through one buffer. */
 const SMALL_EXPORT = 1024 * 1024;
@@ -82,6 +85,7 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'messages in flight', (v) => parseInt(v, 10), 32)
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number }, cmd: Command) => {
+      checkPaths(paths, o.format);
       await withStore(cmd, async (s) => {
         const bar = progressBar('import', progressWanted() ? totalSize(paths, o.format).bytes : 0);
         const sum = { messages: 0, bytes: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
@@ -89,6 +93,7 @@ export function buildProgram(): Command {
         try {
           await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
             try {
+              if (src.error) throw src.error;
               const r = await s.ingest(src.input, { user: o.user, mailbox: src.mailbox ?? o.mailbox });
               sum.messages++;
               sum.bytes += r.size;
@@ -137,21 +142,35 @@ export function buildProgram(): Command {
     .option('--mailbox <mailbox>', 'only this mailbox')
     .action(async (o: { user: string; out: string; mailbox?: string }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        fs.mkdirSync(o.out, { recursive: true });
+        if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new MailcasError('E_USAGE', `--out ${o.out} exists and is not a directory`);
+        makeDirsSync(o.out);
         const msgs = s.list(o.user, o.mailbox);
         const bar = progressBar('export', msgs.reduce((a, m) => a + m.size, 0));
+        const failed: string[] = [];
         try {
           await forEachLimit(msgs, 4, async (m) => {
+            // each file is written under a temp name and renamed once all of it is verified and written:
+            // a damaged message leaves no file, never a wrong one
             const file = path.join(o.out, `${m.id}.eml`);
-            // small messages: one buffer, one write; large ones stream with bounded memory
-            if (m.size <= SMALL_EXPORT) fs.writeFileSync(file, await s.fetchBuffer(m.id, { user: o.user }));
-            else await pipeline(await s.fetch(m.id, { user: o.user }), fs.createWriteStream(file));
+            const tmp = path.join(o.out, `.${m.id}.eml.${tempName('export')}`);
+            try {
+              // small messages: one buffer, one write; large ones stream with bounded memory
+              if (m.size <= SMALL_EXPORT) fs.writeFileSync(tmp, await s.fetchBuffer(m.id, { user: o.user }), { flag: 'wx' });
+              else await pipeline(await s.fetch(m.id, { user: o.user }), fs.createWriteStream(tmp, { flags: 'wx' }));
+              fs.renameSync(tmp, file);
+            } catch (e) {
+              fs.rmSync(tmp, { force: true });
+              if (!(e instanceof MailcasError) || e.transient || e.code === 'E_STORE') throw e;
+              failed.push(m.id);
+              process.stderr.write(`mailcas: ${e.message}\n`);
+            }
             bar.tick(m.size);
           });
         } finally {
           bar.stop();
         }
-        process.stderr.write(`exported ${msgs.length} messages to ${o.out}\n`);
+        process.stderr.write(`exported ${msgs.length - failed.length} messages to ${o.out}${failed.length ? `; ${failed.length} failed (${failed.slice(0, 10).join(' ')}${failed.length > 10 ? ' ...' : ''}): see mailcas check` : ''}\n`);
+        if (failed.length) process.exitCode = EXIT.failure;
       });
     });
 
@@ -240,6 +259,7 @@ export function buildProgram(): Command {
     .option('--inline-threshold <bytes>', 'parts below this stay in the database', (v) => parseInt(v, 10), 4096)
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { format: ImportFormat; json?: boolean; dovecotMinSize: number; inlineThreshold: number }) => {
+      checkPaths(paths, o.format);
       const bar = progressBar('analyze', progressWanted() ? totalSize(paths, o.format).bytes : 0);
       let r;
       try {
@@ -266,8 +286,10 @@ function nonNegative(v: string, flag: string): number {
 }
 
 export function exitCodeFor(e: unknown): number {
+  e = sqliteError(e);
   if (e instanceof MailcasError) {
     if (e.transient) return EXIT.tempFail;
+    if (e.code === 'E_STORE') return EXIT.ioErr;
     if (e.code === 'E_USAGE') return EXIT.usage;
     if (e.code === 'E_NOT_FOUND') return EXIT.noInput;
     if (e.code === 'E_TOO_LARGE') return EXIT.dataErr;
@@ -289,6 +311,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : EXIT.usage;
       return;
     }
+    e = sqliteError(e);
     const msg = e instanceof MailcasError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
     process.stderr.write(`mailcas: ${msg}\n`);
     process.exitCode = exitCodeFor(e);

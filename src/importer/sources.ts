@@ -13,40 +13,75 @@ export interface MessageSource {
   size: number;
   /** The message bytes, read in place. */
   input: FileInput;
+  /** Set when this entry cannot be read (an unreadable file or directory): counted as a failure, the rest goes on. */
+  error?: MailcasError;
   /** Mailbox from the source's own structure (a Maildir++ subfolder); absent: the caller's --mailbox. */
   mailbox?: string;
+}
+
+/**
+ * Checks every PATH before anything is imported: each must exist, be
+ * readable, and suit the format. A bad argument fails the whole command at
+ * once (E_NOT_FOUND / E_USAGE), never after part of another was imported.
+ */
+export function checkPaths(paths: string[], format: ImportFormat): void {
+  for (const p of paths) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new MailcasError('E_NOT_FOUND', `no such file or directory: ${p}`);
+      throw new MailcasError('E_USAGE', `cannot read ${p}: ${code ?? (e as Error).message}`);
+    }
+    try {
+      fs.accessSync(p, fs.constants.R_OK | (st.isDirectory() ? fs.constants.X_OK : 0));
+    } catch {
+      throw new MailcasError('E_USAGE', `cannot read ${p}: permission denied`);
+    }
+    if (st.isDirectory()) {
+      if (format === 'mbox') throw new MailcasError('E_USAGE', `${p} is a directory, not an mbox file`);
+    } else if (st.isFile()) {
+      if (format === 'maildir') throw new MailcasError('E_USAGE', `${p} is a file, not a Maildir`);
+    } else {
+      throw new MailcasError('E_USAGE', `${p} is neither a file nor a directory`);
+    }
+  }
 }
 
 /**
  * Expands import PATHs into messages. A file is one message (or, when
  * sniffed or told, an mbox); a directory is a Maildir when it has cur/ or
  * new/, else a tree of single-message files, stored exactly as they are
- * whatever their first line.
+ * whatever their first line. Directories are followed through symlinks
+ * but never twice (device and inode), so a symlink loop imports each
+ * message once. Call checkPaths first.
  */
 export function* expandSources(paths: string[], format: ImportFormat): Generator<MessageSource> {
+  const seen = new Set<string>();
   for (const p of paths) {
     let st: fs.Stats;
     try {
       st = fs.statSync(p);
-    } catch {
-      throw new MailcasError('E_USAGE', `no such file or directory: ${p}`);
+    } catch (e) {
+      yield failure(p, e);
+      continue;
     }
     if (st.isDirectory()) {
-      if (format === 'mbox') throw new MailcasError('E_USAGE', `${p} is a directory, not an mbox file`);
+      if (!firstVisit(seen, st)) continue;
       const isMaildir = format === 'maildir' || (format === 'auto' && (isDir(path.join(p, 'cur')) || isDir(path.join(p, 'new'))));
       if (isMaildir) {
         yield* maildirFolder(p, undefined);
         // Maildir++ subfolders (.Sent, .Archive.2024, ...) become mailboxes of their own
-        for (const e of fs.readdirSync(p, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        for (const e of readdirSorted(p)) {
           if (!e.name.startsWith('.') || e.name === '.' || e.name === '..') continue;
           const sub = path.join(p, e.name);
           if (isDir(sub) && (isDir(path.join(sub, 'cur')) || isDir(path.join(sub, 'new')))) yield* maildirFolder(sub, e.name.slice(1).replace(/\./g, '/'));
         }
       } else {
-        for (const f of walk(p)) yield fileSource(f.path, f.size);
+        yield* walk(p, seen);
       }
     } else if (st.isFile()) {
-      if (format === 'maildir') throw new MailcasError('E_USAGE', `${p} is a file, not a Maildir`);
       const mbox = format === 'mbox' || (format === 'auto' && sniffMbox(p));
       if (mbox) {
         for (const m of scanMbox(p)) {
@@ -63,15 +98,46 @@ export function* expandSources(paths: string[], format: ImportFormat): Generator
   }
 }
 
+function firstVisit(seen: Set<string>, st: fs.Stats): boolean {
+  const id = `${st.dev}:${st.ino}`;
+  if (seen.has(id)) return false;
+  seen.add(id);
+  return true;
+}
+
+function failure(p: string, e: unknown): MessageSource {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ELOOP' ? 'too many levels of symbolic links' : (code ?? (e as Error).message);
+  return { label: p, size: 0, input: { path: p }, error: new MailcasError('E_USAGE', `cannot read ${p}: ${why}`) };
+}
+
+/** Directory entries sorted by name; an unreadable directory has none (its failure is yielded by the caller). */
+function readdirSorted(dir: string): fs.Dirent[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 function* maildirFolder(dir: string, mailbox: string | undefined): Generator<MessageSource> {
   for (const sub of ['new', 'cur']) {
     const d = path.join(dir, sub);
     if (!isDir(d)) continue;
-    for (const f of fs.readdirSync(d).sort()) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(d).sort();
+    } catch (e) {
+      yield failure(d, e);
+      continue;
+    }
+    for (const f of names) {
       if (f.startsWith('.')) continue;
       const fp = path.join(d, f);
-      const s = fs.statSync(fp);
-      if (s.isFile()) yield { ...fileSource(fp, s.size), ...(mailbox ? { mailbox } : {}) };
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(fp);
+      } catch (e) {
+        yield failure(fp, e);
+        continue;
+      }
+      if (st.isFile()) yield { ...fileSource(fp, st.size), ...(mailbox ? { mailbox } : {}) };
     }
   }
 }
@@ -88,16 +154,25 @@ function isDir(p: string): boolean {
   }
 }
 
-function* walk(dir: string): Generator<{ path: string; size: number }> {
-  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+function* walk(dir: string, seen: Set<string>): Generator<MessageSource> {
+  let entries: fs.Dirent[];
+  try {
+    entries = readdirSorted(dir);
+  } catch (e) {
+    yield failure(dir, e);
+    return;
+  }
   for (const e of entries) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
-    else {
-      const s = fs.statSync(p); // follows symlinks
-      if (s.isFile()) yield { path: p, size: s.size };
-      else if (s.isDirectory()) yield* walk(p);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p); // follows symlinks
+    } catch (err) {
+      yield failure(p, err);
+      continue;
     }
+    if (st.isFile()) yield fileSource(p, st.size);
+    else if (st.isDirectory() && firstVisit(seen, st)) yield* walk(p, seen);
   }
 }
 

@@ -19,6 +19,8 @@ export interface BuildOptions {
   decode: boolean;
   /** Analysis: keep only what inline parts need (larger parts are hashed and measured, not kept). */
   analysis?: boolean;
+  /** Refuse messages with more MIME entities than this (default DEFAULT_MAX_PARTS). */
+  maxParts?: number;
 }
 
 /** A leaf part as recorded in the parts table. */
@@ -62,7 +64,7 @@ export interface Envelope {
 
 /** Splits a spooled message into its layout and the canonical part data it references. */
 export function buildMessage(src: ByteSource, opts: BuildOptions): BuiltMessage {
-  const tok = tokenize(src);
+  const tok = tokenize(src, { maxParts: opts.maxParts });
   const b = new Builder(src, opts);
   try {
     for (const s of tok.segments) b.add(s);

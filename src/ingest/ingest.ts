@@ -6,6 +6,8 @@ import { packMessageLayout, type PackedLayout } from '../layout/packed-layout.js
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { BlobCodec } from '../cas/blob-store.js';
+import { forEachLimit } from '../util/pool.js';
+import { PUT_CONCURRENCY } from '../limits.js';
 import type { StoreContext } from '../store-context.js';
 
 export interface IngestOptions {
@@ -83,6 +85,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
     const bopts: BuildOptions = {
       tmpDir: ctx.tmpDir,
       inlineThreshold: ctx.config.inlineThreshold,
+      maxParts: ctx.config.maxParts,
       domainKey: ctx.domainKey(domain),
       decode: ctx.config.decode,
     };
@@ -114,6 +117,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       // a long ingest keeps its leases alive; the commit checks they still exist (clocks only decide when gc may reclaim)
       renewal = setInterval(() => void committer.renew(token, Date.now() + ctx.leaseTtlMs).catch(() => {}), Math.max(1000, ctx.leaseTtlMs / 3));
       renewal.unref();
+      const toPut: { n: BlobNeed; ref: Omit<BlobRefInfo, 'stored' | 'codec' | 'confirmed'> }[] = [];
       for (let i = 0; i < needs.length; i++) {
         const n = needs[i];
         const row = rows[i];
@@ -121,12 +125,16 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
         if (row && row.refs > 0 && !row.corrupt) {
           // a committed message references it and our lease keeps gc away: the object is there
           refs.push({ ...ref, stored: row.stored, codec: row.codec, confirmed: false });
-          continue;
+        } else {
+          // no row, or one that does not vouch for its object (unreferenced: gc may have deleted the object
+          // and crashed before the row; corrupt: a read found it damaged): put it, or check what is there
+          toPut.push({ n, ref });
         }
-        // no row, or one that does not vouch for its object (unreferenced: gc may have deleted the object
-        // and crashed before the row; corrupt: a read found it damaged): put it, or check what is there
+      }
+      // several objects in flight at once: their fsyncs (or round trips) overlap
+      await forEachLimit(toPut, PUT_CONCURRENCY, async ({ n, ref }) => {
         const put = await ctx.blobStore.put(n.data);
-        wroteBlobs = true;
+        wroteBlobs = true; // a failed put leaves nothing (backend contract); a finished one leaves an object our lease must keep
         let codec: number = put.codec;
         let stored = put.stored;
         if (put.created) {
@@ -136,7 +144,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
           ({ codec, stored } = await confirmExisting(ctx, n, put.codec, domain));
         }
         refs.push({ ...ref, stored, codec, confirmed: true });
-      }
+      });
     }
     const id = await committer.commit({
       user,

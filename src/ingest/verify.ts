@@ -1,5 +1,5 @@
 import { newHasher } from '../cas/hash.js';
-import { reassemble, type BlobReader } from '../reassemble/reassemble.js';
+import { coalesce, reassemble, type BlobReader } from '../reassemble/reassemble.js';
 import { toColumns, unpackMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
 import type { BlobNeed } from './build-message.js';
 
@@ -26,7 +26,8 @@ export async function verifyPacked(
     };
     const h = newHasher();
     let n = 0;
-    for await (const c of reassemble(layout, reader)) {
+    // hashed in ~64 KiB pieces: one native call per piece, not per segment (messages of many small parts)
+    for await (const c of coalesce(reassemble(layout, reader))) {
       h.update(c);
       n += c.length;
     }

@@ -25,18 +25,27 @@ export class MemorySource implements ByteSource {
     return this.buf.subarray(start, end);
   }
   indexOf(needle: Buffer, from: number, limit = this.buf.length): number {
-    const i = this.buf.indexOf(needle, from);
-    return i >= 0 && i + needle.length <= limit ? i : -1;
+    // search only up to limit (a view, no copy): a search must never cost more than the range it was given
+    return limit >= this.buf.length ? this.buf.indexOf(needle, from) : this.buf.subarray(0, limit).indexOf(needle, from);
   }
   *chunks(start: number, end: number, chunk = IO_CHUNK_BYTES): Iterable<Buffer> {
     for (let p = start; p < end; p += chunk) yield this.buf.subarray(p, Math.min(end, p + chunk));
   }
 }
 
-/** A file-backed source with one read-ahead window (bounded memory whatever the file size). */
+/**
+ * A file-backed source with one window (bounded memory whatever the file
+ * size). Every access pattern of the tokenizer and the canonicalisers costs
+ * about one window load per window of input: reads and searches inside the
+ * window never reload it, a search goes on from where the window ends, and
+ * a read just before the window (scanning backwards, e.g. for trailing
+ * whitespace) loads the window that ends there.
+ */
 export class FileSource implements ByteSource {
   private win: Buffer = Buffer.alloc(0);
   private winStart = 0;
+  /** Window loads so far (tests check that access costs stay linear). */
+  loads = 0;
   /** Bytes [base, base + size) of the file open as fd. */
   constructor(private readonly fd: number, readonly size: number, private readonly windowBytes = 1024 * 1024, private readonly base = 0) {}
 
@@ -51,27 +60,39 @@ export class FileSource implements ByteSource {
     return got === len ? b : b.subarray(0, got);
   }
 
+  private get winEnd(): number {
+    return this.winStart + this.win.length;
+  }
+
+  /** Loads a window holding [start, end) (end - start <= windowBytes). */
+  private load(start: number, end: number): void {
+    const backwards = start < this.winStart && this.win.length > 0;
+    const ws = backwards ? Math.max(0, end - this.windowBytes) : start;
+    this.winStart = ws;
+    this.win = this.fill(ws, Math.min(this.windowBytes, this.size - ws));
+    this.loads++;
+  }
+
   read(start: number, end: number): Buffer {
     end = Math.min(end, this.size);
     if (end <= start) return Buffer.alloc(0);
-    if (start >= this.winStart && end <= this.winStart + this.win.length) {
-      return this.win.subarray(start - this.winStart, end - this.winStart);
-    }
+    if (start >= this.winStart && end <= this.winEnd) return this.win.subarray(start - this.winStart, end - this.winStart);
     if (end - start > this.windowBytes) return this.fill(start, end - start);
-    this.winStart = start;
-    this.win = this.fill(start, Math.min(this.windowBytes, this.size - start));
-    return this.win.subarray(0, end - start);
+    this.load(start, end);
+    return this.win.subarray(start - this.winStart, end - this.winStart);
   }
 
   indexOf(needle: Buffer, from: number, limit = this.size): number {
     limit = Math.min(limit, this.size);
-    const step = this.windowBytes;
-    for (let p = from; p + needle.length <= limit; p += step - needle.length + 1) {
-      const end = Math.min(limit, p + step);
-      const b = this.read(p, end);
-      const i = b.indexOf(needle);
-      if (i >= 0) return p + i;
-      if (end === limit) break;
+    let p = from;
+    while (p + needle.length <= limit) {
+      if (p < this.winStart || p + needle.length > this.winEnd) this.load(p, Math.min(limit, p + this.windowBytes));
+      const searchEnd = Math.min(limit, this.winEnd);
+      const i = this.win.subarray(0, searchEnd - this.winStart).indexOf(needle, p - this.winStart);
+      if (i >= 0) return this.winStart + i;
+      if (searchEnd >= limit) return -1;
+      p = searchEnd - needle.length + 1; // overlap by the needle, then the next window
+      this.load(p, Math.min(limit, p + this.windowBytes));
     }
     return -1;
   }

@@ -2,6 +2,7 @@
  * Lenient parsing of RFC 5322 header blocks and MIME Content-* fields.
  * Parsing never changes stored bytes: it only decides how a message is split.
  */
+import { RFC2231_MAX_SECTION } from '../limits.js';
 
 export interface HeaderField {
   /** Field name, lower-cased. */
@@ -60,19 +61,31 @@ export function firstField(fields: HeaderField[], name: string): string | undefi
 export interface ContentInfo {
   /** e.g. "text/plain" (lower-case); defaults per RFC 2045 / 2046. */
   type: string;
-  params: Record<string, string>;
+  params: Params;
   /** Content-Transfer-Encoding, lower-case, "" when absent. */
   cte: string;
   disposition: string;
   filename: string | undefined;
 }
 
-/** Parses `type/subtype; a=b; c="d"` with RFC 2231 continuations folded together. */
-export function parseParamValue(v: string): { value: string; params: Record<string, string> } {
-  const params: Record<string, string> = {};
+/** A map from parameter names (which come from mail) to values that inherits nothing: `__proto__`, `constructor` and `toString` are names like any other. */
+export type Params = Record<string, string>;
+
+export function emptyParams(): Params {
+  return Object.create(null) as Params;
+}
+
+/**
+ * Parses `type/subtype; a=b; c="d"` with RFC 2231 continuations folded
+ * together. Section numbers above RFC2231_MAX_SECTION are not continuations
+ * (the parameter is kept under its literal name): a section index is never
+ * a range to walk, whatever the sender wrote.
+ */
+export function parseParamValue(v: string): { value: string; params: Params } {
+  const params = emptyParams();
   let i = v.indexOf(';');
   const value = (i < 0 ? v : v.slice(0, i)).trim().toLowerCase();
-  const cont: Record<string, { parts: string[]; encoded: boolean }> = {};
+  const cont = new Map<string, { parts: Map<number, string>; encoded: boolean }>();
   while (i >= 0 && i < v.length) {
     i++;
     while (i < v.length && (v[i] === ' ' || v[i] === '\t' || v[i] === ';')) i++;
@@ -84,30 +97,40 @@ export function parseParamValue(v: string): { value: string; params: Record<stri
     let val = '';
     if (v[j] === '"') {
       j++;
+      const start = j;
+      const chunks: string[] = [];
+      let from = start;
       while (j < v.length && v[j] !== '"') {
-        if (v[j] === '\\' && j + 1 < v.length) j++;
-        val += v[j++];
+        if (v[j] === '\\' && j + 1 < v.length) {
+          chunks.push(v.slice(from, j));
+          j++;
+          from = j;
+        }
+        j++;
       }
+      chunks.push(v.slice(from, j));
+      val = chunks.join('');
       j++;
-      const semi = v.indexOf(';', j);
-      i = semi;
+      i = v.indexOf(';', j);
     } else {
       const semi = v.indexOf(';', j);
       val = (semi < 0 ? v.slice(j) : v.slice(j, semi)).trim();
       i = semi;
     }
-    const m = /^([^*]+)\*(\d+)?(\*)?$/.exec(name);
-    if (m) {
-      const c = (cont[m[1]] ??= { parts: [], encoded: false });
-      c.parts[m[2] ? Number(m[2]) : 0] = val;
-      if (m[3] || (!m[2] && name.endsWith('*'))) c.encoded = true;
+    const m = /^([^*]+)\*(\d{1,9})?(\*)?$/.exec(name);
+    const section = m?.[2] !== undefined ? Number(m[2]) : 0;
+    if (m && section <= RFC2231_MAX_SECTION) {
+      let c = cont.get(m[1]);
+      if (!c) cont.set(m[1], (c = { parts: new Map(), encoded: false }));
+      if (!c.parts.has(section)) c.parts.set(section, val);
+      if (m[3] || (m[2] === undefined && name.endsWith('*'))) c.encoded = true;
     } else if (!(name in params)) {
       params[name] = val;
     }
   }
-  for (const [name, c] of Object.entries(cont)) {
+  for (const [name, c] of cont) {
     if (name in params) continue;
-    let s = c.parts.filter((p) => p !== undefined).join('');
+    let s = [...c.parts].sort((a, b) => a[0] - b[0]).map((p) => p[1]).join('');
     if (c.encoded) {
       const m = /^([^']*)'[^']*'(.*)$/.exec(s);
       const raw = m ? m[2] : s;
@@ -126,7 +149,7 @@ export function parseParamValue(v: string): { value: string; params: Record<stri
 export function contentInfo(fields: HeaderField[], defaultType = 'text/plain'): ContentInfo {
   const ct = firstField(fields, 'content-type');
   let type = defaultType;
-  let params: Record<string, string> = {};
+  let params = emptyParams();
   if (ct !== undefined) {
     const p = parseParamValue(ct);
     if (/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(p.value)) type = p.value;
@@ -135,7 +158,7 @@ export function contentInfo(fields: HeaderField[], defaultType = 'text/plain'): 
   }
   const cte = (firstField(fields, 'content-transfer-encoding') ?? '').trim().toLowerCase();
   const cd = firstField(fields, 'content-disposition');
-  const disp = cd !== undefined ? parseParamValue(cd) : { value: '', params: {} as Record<string, string> };
+  const disp = cd !== undefined ? parseParamValue(cd) : { value: '', params: emptyParams() };
   const filename = disp.params['filename'] ?? params['name'];
   return { type, params, cte, disposition: disp.value, filename: filename ? decodeWords(filename) : undefined };
 }

@@ -7,6 +7,7 @@ import {
   HEADER_LINE_MAX_BYTES,
   HEADER_PARSE_BYTES,
   MAX_MIME_DEPTH,
+  DEFAULT_MAX_PARTS,
 } from '../limits.js';
 import { MailcasError } from '../errors.js';
 
@@ -57,9 +58,13 @@ const CR = 0x0d;
 const DASH = 0x2d;
 const NL_DASHDASH = Buffer.from('\n--', 'latin1');
 
-/** Splits a message into a MIME tree and an exact segment list. Never throws on malformed input. */
-export function tokenize(src: ByteSource): Tokenized {
-  return new Tokenizer(src).run();
+/**
+ * Splits a message into a MIME tree and an exact segment list. Never throws
+ * on malformed input; refuses (E_TOO_LARGE, naming the limit) a message with
+ * more than `maxParts` MIME entities, as soon as it sees the one too many.
+ */
+export function tokenize(src: ByteSource, opts: { maxParts?: number } = {}): Tokenized {
+  return new Tokenizer(src, opts.maxParts ?? DEFAULT_MAX_PARTS).run();
 }
 
 class Tokenizer {
@@ -67,8 +72,12 @@ class Tokenizer {
   /** Active delimiters ("--" + boundary), outermost first. */
   private readonly bounds: Buffer[] = [];
   private maxBound = 0;
+  private nodes = 0;
 
-  constructor(private readonly src: ByteSource) {}
+  constructor(
+    private readonly src: ByteSource,
+    private readonly maxParts: number,
+  ) {}
 
   run(): Tokenized {
     const root = this.parseNode('', 0, 0, 'text/plain');
@@ -103,6 +112,9 @@ class Tokenizer {
   private lastHit: Hit | null = null;
 
   private parseNode(path: string, pos: number, depth: number, defaultType: string): MimeNode {
+    if (++this.nodes > this.maxParts) {
+      throw new MailcasError('E_TOO_LARGE', `message has more than ${this.maxParts} MIME parts (the limit is ${this.maxParts})`, { data: { limit: this.maxParts, what: 'parts' } });
+    }
     const src = this.src;
     const size = src.size;
     // ---- header block
