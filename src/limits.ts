@@ -95,5 +95,11 @@ export const GC_BATCH = 256;
 /** The WAL file is truncated back to this size after a checkpoint (a long reader can make it grow meanwhile). */
 export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** SQLite busy timeout (another process holds the write lock). */
+/** SQLite busy timeout (another process holds the write lock); $MAILCAS_BUSY_TIMEOUT_MS changes it. */
 export const SQLITE_BUSY_TIMEOUT_MS = 30_000;
+
+/** How long a writer waits for the database lock before failing temporarily (E_BUSY, exit 75, LMTP 451). */
+export function busyTimeoutMs(): number {
+  const v = Number(process.env.MAILCAS_BUSY_TIMEOUT_MS);
+  return Number.isSafeInteger(v) && v >= 0 ? v : SQLITE_BUSY_TIMEOUT_MS;
+}

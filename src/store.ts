@@ -312,7 +312,7 @@ export class Store implements StoreContext {
     if (this.closed) return;
     try {
       await this.writeLock.run(() => immediate(this.db, () => this.refcounts.markCorrupt(hash)));
-      this.log.warn('blob-corrupt', { key: hash.toString('hex') });
+      this.log.info('blob-marked-corrupt', { key: hash.toString('hex') }); // the read's own error says what failed
     } catch (e) {
       this.log.warn('blob-corrupt-unmarked', { key: hash.toString('hex'), error: (e as Error).message });
     }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
-import { SQLITE_BUSY_TIMEOUT_MS, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
+import { busyTimeoutMs, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
 import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
 export type Db = Database.Database;
@@ -22,7 +22,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
     throw storeError(e, file);
   }
   try {
-    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    db.pragma(`busy_timeout = ${busyTimeoutMs()}`);
     if (opts.readonly) return db;
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new MailcasError('E_STORE', `store schema version ${version} is newer than this mailcas (${SCHEMA_VERSION}): upgrade mailcas`);
@@ -71,7 +71,7 @@ export function sqliteError(e: unknown, file?: string): unknown {
   if (!(e instanceof Database.SqliteError)) return e;
   const code = e.code ?? '';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new MailcasError('E_BUSY', `the store is busy: another process held its database lock for over ${SQLITE_BUSY_TIMEOUT_MS / 1000} s; try again later`, {
+    return new MailcasError('E_BUSY', `the store is busy: another process held its database lock for over ${busyTimeoutMs() / 1000} s; try again later`, {
       cause: e,
       transient: true,
     });
