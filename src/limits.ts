@@ -6,6 +6,9 @@
 /** Messages up to this size are spooled in memory during ingest; larger ones go to a temp file. */
 export const SPOOL_MEMORY_BYTES = 4 * 1024 * 1024;
 
+/** Default budget of bytes that all ingests in flight in one Store may hold in memory together (StoreOptions.memoryBudgetBytes). */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 96 * 1024 * 1024;
+
 /** Default refusal limit for one message (StoreOptions.maxMessageBytes). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 

@@ -17,12 +17,13 @@ import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
 import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult, type LeaseRequest } from './ingest/ingest.js';
-import type { MessageInput } from './split/spool.js';
+import { isFileInput, type MessageInput } from './split/spool.js';
+import { ByteBudget } from './util/byte-budget.js';
 import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.js';
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
-import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, LEASE_TTL_SECONDS, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
@@ -43,6 +44,8 @@ export interface StoreOptions {
   compression?: Partial<CompressionPolicy>;
   /** Train a header dictionary once this many messages are stored (0 disables). */
   dictionaryAfter?: number;
+  /** Bytes all ingests in flight may hold in memory together (default DEFAULT_MEMORY_BUDGET_BYTES). */
+  memoryBudgetBytes?: number;
   /** How long a lease protects an uncommitted blob without renewal (default LEASE_TTL_SECONDS; ingests renew every third of it). */
   leaseTtlSeconds?: number;
   logger?: Logger;
@@ -85,6 +88,7 @@ export class Store implements StoreContext {
   private currentDict: { id: number; data: Buffer } | null | undefined;
   private closed = false;
   private readonly dictionaryAfter: number;
+  private readonly memory: ByteBudget;
   private sinceDictCheck = 0;
 
   private constructor(
@@ -106,6 +110,7 @@ export class Store implements StoreContext {
     // leases, renewals and commits share one group-commit stream: one transaction, one fsync, for all
     this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => this.applyOp(op), (n) => this.active > n);
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
+    this.memory = new ByteBudget(opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
   }
 
   /** Opens the store in `dir`, creating it on first use. */
@@ -176,22 +181,25 @@ export class Store implements StoreContext {
   /** Stores one message. Resolves only when the message is durably committed and reassembles exactly. */
   async ingest(input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
     this.assertOpen();
-    this.active++;
-    let r: IngestResult;
-    try {
-      r = await ingestMessage(
-        this,
-        {
-          commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number>,
-          lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
-          renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
-        },
-        input,
-        opts,
-      );
-    } finally {
-      this.active--;
-    }
+    // what an ingest may hold in memory is taken from one budget shared by every ingest of this
+    // store object, so many large messages at once wait their turn instead of adding up
+    const r = await this.memory.run(memoryCost(input), async () => {
+      this.active++;
+      try {
+        return await ingestMessage(
+          this,
+          {
+            commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number>,
+            lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
+            renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
+          },
+          input,
+          opts,
+        );
+      } finally {
+        this.active--;
+      }
+    });
     if (this.dictionaryAfter > 0 && ++this.sinceDictCheck >= 64) {
       this.sinceDictCheck = 0;
       const d = await maybeTrainDictionary(this, this.dictionaryAfter);
@@ -441,6 +449,24 @@ interface MsgRow {
 
 export function layoutOfRow(ctx: StoreContext, r: LayoutColumns): Layout {
   return unpackMessageLayout(r, (id) => ctx.dictionary(id));
+}
+
+/**
+ * What one ingest may hold in memory: a message up to SPOOL_MEMORY_BYTES is
+ * held whole (larger ones are parsed from a file through a window), plus a
+ * part being canonicalised and its compressed copy (PART_MEMORY_BYTES each).
+ */
+function memoryCost(input: MessageInput): number {
+  let size = SPOOL_MEMORY_BYTES;
+  if (Buffer.isBuffer(input) || input instanceof Uint8Array) size = input.byteLength;
+  else if (isFileInput(input)) {
+    try {
+      size = input.end !== undefined ? input.end - (input.start ?? 0) : fs.statSync(input.path).size - (input.start ?? 0);
+    } catch {
+      /* the spool reports it */
+    }
+  }
+  return Math.min(size, SPOOL_MEMORY_BYTES) + 2 * PART_MEMORY_BYTES;
 }
 
 function toRecord(r: MsgRow): MessageRecord {

@@ -47,7 +47,33 @@ function run(args: string[], stdinFile?: string): Promise<{ code: number; rssMB:
   });
 }
 
+/** n messages of about mb MB, each one compressible text attachment (base64): parts that are compressed. */
+function writeTextMessages(dir: string, n: number, mb: number): void {
+  const line = Buffer.from('lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore\r\n');
+  for (let i = 0; i < n; i++) {
+    const text = Buffer.concat([Buffer.from(`message ${i}\r\n`), Buffer.alloc(Math.floor(mb * 1e6 * 0.74), line)]);
+    const b64 = text.toString('base64').replace(/(.{76})/g, '$1\r\n');
+    fs.writeFileSync(
+      path.join(dir, `m${i}.eml`),
+      `Subject: big ${i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: text/csv; name=data.csv\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`,
+    );
+  }
+}
+
 describe('bounded memory', () => {
+  it('32 messages of 8 MB in flight at once (import --concurrency 32) share one memory budget: peak RSS stays under 260 MB', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'in');
+    fs.mkdirSync(src);
+    writeTextMessages(src, 32, 8);
+    const r = await run(['--store', path.join(dir, 'store'), 'import', '--user', 'u', '--concurrency', '32', src]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/imported 32 messages/);
+    console.log(`peak RSS MB: import of 32 x 8 MB at concurrency 32: ${r.rssMB.toFixed(0)}`);
+    expect(r.rssMB).toBeLessThan(260);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it(`a 200 MB message goes in (from a file and from stdin) and comes out with peak RSS under ${LIMIT_MB} MB`, async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'big.eml');
