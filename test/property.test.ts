@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { Store } from '../src/store.js';
 import { MemoryBackend } from '../src/backend/memory-backend.js';
 import { qpEncode } from '../src/recipe/qp.js';
+import type { MailcasError } from '../src/errors.js';
 import { corpusFiles, tmpDir } from './helpers.js';
 
 type Leaf = { t: 'leaf'; cte: string; data: Uint8Array; lineLen: number; finalEol: boolean; type: string; noHeader: boolean };
@@ -135,6 +136,36 @@ describe('property: everything round-trips byte for byte', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('hostile shapes (huge RFC 2231 indices, many "--" lines, many parts, many header lines): exact round trip, or a refusal naming the limit', async () => {
+    const limited = await Store.open(tmpDir(), { backend: new MemoryBackend(), dictionaryAfter: 0, maxParts: 150 });
+    const shape = fc.oneof(
+      fc.record({ k: fc.constant('rfc2231' as const), idx: fc.array(fc.oneof(fc.nat({ max: 2000 }), fc.constant(4294967294), fc.constant(999), fc.constant(1000)), { maxLength: 6 }) }),
+      fc.record({ k: fc.constant('dashes' as const), lines: fc.array(fc.constantFrom('--', '--b', '--b--', '--x', '-- b', '--b ', 'text'), { maxLength: 2000 }) }),
+      fc.record({ k: fc.constant('parts' as const), n: fc.nat({ max: 300 }), empty: fc.boolean() }),
+      fc.record({ k: fc.constant('headers' as const), n: fc.nat({ max: 3000 }), folded: fc.boolean() }),
+    );
+    await fc.assert(
+      fc.asyncProperty(shape, eolArb, async (sh, eol) => {
+        let msg: string;
+        if (sh.k === 'rfc2231') msg = `Content-Type: multipart/mixed; boundary=b${sh.idx.map((i, j) => `; name*${i}${j % 2 ? '*' : ''}=v${j}`).join('')}${eol}${eol}--b${eol}${eol}one${eol}--b--${eol}`;
+        else if (sh.k === 'dashes') msg = `Content-Type: multipart/mixed; boundary=b${eol}${eol}--b${eol}Content-Type: text/plain${eol}${eol}${sh.lines.join(eol)}${eol}--b--${eol}`;
+        else if (sh.k === 'parts') msg = `Content-Type: multipart/mixed; boundary=b${eol}${eol}` + Array.from({ length: sh.n }, (_, i) => `--b${eol}${sh.empty ? '' : `${eol}part ${i}${eol}`}`).join('');
+        else msg = Array.from({ length: sh.n }, (_, i) => `X-H-${i}: value${sh.folded && i % 3 === 0 ? `${eol}\tfolded` : ''}${eol}`).join('') + `${eol}body${eol}`;
+        const bytes = Buffer.from(msg, 'latin1');
+        const r = await limited.ingest(bytes, { user: 'h' }).catch((e) => e);
+        if (r instanceof Error) {
+          expect(sh.k).toBe('parts');
+          expect((r as MailcasError).code).toBe('E_TOO_LARGE');
+          expect(r.message).toMatch(/more than 150 MIME parts/);
+          return;
+        }
+        expect((await limited.fetchBuffer(r.id)).equals(bytes)).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+    await limited.close();
   });
 
   it('the generated mail exercised every decoding recipe (the properties above were not vacuous)', () => {

@@ -16,6 +16,7 @@ import { formatAnalysis } from '../analyze/format.js';
 import { makeDirsSync } from '../util/dirs.js';
 import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
+import { DEFAULT_MAX_PARTS } from '../limits.js';
 
 /** Exit codes (sysexits.h where one fits). */
 export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, ioErr: 74, tempFail: 75 } as const;
@@ -37,8 +38,17 @@ function maxMessageBytes(cmd: Command): number | undefined {
   return n;
 }
 
+function maxParts(cmd: Command): number | undefined {
+  const o = cmd.optsWithGlobals() as { maxParts?: string };
+  const v = o.maxParts ?? process.env.MAILCAS_MAX_PARTS;
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new MailcasError('E_USAGE', `--max-parts needs a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
-  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd) });
+  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd) });
   try {
     return await fn(s);
   } finally {
@@ -57,6 +67,7 @@ export function buildProgram(): Command {
     .description('Deduplicating MIME-splitting blob store for mail: byte-exact, content-addressed')
     .option('--store <dir>', 'store directory (default: $MAILCAS_STORE, else ./mailcas-data)')
     .option('--max-message-bytes <n>', 'refuse messages larger than this (default 536870912, or $MAILCAS_MAX_MESSAGE_BYTES)')
+    .option('--max-parts <n>', `refuse messages with more MIME parts than this (default ${DEFAULT_MAX_PARTS}, or $MAILCAS_MAX_PARTS)`)
     // usage errors: one line on stderr, like every other error (subcommands inherit this)
     .configureOutput({ outputError: (str, write) => write(`mailcas: ${str.replace(/^error: /, '').trimEnd()} (see mailcas --help)\n`) })
     .exitOverride();

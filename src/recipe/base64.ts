@@ -22,10 +22,12 @@ const LINES_PER_STEP = 860;
  */
 export const base64Canonicalize: Canonicalizer = (src, start, end, sink) => {
   // trailing whitespace / line breaks after the last data character
+  // (read once, scanned backwards in memory)
+  const tailFrom = Math.max(start, end - BASE64_TAIL_MAX - 1);
+  const tailWin = src.read(tailFrom, end);
   let dataEnd = end;
   while (dataEnd > start && end - dataEnd <= BASE64_TAIL_MAX) {
-    const c = src.read(dataEnd - 1, dataEnd)[0];
-    if (!isWs(c)) break;
+    if (!isWs(tailWin[dataEnd - 1 - tailFrom])) break;
     dataEnd--;
   }
   if (dataEnd === start || end - dataEnd > BASE64_TAIL_MAX) return null;

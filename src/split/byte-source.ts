@@ -33,6 +33,9 @@ export class MemorySource implements ByteSource {
   }
 }
 
+/** Bytes kept on the near side of a window load (at most 1/16 of the window). */
+const WINDOW_SLACK = 64 * 1024;
+
 /**
  * A file-backed source with one window (bounded memory whatever the file
  * size). Every access pattern of the tokenizer and the canonicalisers costs
@@ -64,10 +67,17 @@ export class FileSource implements ByteSource {
     return this.winStart + this.win.length;
   }
 
-  /** Loads a window holding [start, end) (end - start <= windowBytes). */
+  /**
+   * Loads a window holding [start, end) (end - start <= windowBytes), with
+   * some slack on the side the access came from: a forward load keeps the
+   * bytes just before `start` (the tokenizer looks back one or two bytes for
+   * a line break), a backward load the bytes just after `end`.
+   */
   private load(start: number, end: number): void {
     const backwards = start < this.winStart && this.win.length > 0;
-    const ws = backwards ? Math.max(0, end - this.windowBytes) : start;
+    const slack = Math.min(WINDOW_SLACK, this.windowBytes >> 4);
+    let ws = backwards ? end + slack - this.windowBytes : start - slack;
+    ws = Math.max(0, Math.min(start, Math.max(ws, end - this.windowBytes)));
     this.winStart = ws;
     this.win = this.fill(ws, Math.min(this.windowBytes, this.size - ws));
     this.loads++;
@@ -86,13 +96,13 @@ export class FileSource implements ByteSource {
     limit = Math.min(limit, this.size);
     let p = from;
     while (p + needle.length <= limit) {
-      if (p < this.winStart || p + needle.length > this.winEnd) this.load(p, Math.min(limit, p + this.windowBytes));
+      if (p < this.winStart || p + needle.length > this.winEnd) this.load(p, p + needle.length);
       const searchEnd = Math.min(limit, this.winEnd);
       const i = this.win.subarray(0, searchEnd - this.winStart).indexOf(needle, p - this.winStart);
       if (i >= 0) return this.winStart + i;
       if (searchEnd >= limit) return -1;
       p = searchEnd - needle.length + 1; // overlap by the needle, then the next window
-      this.load(p, Math.min(limit, p + this.windowBytes));
+      this.load(p, p + needle.length);
     }
     return -1;
   }

@@ -73,6 +73,9 @@ class Tokenizer {
   private readonly bounds: Buffer[] = [];
   private maxBound = 0;
   private nodes = 0;
+  /** Per active level: its "\n" + delimiter needle, and where it was last found (from where). */
+  private needles: (Buffer | undefined)[] = [];
+  private found: ({ from: number; at: number } | undefined)[] = [];
 
   constructor(
     private readonly src: ByteSource,
@@ -208,6 +211,8 @@ class Tokenizer {
   private parseMultipart(node: MimeNode, delim: Buffer): void {
     const level = this.bounds.length;
     this.bounds.push(delim);
+    this.needles[level] = undefined;
+    this.found[level] = undefined;
     const prevMax = this.maxBound;
     this.maxBound = Math.max(this.maxBound, delim.length);
     const size = this.src.size;
@@ -239,7 +244,13 @@ class Tokenizer {
     this.lastHit = h;
   }
 
-  /** Finds the next delimiter line of any active boundary at or after a line start `from`. */
+  /**
+   * Finds the next delimiter line of any active boundary at or after a line
+   * start `from`. Each level searches for its own "\n--boundary" and
+   * remembers where it found it, so the input is scanned about once per
+   * level whatever it holds (lines of "--x" that are no delimiter cost
+   * nothing more than any other line).
+   */
   private nextDelimiter(from: number): Hit | null {
     if (!this.bounds.length) return null;
     const src = this.src;
@@ -249,12 +260,27 @@ class Tokenizer {
     }
     let p = from;
     for (;;) {
-      const i = src.indexOf(NL_DASHDASH, p);
-      if (i < 0) return null;
-      const h = this.delimiterAt(i + 1, from);
+      let best = -1;
+      for (let level = 0; level < this.bounds.length; level++) {
+        const i = this.nextCandidate(level, p);
+        if (i >= 0 && (best < 0 || i < best)) best = i;
+      }
+      if (best < 0) return null;
+      const h = this.delimiterAt(best + 1, from);
       if (h) return h;
-      p = i + 1;
+      p = best + 1;
     }
+  }
+
+  /** Position of the next "\n" + delimiter of `level` at or after p (cached per level; searches only move forward). */
+  private nextCandidate(level: number, p: number): number {
+    const c = this.found[level];
+    if (c && c.from <= p && (c.at < 0 || c.at >= p)) return c.at;
+    let needle = this.needles[level];
+    if (!needle) needle = this.needles[level] = Buffer.concat([LF_BUF, this.bounds[level]]);
+    const at = this.src.indexOf(needle, p);
+    this.found[level] = { from: p, at };
+    return at;
   }
 
   /** Checks whether the line starting at q is a delimiter of an active boundary (innermost first). */
