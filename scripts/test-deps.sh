@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What the tests need beyond npm packages. Installed here when missing (as root, or with
+# password-less sudo, from Debian's packages); otherwise one line says what to install.
+set -euo pipefail
+need=()
+if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then need+=(chromium); fi
+[ ${#need[@]} -eq 0 ] && exit 0
+run_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi
+}
+if command -v apt-get >/dev/null 2>&1 && run_root true; then
+  echo "mailcas tests: installing ${need[*]} from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  run_root apt-get update -qq
+  run_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "mailcas tests need ${need[*]}: install it (apt-get install ${need[*]}) and run npm test again" >&2
+  exit 1
+fi
