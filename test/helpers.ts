@@ -20,12 +20,14 @@ export interface CliResult {
 }
 
 /** Runs the real CLI in a child process. */
-export function runCli(args: string[], opts: { input?: Buffer; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { input?: Buffer; env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, MAILCAS_NO_PROGRESS: '1', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
+      ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const } : {}),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

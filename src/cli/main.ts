@@ -68,12 +68,26 @@ export function buildProgram(): Command {
     .option('--store <dir>', 'store directory (default: $MAILCAS_STORE, else ./mailcas-data)')
     .option('--max-message-bytes <n>', 'refuse messages larger than this (default 536870912, or $MAILCAS_MAX_MESSAGE_BYTES)')
     .option('--max-parts <n>', `refuse messages with more MIME parts than this (default ${DEFAULT_MAX_PARTS}, or $MAILCAS_MAX_PARTS)`)
+    .option('--debug', 'print the stack trace of an internal error (also $MAILCAS_DEBUG=1)')
+    .version(version(), '-V, --version', 'print the version')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mailcas --store /var/lib/mailcas import --user alice@example.org ~alice/Maildir
+  $ mailcas --store /var/lib/mailcas fetch --user alice@example.org 42 > 42.eml
+  $ mailcas --store /var/lib/mailcas report
+
+Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no such message or path,
+70 internal error, 74 store unusable, 75 temporary failure (retry later).`,
+    )
     // usage errors: one line on stderr, like every other error (subcommands inherit this)
     .configureOutput({ outputError: (str, write) => write(`mailcas: ${str.replace(/^error: /, '').trimEnd()} (see mailcas --help)\n`) })
     .exitOverride();
 
   program
     .command('ingest')
+    .addHelpText('after', '\nExamples:\n  $ mailcas ingest --user alice@example.org message.eml\n  $ mailcas ingest --user alice@example.org --mailbox Sent < message.eml')
     .description('store one message (from FILE or stdin) and print its id')
     .requiredOption('--user <user>', 'owner of the message')
     .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
@@ -88,24 +102,31 @@ export function buildProgram(): Command {
 
   program
     .command('import')
+    .addHelpText('after', '\nExamples:\n  $ mailcas import --user alice@example.org ~alice/Maildir\n  $ mailcas import --user bob --format mbox --json archive.mbox > imported.jsonl\n  $ mailcas import --user bob --skip-existing --json archive.mbox   # resume an interrupted import')
     .description('import message files, directories, Maildirs and mbox files')
     .requiredOption('--user <user>', 'owner of the messages')
     .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
     .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
     .option('--json', 'one JSON line per committed message, then a summary line')
-    .option('--concurrency <n>', 'messages in flight', (v) => parseInt(v, 10), 32)
+    .option('--concurrency <n>', 'messages in flight', (v) => positiveInt(v, '--concurrency'), 32)
+    .option('--skip-existing', 'skip a message the mailbox already holds with the same bytes (resumes an interrupted import)')
     .argument('<path...>', 'files or directories')
-    .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number }, cmd: Command) => {
+    .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number; skipExisting?: boolean }, cmd: Command) => {
       checkPaths(paths, o.format);
       await withStore(cmd, async (s) => {
         const bar = progressBar('import', progressWanted() ? totalSize(paths, o.format).bytes : 0);
-        const sum = { messages: 0, bytes: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
+        const sum = { messages: 0, bytes: 0, skipped: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
         const t0 = Date.now();
         try {
           await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
             try {
               if (src.error) throw src.error;
-              const r = await s.ingest(src.input, { user: o.user, mailbox: src.mailbox ?? o.mailbox });
+              const r = await s.ingest(src.input, { user: o.user, mailbox: src.mailbox ?? o.mailbox, skipExisting: o.skipExisting });
+              if (r.skipped) {
+                sum.skipped++;
+                if (o.json) out(JSON.stringify({ source: src.label, id: r.id, size: r.size, skipped: true }));
+                return;
+              }
               sum.messages++;
               sum.bytes += r.size;
               sum.newBlobs += r.newBlobs;
@@ -128,7 +149,7 @@ export function buildProgram(): Command {
         if (o.json) out(JSON.stringify({ summary: sum }));
         else
           process.stderr.write(
-            `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
+            `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.skipped ? `; ${sum.skipped} already there, skipped` : ''}${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
           );
         if (sum.failed) process.exitCode = EXIT.dataErr;
       });
@@ -136,6 +157,7 @@ export function buildProgram(): Command {
 
   program
     .command('fetch')
+    .addHelpText('after', '\nExamples:\n  $ mailcas fetch --user alice@example.org 42 > 42.eml')
     .description('write the exact bytes of a message to stdout')
     .requiredOption('--user <user>', 'owner of the message')
     .argument('<id>', 'message id')
@@ -147,6 +169,7 @@ export function buildProgram(): Command {
 
   program
     .command('export')
+    .addHelpText('after', '\nExamples:\n  $ mailcas export --user alice@example.org --out /tmp/alice --mailbox INBOX')
     .description('write every message of a user to DIR/<id>.eml')
     .requiredOption('--user <user>', 'owner of the messages')
     .requiredOption('--out <dir>', 'output directory')
@@ -187,6 +210,7 @@ export function buildProgram(): Command {
 
   program
     .command('expunge')
+    .addHelpText('after', '\nExamples:\n  $ mailcas expunge --user alice@example.org 42 43')
     .description('remove messages (their blobs are reclaimed by gc)')
     .requiredOption('--user <user>', 'owner of the messages')
     .argument('<id...>', 'message ids')
@@ -199,6 +223,7 @@ export function buildProgram(): Command {
 
   program
     .command('gc')
+    .addHelpText('after', '\nExamples:\n  $ mailcas gc --dry-run\n  $ mailcas gc --grace 0 --json')
     .description('delete blobs no message references, after a grace period')
     .option('--grace <seconds>', 'keep blobs unreferenced for less than this', (v) => nonNegative(v, '--grace'), 3600)
     .option('--dry-run', 'report what would be deleted')
@@ -216,6 +241,7 @@ export function buildProgram(): Command {
 
   program
     .command('check')
+    .addHelpText('after', '\nExamples:\n  $ mailcas check\n  $ mailcas check --deep --json\n  $ mailcas check --repair')
     .description('recount references and compare with the blob backend (exit 0 only when consistent)')
     .option('--repair', 'fix reference counts, recreate rows of existing blobs, delete orphans')
     .option('--deep', 'also read every blob and verify its hash')
@@ -246,10 +272,11 @@ export function buildProgram(): Command {
 
   program
     .command('report')
+    .addHelpText('after', '\nExamples:\n  $ mailcas report\n  $ mailcas report --json --top 50\n  $ mailcas report --html report.html')
     .description('storage figures: messages, logical and stored bytes, dedup, by component, content type and user')
     .option('--json', 'machine-readable output')
     .option('--html <file>', 'also write a self-contained HTML page with charts')
-    .option('--top <n>', 'shared parts to list', (v) => parseInt(v, 10), 20)
+    .option('--top <n>', 'shared parts to list', (v) => positiveInt(v, '--top'), 20)
     .action(async (o: { json?: boolean; html?: string; top: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
         const r = buildReport(s.db, { top: o.top });
@@ -263,6 +290,7 @@ export function buildProgram(): Command {
 
   program
     .command('analyze')
+    .addHelpText('after', '\nExamples:\n  $ mailcas analyze ~alice/Maildir\n  $ mailcas analyze --json --dovecot-min-size 131072 /srv/mail')
     .description('what would mailcas save on this mail? (Maildir, mbox or directory; writes nothing)')
     .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
     .option('--json', 'machine-readable output')
@@ -290,6 +318,21 @@ export function buildProgram(): Command {
   return program;
 }
 
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new MailcasError('E_USAGE', `${flag} needs a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** The package's version (package.json is two levels above both src/cli and dist/cli). */
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function nonNegative(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new MailcasError('E_USAGE', `${flag} needs a number of seconds >= 0, got ${JSON.stringify(v)}`);
@@ -303,7 +346,7 @@ export function exitCodeFor(e: unknown): number {
     if (e.code === 'E_STORE') return EXIT.ioErr;
     if (e.code === 'E_USAGE') return EXIT.usage;
     if (e.code === 'E_NOT_FOUND') return EXIT.noInput;
-    if (e.code === 'E_TOO_LARGE') return EXIT.dataErr;
+    if (e.code === 'E_TOO_LARGE' || e.code === 'E_REFUSED') return EXIT.dataErr;
     if (e.code === 'E_INTERNAL') return EXIT.software;
     return EXIT.failure;
   }
@@ -323,8 +366,13 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     e = sqliteError(e);
-    const msg = e instanceof MailcasError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    const debug = argv.includes('--debug') || ['1', 'true', 'yes'].includes(process.env.MAILCAS_DEBUG ?? '');
+    const msg =
+      e instanceof MailcasError
+        ? e.message
+        : `internal error: ${String((e as Error)?.message ?? e).split('\n')[0]}${debug ? '' : ' (run with --debug or MAILCAS_DEBUG=1 for details)'}`;
     process.stderr.write(`mailcas: ${msg}\n`);
+    if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
     process.exitCode = exitCodeFor(e);
   }
 }

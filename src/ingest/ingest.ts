@@ -15,6 +15,8 @@ export interface IngestOptions {
   mailbox?: string;
   /** Received time (unix ms); default now. */
   received?: number;
+  /** When the user already has a message with these exact bytes in this mailbox, store nothing and answer its id (skipped: true). */
+  skipExisting?: boolean;
 }
 
 export interface IngestResult {
@@ -28,6 +30,8 @@ export interface IngestResult {
   newBlobBytes: number;
   /** True when the split did not reassemble exactly and the message was stored whole. */
   fallback: boolean;
+  /** True when nothing was stored because the mailbox already holds these bytes (skipExisting). */
+  skipped?: boolean;
 }
 
 /** What the commit transaction needs for one message. */
@@ -76,6 +80,17 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
   const mailbox = opts.mailbox ?? 'INBOX';
   if (!user) throw new MailcasError('E_USAGE', 'a user is required');
   const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
+  if (spool.size === 0) {
+    spool.dispose();
+    throw new MailcasError('E_REFUSED', 'empty message (0 bytes): refused');
+  }
+  if (opts.skipExisting) {
+    const have = ctx.db.prepare('SELECT id FROM messages WHERE hash = ? AND size = ? AND user = ? AND mailbox = ? LIMIT 1').get(spool.hash, spool.size, user, mailbox) as { id: number } | undefined;
+    if (have) {
+      spool.dispose();
+      return { id: String(have.id), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
+    }
+  }
   let built: BuiltMessage | null = null;
   let leaseToken: string | null = null;
   let renewal: NodeJS.Timeout | null = null;

@@ -43,7 +43,8 @@ function messagesTable(name: string): string {
 }
 
 const MESSAGES_INDEXES = `CREATE INDEX IF NOT EXISTS messages_user ON messages(user, mailbox, id);
-CREATE INDEX IF NOT EXISTS messages_msgid ON messages(message_id);`;
+CREATE INDEX IF NOT EXISTS messages_msgid ON messages(message_id);
+CREATE INDEX IF NOT EXISTS messages_hash ON messages(hash);`;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (

@@ -11,6 +11,7 @@ function table(head: string[] | null, rows: string[][], right: boolean[]): strin
 
 /** The human table of `mailcas report`. */
 export function formatReport(r: StorageReport): string {
+  if (r.messages === 0) return `the store is empty: no messages yet (its database takes ${mb(r.databaseBytes)}; ${r.blobs} blobs)`;
   const out: string[] = [];
   out.push(
     table(
@@ -22,7 +23,7 @@ export function formatReport(r: StorageReport): string {
         ['stored bytes', mb(r.storedBytes)],
         ['  database', mb(r.databaseBytes)],
         ['  blobs', `${mb(r.blobBytes)} in ${r.blobs} blobs`],
-        ['saved', `${mb(r.bytesSaved)} (${pct(r.bytesSaved, r.logicalBytes)}; ratio ${r.dedupRatio.toFixed(2)}x)`],
+        ['saved', `${mb(r.bytesSaved)} (${pct(r.bytesSaved, r.logicalBytes)}; ratio ${(r.dedupRatio ?? 0).toFixed(2)}x)`],
         ['  by dedup', mb(r.dedupSaved)],
         ['  by decoding', mb(r.decodeSaved)],
         ['  by compression', mb(r.compressionSaved)],

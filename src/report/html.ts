@@ -66,7 +66,7 @@ export function renderHtmlReport(r: StorageReport, opts: { title?: string } = {}
     ['logical', mb(r.logicalBytes), 'logicalBytes'],
     ['stored', mb(r.storedBytes), 'storedBytes'],
     ['saved', mb(r.bytesSaved), 'bytesSaved'],
-    ['ratio', `${r.dedupRatio.toFixed(2)}x`, 'dedupRatio'],
+    ['ratio', r.dedupRatio === null ? '-' : `${r.dedupRatio.toFixed(2)}x`, 'dedupRatio'],
   ]
     .map(([k, v, f]) => `<div class="tile" data-field="${f}" data-value="${(r as unknown as Record<string, number>)[f]}"><div class="k">${k}</div><div class="v">${v}</div></div>`)
     .join('');

@@ -61,8 +61,8 @@ export interface StorageReport {
   blobBytes: number;
   /** Canonical (decoded, uncompressed) bytes of the blobs. */
   blobCanonicalBytes: number;
-  /** logicalBytes / storedBytes. */
-  dedupRatio: number;
+  /** logicalBytes / storedBytes; null for an empty store (nothing to compare). */
+  dedupRatio: number | null;
   /** logicalBytes - storedBytes. */
   bytesSaved: number;
   /** Of the saving: bytes not stored because the same canonical content was already there. */
@@ -200,8 +200,9 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
     blobs: b.n,
     blobBytes: b.stored,
     blobCanonicalBytes: b.size,
-    dedupRatio: storedBytes ? m.bytes / storedBytes : 0,
-    bytesSaved: m.bytes - storedBytes,
+    // an empty store saves nothing (its empty database is not a loss) and has no ratio
+    dedupRatio: m.n && storedBytes ? m.bytes / storedBytes : null,
+    bytesSaved: m.n ? m.bytes - storedBytes : 0,
     dedupSaved,
     decodeSaved,
     compressionSaved,
