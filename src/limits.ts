@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /**
  * Every limit mailcas applies, in one place, each with its reason.
  * Limits that operators may want to change are defaults of StoreOptions.
@@ -8,6 +10,12 @@ export const SPOOL_MEMORY_BYTES = 4 * 1024 * 1024;
 
 /** Default budget of bytes that all ingests in flight in one Store may hold in memory together (StoreOptions.memoryBudgetBytes). */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 96 * 1024 * 1024;
+
+/** Messages at least this large are split and verified in a worker thread (StoreOptions.offloadAbove): a large message never stalls the event loop. */
+export const DEFAULT_OFFLOAD_ABOVE_BYTES = 256 * 1024;
+
+/** Worker threads per Store (StoreOptions.workers): one per core. */
+export const DEFAULT_WORKERS = (): number => os.availableParallelism();
 
 /** Default refusal limit for one message (StoreOptions.maxMessageBytes). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;

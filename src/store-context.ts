@@ -14,6 +14,8 @@ export interface StoreConfig {
   maxMessageBytes: number;
   /** Refuse messages with more MIME entities than this. */
   maxParts: number;
+  /** Refuse MIME nesting deeper than this (undefined: deeper levels are kept as opaque bytes). */
+  maxDepth?: number;
   decode: boolean;
 }
 

@@ -16,14 +16,16 @@ import { Refcounts, countRefs, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
-import { ingestMessage, type CommitItem, type IngestOptions, type IngestResult, type LeaseRequest } from './ingest/ingest.js';
+import { ingestMessage, type CommitItem, type Committer, type IngestOptions, type IngestResult, type LeaseRequest, type Preparer, type Recipient, type RecipientResult } from './ingest/ingest.js';
+import { prepareMessage } from './ingest/prepare.js';
+import { BuildPool } from './ingest/worker-pool.js';
 import { isFileInput, type MessageInput } from './split/spool.js';
 import { ByteBudget } from './util/byte-budget.js';
 import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.js';
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
-import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
@@ -39,11 +41,17 @@ export interface StoreOptions {
   maxMessageBytes?: number;
   /** Refuse messages with more MIME entities than this (E_TOO_LARGE; default DEFAULT_MAX_PARTS). */
   maxParts?: number;
+  /** Refuse MIME nesting deeper than this (E_TOO_LARGE); default: levels past MAX_MIME_DEPTH are stored as opaque bytes. */
+  maxDepth?: number;
   /** Decode transfer encodings to canonical bytes (default true). */
   decode?: boolean;
   compression?: Partial<CompressionPolicy>;
   /** Train a header dictionary once this many messages are stored (0 disables). */
   dictionaryAfter?: number;
+  /** Worker threads that split and verify large messages off the event loop (default: one per core; 0: none). */
+  workers?: number;
+  /** Messages at least this large are prepared in a worker (default DEFAULT_OFFLOAD_ABOVE_BYTES). */
+  offloadAbove?: number;
   /** Bytes all ingests in flight may hold in memory together (default DEFAULT_MEMORY_BUDGET_BYTES). */
   memoryBudgetBytes?: number;
   /** How long a lease protects an uncommitted blob without renewal (default LEASE_TTL_SECONDS; ingests renew every third of it). */
@@ -89,6 +97,9 @@ export class Store implements StoreContext {
   private closed = false;
   private readonly dictionaryAfter: number;
   private readonly memory: ByteBudget;
+  /** Worker threads for splitting large messages (null: everything on this thread). */
+  private readonly workers: BuildPool | null;
+  private readonly offloadAbove: number;
   private sinceDictCheck = 0;
 
   private constructor(
@@ -111,6 +122,9 @@ export class Store implements StoreContext {
     this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => this.applyOp(op), (n) => this.active > n);
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
     this.memory = new ByteBudget(opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+    const n = opts.workers ?? DEFAULT_WORKERS();
+    this.workers = n > 0 ? new BuildPool(n) : null;
+    this.offloadAbove = opts.offloadAbove ?? DEFAULT_OFFLOAD_ABOVE_BYTES;
   }
 
   /** Opens the store in `dir`, creating it on first use. */
@@ -180,22 +194,26 @@ export class Store implements StoreContext {
 
   /** Stores one message. Resolves only when the message is durably committed and reassembles exactly. */
   async ingest(input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
+    const [r] = await this.deliver(input, [{ user: opts.user, mailbox: opts.mailbox }], { received: opts.received, skipExisting: opts.skipExisting });
+    if (!r.ok) throw r.error;
+    return r.result;
+  }
+
+  /**
+   * Stores one message for several recipients (an LMTP transaction): it is
+   * spooled, split and verified once (per dedup domain), its parts stored
+   * once, with one message record per recipient. Resolves per recipient,
+   * each only once durable; a failure fails its recipients, not the call
+   * (except for input that is refused for everyone: too large, empty, unreadable).
+   */
+  async deliver(input: MessageInput, recipients: Recipient[], opts: { received?: number; skipExisting?: boolean } = {}): Promise<RecipientResult[]> {
     this.assertOpen();
     // what an ingest may hold in memory is taken from one budget shared by every ingest of this
     // store object, so many large messages at once wait their turn instead of adding up
     const r = await this.memory.run(memoryCost(input), async () => {
       this.active++;
       try {
-        return await ingestMessage(
-          this,
-          {
-            commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number>,
-            lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
-            renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
-          },
-          input,
-          opts,
-        );
+        return await ingestMessage(this, this.committer, this.preparer, input, recipients, opts);
       } finally {
         this.active--;
       }
@@ -207,6 +225,18 @@ export class Store implements StoreContext {
     }
     return r;
   }
+
+  private readonly committer: Committer = {
+    commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number[]>,
+    lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
+    renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
+  };
+
+  /** Large messages are split and verified in worker threads (the event loop stays free for other sessions); small ones here. */
+  private readonly preparer: Preparer = (spool, opts) => {
+    if (this.workers && spool.size >= this.offloadAbove) return this.workers.prepare(spool, opts);
+    return prepareMessage(spool, opts);
+  };
 
   private applyOp(op: MetaOp): unknown {
     switch (op.k) {
@@ -220,50 +250,54 @@ export class Store implements StoreContext {
     }
   }
 
-  private applyCommit(item: CommitItem): number {
+  private applyCommit(item: CommitItem): number[] {
     const db = this.db;
     // gc deletes a lease in the same transaction as the object it stopped protecting: while every
     // lease is still here, every object this message needs is too (whatever the clocks say)
     if (item.leased && this.leases.held(item.leaseToken) !== item.leased) {
       throw new MailcasError('E_LEASE_LOST', 'the ingest took too long: its blob leases were reclaimed by gc before it could commit; try again');
     }
-    const e = item.built.envelope;
-    const info = this.stmt(
+    const p = item.prepared;
+    const insMsg = this.stmt(
       'insMsg',
       `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
                             fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to)
        VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
                @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo)`,
-    ).run({
-      user: item.user,
-      mailbox: item.mailbox,
-      size: item.size,
-      hash: item.hash,
-      received: item.received,
-      codec: item.packed.headCodec,
-      dict: item.packed.dict,
-      layout: item.packed.head,
-      inline: item.packed.inline,
-      inlineCodec: item.packed.inlineCodec,
-      headerBytes: item.headerBytes,
-      layoutRaw: item.packed.headRaw,
-      inlineRaw: item.packed.inlineRaw,
-      newBytes: item.newBytes,
-      fallback: item.fallback ? 1 : 0,
-      ...e,
-    });
-    const id = Number(info.lastInsertRowid);
+    );
     const insPart = this.stmt(
       'insPart',
       `INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    item.built.parts.forEach((p, i) => insPart.run(id, i, p.path, p.contentType, p.filename, p.cte, p.recipe, p.rawSize, p.size, p.hash));
+    const ids = item.recipients.map((r, k) => {
+      const info = insMsg.run({
+        user: r.user,
+        mailbox: r.mailbox,
+        size: p.size,
+        hash: p.hash,
+        received: item.received,
+        codec: p.packed.headCodec,
+        dict: p.packed.dict,
+        layout: p.packed.head,
+        inline: p.packed.inline,
+        inlineCodec: p.packed.inlineCodec,
+        headerBytes: p.headerBytes,
+        layoutRaw: p.packed.headRaw,
+        inlineRaw: p.packed.inlineRaw,
+        newBytes: k === 0 ? item.newBytes : 0,
+        fallback: p.fallback ? 1 : 0,
+        ...p.envelope,
+      });
+      const id = Number(info.lastInsertRowid);
+      p.parts.forEach((q, i) => insPart.run(id, i, q.path, q.contentType, q.filename, q.cte, q.recipe, q.rawSize, q.size, q.hash));
+      return id;
+    });
     this.refcounts.add(item.refs, Date.now());
     if (item.leaseToken) this.leases.release(item.leaseToken);
-    if (item.fallback) bumpCounter(db, 'split_fallbacks');
+    if (p.fallback) bumpCounter(db, 'split_fallbacks', item.recipients.length);
     bumpCounter(db, GENERATION);
-    return id;
+    return ids;
   }
 
   private readonly stmts = new Map<string, Statement>();
@@ -422,6 +456,7 @@ export class Store implements StoreContext {
     if (this.closed) return;
     await this.writeLock.run(() => {});
     this.closed = true;
+    await this.workers?.close();
     await this.blobStore.backend.close();
     this.db.close();
   }
@@ -495,7 +530,7 @@ function loadSecret(db: Db): Buffer {
 
 function loadConfig(db: Db, opts: StoreOptions): StoreConfig {
   const stored = getMeta(db, 'config');
-  let base: Omit<StoreConfig, 'maxMessageBytes' | 'maxParts'>;
+  let base: Omit<StoreConfig, 'maxMessageBytes' | 'maxParts' | 'maxDepth'>;
   if (typeof stored === 'string') {
     base = JSON.parse(stored);
   } else {
@@ -510,5 +545,5 @@ function loadConfig(db: Db, opts: StoreOptions): StoreConfig {
   }
   const maxParts = opts.maxParts ?? DEFAULT_MAX_PARTS;
   if (!Number.isSafeInteger(maxParts) || maxParts < 1) throw new MailcasError('E_USAGE', `the parts limit must be a positive integer, got ${maxParts}`);
-  return { ...base, maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, maxParts };
+  return { ...base, maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, maxParts, ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}) };
 }

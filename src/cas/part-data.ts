@@ -138,49 +138,29 @@ export class PartSink implements CanonicalSink {
         dispose: () => {},
       };
     }
-    const fd = this.fd!; // hashing as it goes and not discarded: spilled to a file
+    // hashing as it goes and not discarded: spilled to a file, which the part now owns
+    fs.closeSync(this.fd!);
     const file = this.file!;
     this.fd = null;
     this.file = null;
-    return {
-      size,
-      key,
-      digest,
-      buffer: null,
-      file,
-      chunkDigests,
-      *chunks() {
-        const b = Buffer.allocUnsafe(IO_CHUNK_BYTES);
-        for (let pos = 0; pos < size; ) {
-          const n = fs.readSync(fd, b, 0, Math.min(b.length, size - pos), pos);
-          if (n === 0) break;
-          pos += n;
-          yield Buffer.from(b.subarray(0, n));
-        }
-      },
-      dispose() {
-        fs.closeSync(fd);
-        fs.rmSync(file, { force: true });
-      },
-    };
+    return new FilePart(file, size, key, digest, chunkDigests);
   }
 }
 
-function writeAll(fd: number, b: Buffer): void {
-  let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
-}
-
-/** A part held in memory (at most one chunk): its hashes are computed on first use. */
-class MemoryPart implements PartData {
-  private k: Buffer | null = null;
-  private d: Buffer | null = null;
+/** A part in memory (at most one chunk): its hashes are computed on first use. */
+export class MemoryPart implements PartData {
+  private k: Buffer | null;
+  private d: Buffer | null;
   readonly file = null;
   readonly chunkDigests = null;
   constructor(
     readonly buffer: Buffer,
     private readonly domainKey: Buffer | null,
-  ) {}
+    known?: { key: Buffer; digest: Buffer },
+  ) {
+    this.k = known?.key ?? null;
+    this.d = known?.digest ?? null;
+  }
   get size(): number {
     return this.buffer.length;
   }
@@ -194,6 +174,43 @@ class MemoryPart implements PartData {
     return [this.buffer];
   }
   dispose(): void {}
+}
+
+/**
+ * A part in a complete temp file, named by path (so another thread can
+ * take it over); dispose removes the file.
+ */
+export class FilePart implements PartData {
+  readonly buffer = null;
+  constructor(
+    readonly file: string,
+    readonly size: number,
+    readonly key: Buffer,
+    readonly digest: Buffer,
+    readonly chunkDigests: Buffer | null,
+  ) {}
+  *chunks(): Iterable<Buffer> {
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const b = Buffer.allocUnsafe(IO_CHUNK_BYTES);
+      for (let pos = 0; pos < this.size; ) {
+        const n = fs.readSync(fd, b, 0, Math.min(b.length, this.size - pos), pos);
+        if (n === 0) break;
+        pos += n;
+        yield Buffer.from(b.subarray(0, n));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  dispose(): void {
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+function writeAll(fd: number, b: Buffer): void {
+  let off = 0;
+  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
 }
 
 /** BLAKE3 of each VERIFY_CHUNK_BYTES chunk of a byte stream written in pieces of any size. */

@@ -16,10 +16,14 @@ import { formatAnalysis } from '../analyze/format.js';
 import { makeDirsSync } from '../util/dirs.js';
 import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
-import { DEFAULT_MAX_PARTS } from '../limits.js';
+import { DEFAULT_MAX_PARTS, MAX_MIME_DEPTH } from '../limits.js';
+import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
+import { exitFor } from '../delivery/replies.js';
+import { deliveryHeaders } from '../delivery/delivery-headers.js';
+import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LmtpService } from '../delivery/lmtp-server.js';
 
 /** Exit codes (sysexits.h where one fits). */
-export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, ioErr: 74, tempFail: 75 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, noUser: 67, software: 70, ioErr: 74, tempFail: 75 } as const;
 
 /** Messages up to this size are exported through one buffer. */
 const SMALL_EXPORT = 1024 * 1024;
@@ -47,8 +51,13 @@ function maxParts(cmd: Command): number | undefined {
   return n;
 }
 
-async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
-  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd) });
+/**
+ * Opens the store for one command. Worker threads only for commands that
+ * prepare many messages at once (import, the LMTP server): a command that
+ * stores one message has no other work to keep responsive and no use for them.
+ */
+async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>, opts: { workers?: boolean } = {}): Promise<T> {
+  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: opts.workers ? undefined : 0 });
   try {
     return await fn(s);
   } finally {
@@ -152,7 +161,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
             `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.skipped ? `; ${sum.skipped} already there, skipped` : ''}${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
           );
         if (sum.failed) process.exitCode = EXIT.dataErr;
-      });
+      }, { workers: true });
     });
 
   program
@@ -315,7 +324,119 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       out(o.json ? JSON.stringify(r, null, 2) : formatAnalysis(r));
     });
 
+  program
+    .command('deliver')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mailcas deliver --user alice < message.eml\n  $ mailcas --store /var/lib/mailcas deliver --user "$USER" --from "$SENDER"          # Postfix mailbox_command\n  $ mailcas deliver --users /etc/mailcas/users --user ${recipient} --from ${sender} # Postfix pipe(8)\n\nExit codes (sysexits, as MTAs expect): 0 delivered, 65 refused (over a limit, empty), 67 unknown user (with --users),\n74 store unusable, 75 temporary (store busy, backend down, disk full): the MTA retries.',
+    )
+    .description('deliver one message from stdin (a local delivery agent for an MTA)')
+    .requiredOption('--user <user>', 'recipient: a user name, or an address (mapped with --users / --user-format / --recipient-delimiter)')
+    .option('--mailbox <mailbox>', 'mailbox (default: the address detail with --recipient-delimiter, else INBOX)')
+    .option('--from <sender>', 'envelope sender (for --add-headers)')
+    .option('--users <file>', 'user map, lines "address user [mailbox]": other recipients are unknown (exit 67)')
+    .addOption(new Option('--user-format <format>', 'with an address as --user: the local part or the whole address').choices(['local', 'address']))
+    .option('--recipient-delimiter <c>', 'e.g. +: user+lists goes to mailbox lists')
+    .option('--add-headers', 'prepend Return-Path and Delivered-To (default: store exactly the bytes given)')
+    .action(async (o: { user: string; mailbox?: string; from?: string; users?: string; userFormat?: 'local' | 'address'; recipientDelimiter?: string; addHeaders?: boolean }, cmd: Command) => {
+      try {
+        const mapped = o.users || o.userFormat || o.recipientDelimiter ? mapRecipient(o.user, { users: o.users ? loadUserMap(o.users) : undefined, userFormat: o.userFormat, delimiter: o.recipientDelimiter }) : { user: o.user, mailbox: 'INBOX' };
+        if (!mapped) {
+          process.stderr.write(`mailcas: ${o.user}: unknown user\n`);
+          process.exitCode = EXIT.noUser;
+          return;
+        }
+        await withStore(cmd, async (s) => {
+          const input: AsyncIterable<Buffer> = o.addHeaders ? withHeaders(process.stdin, (first) => deliveryHeaders(first, o.from ?? '', o.user)) : process.stdin;
+          await s.ingest(input, { user: mapped.user, mailbox: o.mailbox ?? mapped.mailbox });
+        });
+      } catch (e) {
+        process.stderr.write(`mailcas: ${(sqliteError(e) as Error).message.split('\n')[0]}\n`);
+        process.exitCode = deliveryExit(sqliteError(e));
+      }
+    });
+
+  program
+    .command('lmtp')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mailcas --store /var/lib/mailcas lmtp --listen 127.0.0.1:24\n  $ mailcas lmtp --socket /run/mailcas/lmtp --user-format address --recipient-delimiter +\n  $ mailcas lmtp --listen 127.0.0.1:2424 --users /etc/mailcas/users\n\nOne JSON line per delivery on stderr. SIGTERM: stops accepting, finishes what is in flight, exits 0.',
+    )
+    .description('serve LMTP (RFC 2033) for an MTA: one copy of each message for all its recipients')
+    .option('--listen <host:port>', 'TCP address to listen on')
+    .option('--socket <path>', 'Unix socket to listen on')
+    .option('--users <file>', 'user map, lines "address user [mailbox]": other recipients get 550')
+    .addOption(new Option('--user-format <format>', 'user from the local part (u1@example.org -> u1) or the whole address').choices(['local', 'address']).default('local'))
+    .option('--recipient-delimiter <c>', 'e.g. +: u1+lists@... goes to user u1, mailbox lists')
+    .option('--max-recipients <n>', `recipients per transaction (default ${DEFAULT_MAX_RECIPIENTS})`, (v) => positiveInt(v, '--max-recipients'), DEFAULT_MAX_RECIPIENTS)
+    .option('--max-line-bytes <n>', `longest line accepted (default ${DEFAULT_LMTP_LIMITS.maxLineBytes})`, (v) => positiveInt(v, '--max-line-bytes'), DEFAULT_LMTP_LIMITS.maxLineBytes)
+    .option('--max-header-bytes <n>', `largest header block accepted (default ${DEFAULT_LMTP_LIMITS.maxHeaderBytes})`, (v) => positiveInt(v, '--max-header-bytes'), DEFAULT_LMTP_LIMITS.maxHeaderBytes)
+    .option('--max-mime-depth <n>', `deepest MIME nesting accepted (default ${MAX_MIME_DEPTH})`, (v) => positiveInt(v, '--max-mime-depth'), MAX_MIME_DEPTH)
+    .option('--add-headers', 'prepend Return-Path (and Delivered-To for a single recipient); default: store exactly the DATA bytes')
+    .action(
+      async (
+        o: { listen?: string; socket?: string; users?: string; userFormat: 'local' | 'address'; recipientDelimiter?: string; maxRecipients: number; maxLineBytes: number; maxHeaderBytes: number; maxMimeDepth: number; addHeaders?: boolean },
+        cmd: Command,
+      ) => {
+        if (!o.listen && !o.socket) throw new MailcasError('E_USAGE', 'lmtp needs --listen HOST:PORT and/or --socket PATH');
+        const where = o.listen ? parseHostPort(o.listen) : null;
+        const rules = { users: o.users ? loadUserMap(o.users) : undefined, userFormat: o.userFormat, delimiter: o.recipientDelimiter };
+        const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth });
+        const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+        const services: LmtpService[] = [];
+        try {
+          for (const w of [...(where ? [where] : []), ...(o.socket ? [{ socket: o.socket }] : [])]) {
+            const svc = new LmtpService(s, { rules, maxRecipients: o.maxRecipients, maxMessageBytes: s.config.maxMessageBytes, limits: { maxLineBytes: o.maxLineBytes, maxHeaderBytes: o.maxHeaderBytes }, addHeaders: o.addHeaders, log });
+            services.push(svc);
+            log({ event: 'lmtp-listening', on: await svc.listen(w), store: path.resolve(s.dir) });
+          }
+        } catch (e) {
+          await Promise.all(services.map((v) => v.close()));
+          await s.close();
+          throw e;
+        }
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string): void => {
+            log({ event: 'lmtp-stopping', signal: sig });
+            void Promise.all(services.map((v) => v.close()))
+              .then(() => s.close())
+              .then(resolve);
+          };
+          process.once('SIGTERM', () => stop('SIGTERM'));
+          process.once('SIGINT', () => stop('SIGINT'));
+        });
+        log({ event: 'lmtp-stopped' });
+      },
+    );
+
   return program;
+}
+
+function parseHostPort(v: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new MailcasError('E_USAGE', `--listen needs HOST:PORT, got ${JSON.stringify(v)}`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** stdin with the delivery headers in front (computed from the first chunk: its line ending). */
+function withHeaders(src: NodeJS.ReadableStream, head: (first: Buffer) => Buffer): AsyncIterable<Buffer> {
+  return (async function* () {
+    let first = true;
+    for await (const c of src as AsyncIterable<Buffer>) {
+      if (first) {
+        first = false;
+        yield head(c);
+      }
+      yield c;
+    }
+  })();
+}
+
+/** deliver's exit code: sysexits as MTAs read them; never one that bounces mail for our own fault. */
+function deliveryExit(e: unknown): number {
+  if (e instanceof CommanderError) return EXIT.usage;
+  return exitFor(e);
 }
 
 function positiveInt(v: string, flag: string): number {

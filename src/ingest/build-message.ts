@@ -21,6 +21,8 @@ export interface BuildOptions {
   analysis?: boolean;
   /** Refuse messages with more MIME entities than this (default DEFAULT_MAX_PARTS). */
   maxParts?: number;
+  /** Refuse MIME nesting deeper than this (default: deeper than MAX_MIME_DEPTH is kept as opaque bytes). */
+  maxDepth?: number;
 }
 
 /** A leaf part as recorded in the parts table. */
@@ -64,7 +66,7 @@ export interface Envelope {
 
 /** Splits a spooled message into its layout and the canonical part data it references. */
 export function buildMessage(src: ByteSource, opts: BuildOptions): BuiltMessage {
-  const tok = tokenize(src, { maxParts: opts.maxParts });
+  const tok = tokenize(src, { maxParts: opts.maxParts, maxDepth: opts.maxDepth });
   const b = new Builder(src, opts);
   try {
     for (const s of tok.segments) b.add(s);

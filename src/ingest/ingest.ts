@@ -1,8 +1,7 @@
 import { MailcasError } from '../errors.js';
 import { Spool, type MessageInput } from '../split/spool.js';
-import { buildMessage, buildWhole, type BlobNeed, type BuiltMessage, type BuildOptions } from './build-message.js';
-import { verifyPacked } from './verify.js';
-import { packMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
+import type { BlobNeed } from './build-message.js';
+import type { PrepareOptions, Prepared } from './prepare.js';
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { BlobCodec } from '../cas/blob-store.js';
@@ -17,6 +16,12 @@ export interface IngestOptions {
   received?: number;
   /** When the user already has a message with these exact bytes in this mailbox, store nothing and answer its id (skipped: true). */
   skipExisting?: boolean;
+}
+
+/** One recipient of a delivery: whose mailbox the message goes into. */
+export interface Recipient {
+  user: string;
+  mailbox?: string;
 }
 
 export interface IngestResult {
@@ -34,24 +39,20 @@ export interface IngestResult {
   skipped?: boolean;
 }
 
-/** What the commit transaction needs for one message. */
+/** Per recipient of a delivery: its result or why it failed (the same order as the recipients). */
+export type RecipientResult = { ok: true; result: IngestResult } | { ok: false; error: MailcasError | Error };
+
+/** What the commit transaction needs: one message, stored for one or more recipients. */
 export interface CommitItem {
-  user: string;
-  mailbox: string;
-  size: number;
-  hash: Buffer;
+  recipients: { user: string; mailbox: string }[];
   received: number;
-  packed: PackedLayout;
-  built: BuiltMessage;
+  prepared: Prepared;
   refs: BlobRefInfo[];
   leaseToken: string;
   /** Distinct blobs leased under leaseToken: the commit checks that many leases still exist. */
   leased: number;
-  fallback: boolean;
-  /** Backend bytes this message's ingest created (blobs that were new). */
+  /** Backend bytes this ingest created (blobs that were new), accounted to the first recipient's row. */
   newBytes: number;
-  /** Raw bytes of header blocks and structural literals. */
-  headerBytes: number;
 }
 
 /** Leases to take (in a durable transaction) before writing blobs; answers the existing rows. */
@@ -66,62 +67,91 @@ export interface Committer {
   lease(req: LeaseRequest): Promise<(BlobRow | undefined)[]>;
   /** Extends the leases of `token`; resolves to how many still exist. */
   renew(token: string, expires: number): Promise<number>;
-  /** Fails (E_LEASE_LOST, transient) unless every lease of the item's token still exists. */
-  commit(item: CommitItem): Promise<number>;
+  /** Fails (E_LEASE_LOST, transient) unless every lease of the item's token still exists. Resolves to one id per recipient. */
+  commit(item: CommitItem): Promise<number[]>;
 }
 
+/** Splits and verifies a spooled message: here, or in a worker thread for large ones (the store decides). */
+export type Preparer = (spool: Spool, opts: PrepareOptions) => Promise<Prepared>;
+
 /**
- * Stores one message: spool (hashing on the way in), split, canonicalise,
- * verify by reassembly, lease and write blobs (durable), then commit the
- * metadata with its reference counts in one transaction.
+ * Stores one message for one or more recipients: spool it once (hashing on
+ * the way in); per dedup domain among the recipients, split, canonicalise
+ * and verify it once, lease and write its blobs once (durable), then commit
+ * one message row per recipient with the reference counts, in one
+ * transaction. Resolves per recipient.
  */
-export async function ingestMessage(ctx: StoreContext, committer: Committer, input: MessageInput, opts: IngestOptions): Promise<IngestResult> {
-  const user = opts.user;
-  const mailbox = opts.mailbox ?? 'INBOX';
-  if (!user) throw new MailcasError('E_USAGE', 'a user is required');
+export async function ingestMessage(
+  ctx: StoreContext,
+  committer: Committer,
+  prepare: Preparer,
+  input: MessageInput,
+  recipients: Recipient[],
+  opts: { received?: number; skipExisting?: boolean } = {},
+): Promise<RecipientResult[]> {
+  if (!recipients.length) throw new MailcasError('E_USAGE', 'at least one recipient is required');
+  for (const r of recipients) if (!r.user) throw new MailcasError('E_USAGE', 'a user is required');
   const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
-  if (spool.size === 0) {
-    spool.dispose();
-    throw new MailcasError('E_REFUSED', 'empty message (0 bytes): refused');
-  }
-  if (opts.skipExisting) {
-    const have = ctx.db.prepare('SELECT id FROM messages WHERE hash = ? AND size = ? AND user = ? AND mailbox = ? LIMIT 1').get(spool.hash, spool.size, user, mailbox) as { id: number } | undefined;
-    if (have) {
-      spool.dispose();
-      return { id: String(have.id), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
+  try {
+    if (spool.size === 0) throw new MailcasError('E_REFUSED', 'empty message (0 bytes): refused');
+    const results: (RecipientResult | null)[] = recipients.map(() => null);
+    const groups = new Map<string, number[]>();
+    recipients.forEach((r, i) => {
+      const mailbox = r.mailbox ?? 'INBOX';
+      if (opts.skipExisting) {
+        const have = ctx.db.prepare('SELECT id FROM messages WHERE hash = ? AND size = ? AND user = ? AND mailbox = ? LIMIT 1').get(spool.hash, spool.size, r.user, mailbox) as
+          | { id: number }
+          | undefined;
+        if (have) {
+          const result = { id: String(have.id), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
+          results[i] = { ok: true, result };
+          return;
+        }
+      }
+      const domain = ctx.domainOf(r.user);
+      groups.set(domain, [...(groups.get(domain) ?? []), i]);
+    });
+    for (const [domain, idx] of groups) {
+      try {
+        const rs = await storeFor(ctx, committer, prepare, spool, domain, idx.map((i) => ({ user: recipients[i].user, mailbox: recipients[i].mailbox ?? 'INBOX' })), opts.received ?? Date.now());
+        idx.forEach((i, k) => (results[i] = { ok: true, result: rs[k] }));
+      } catch (e) {
+        for (const i of idx) results[i] = { ok: false, error: e as Error };
+      }
     }
+    return results as RecipientResult[];
+  } finally {
+    spool.dispose();
   }
-  let built: BuiltMessage | null = null;
+}
+
+/** One dedup domain's share of a delivery: prepare once, make the blobs durable once, commit a row per recipient. */
+async function storeFor(
+  ctx: StoreContext,
+  committer: Committer,
+  prepare: Preparer,
+  spool: Spool,
+  domain: string,
+  recipients: { user: string; mailbox: string }[],
+  received: number,
+): Promise<IngestResult[]> {
+  const dict = ctx.currentDictionary();
+  const prepared = await prepare(spool, {
+    tmpDir: ctx.tmpDir,
+    inlineThreshold: ctx.config.inlineThreshold,
+    maxParts: ctx.config.maxParts,
+    maxDepth: ctx.config.maxDepth,
+    decode: ctx.config.decode,
+    domainKey: ctx.domainKey(domain),
+    dict,
+  });
+  if (prepared.fallback) ctx.log.warn('split-fallback', { user: recipients[0].user, size: spool.size, reason: prepared.fallback });
   let leaseToken: string | null = null;
   let renewal: NodeJS.Timeout | null = null;
   let wroteBlobs = false;
   try {
-    const domain = ctx.domainOf(user);
-    const bopts: BuildOptions = {
-      tmpDir: ctx.tmpDir,
-      inlineThreshold: ctx.config.inlineThreshold,
-      maxParts: ctx.config.maxParts,
-      domainKey: ctx.domainKey(domain),
-      decode: ctx.config.decode,
-    };
-    built = buildMessage(spool.source, bopts);
-    const dict = ctx.currentDictionary();
-    let packed = packMessageLayout(built.layout, dict);
-    const expect = { hash: spool.hash, size: spool.size };
-    let failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
-    let fallback = false;
-    if (failure) {
-      fallback = true;
-      ctx.log.warn('split-fallback', { user, size: spool.size, reason: failure });
-      built.dispose();
-      built = buildWhole(spool.source, bopts);
-      packed = packMessageLayout(built.layout, dict);
-      failure = await verifyPacked(packed, dict?.data ?? null, built.blobs, expect);
-      if (failure) throw new MailcasError('E_INTERNAL', `message does not reassemble even when stored whole: ${failure}`);
-    }
-
     // Lease the blobs, then make sure each object exists. Data before metadata.
-    const needs = [...built.blobs.values()];
+    const needs = prepared.blobs;
     const refs: BlobRefInfo[] = [];
     let newBlobs = 0;
     let newBlobBytes = 0;
@@ -136,7 +166,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
       for (let i = 0; i < needs.length; i++) {
         const n = needs[i];
         const row = rows[i];
-        const ref = { hash: n.data.key, count: n.count, domain, size: n.data.size, contentType: n.contentType, chunks: n.data.chunkDigests };
+        const ref = { hash: n.data.key, count: n.count * recipients.length, domain, size: n.data.size, contentType: n.contentType, chunks: n.data.chunkDigests };
         if (row && row.refs > 0 && !row.corrupt) {
           // a committed message references it and our lease keeps gc away: the object is there
           refs.push({ ...ref, stored: row.stored, codec: row.codec, confirmed: false });
@@ -161,31 +191,17 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
         refs.push({ ...ref, stored, codec, confirmed: true });
       });
     }
-    const id = await committer.commit({
-      user,
-      mailbox,
-      size: spool.size,
-      hash: spool.hash,
-      received: opts.received ?? Date.now(),
-      packed,
-      built,
-      refs,
-      leaseToken: leaseToken ?? '',
-      leased: needs.length,
-      fallback,
-      newBytes: newBlobBytes,
-      headerBytes: built.layout.segments.reduce((a, g) => a + (g.k === 'part' ? 0 : g.bytes.length), 0),
-    });
+    const ids = await committer.commit({ recipients, received, prepared, refs, leaseToken: leaseToken ?? '', leased: needs.length, newBytes: newBlobBytes });
     leaseToken = null; // released by the commit
-    return {
+    return ids.map((id, k) => ({
       id: String(id),
-      size: spool.size,
-      hash: spool.hash.toString('hex'),
+      size: prepared.size,
+      hash: prepared.hash.toString('hex'),
       blobs: needs.length,
-      newBlobs,
-      newBlobBytes,
-      fallback,
-    };
+      newBlobs: k === 0 ? newBlobs : 0,
+      newBlobBytes: k === 0 ? newBlobBytes : 0,
+      fallback: prepared.fallback !== null,
+    }));
   } catch (e) {
     // Leases of an ingest that wrote blobs are kept: those objects stay "uncommitted"
     // (not orphans) until the lease expires and gc reclaims objects and leases together.
@@ -196,8 +212,7 @@ export async function ingestMessage(ctx: StoreContext, committer: Committer, inp
     throw e;
   } finally {
     if (renewal) clearInterval(renewal);
-    built?.dispose();
-    spool.dispose();
+    prepared.dispose();
   }
 }
 

@@ -17,6 +17,9 @@ export interface FileInput {
 
 export type MessageInput = Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array> | FileInput;
 
+/** Where a spool's bytes are. */
+export type SpoolOrigin = { kind: 'memory'; buffer: Buffer } | { kind: 'file'; path: string; start: number; end: number };
+
 export function isFileInput(x: unknown): x is FileInput {
   return typeof x === 'object' && x !== null && typeof (x as FileInput).path === 'string' && !(Symbol.asyncIterator in x);
 }
@@ -41,7 +44,19 @@ export class Spool {
     readonly hash: Buffer,
     private readonly tmpPath: string | null,
     private readonly fd: number | null,
+    /** Where the bytes are, for another thread to open them: a buffer, or a byte range of a file. */
+    readonly origin: SpoolOrigin,
   ) {}
+
+  /**
+   * A spool over bytes already hashed elsewhere (a worker taking over the
+   * main thread's spool). dispose closes what this opened and removes nothing.
+   */
+  static adopt(origin: SpoolOrigin, hash: Buffer): Spool {
+    if (origin.kind === 'memory') return new Spool(new MemorySource(origin.buffer), hash, null, null, origin);
+    const fd = fs.openSync(origin.path, 'r');
+    return new Spool(new FileSource(fd, origin.end - origin.start, 1024 * 1024, origin.start), hash, null, fd, origin);
+  }
 
   get size(): number {
     return this.source.size;
@@ -53,7 +68,7 @@ export class Spool {
     if (Buffer.isBuffer(input) || input instanceof Uint8Array) {
       const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
       if (buf.length > opts.maxBytes) throw tooLarge(opts.maxBytes);
-      return new Spool(new MemorySource(buf), hashBuffer(buf), null, null);
+      return new Spool(new MemorySource(buf), hashBuffer(buf), null, null, { kind: 'memory', buffer: buf });
     }
     const hasher = newHasher();
     const parts: Buffer[] = [];
@@ -86,8 +101,11 @@ export class Spool {
       throw new MailcasError('E_USAGE', `reading the message failed: ${(e as Error).message}`, { cause: e, transient: true });
     }
     const digest = hasher.digest();
-    if (fd === null) return new Spool(new MemorySource(Buffer.concat(parts, size)), digest, null, null);
-    return new Spool(new FileSource(fd, size), digest, tmpPath, fd);
+    if (fd === null) {
+      const buf = Buffer.concat(parts, size);
+      return new Spool(new MemorySource(buf), digest, null, null, { kind: 'memory', buffer: buf });
+    }
+    return new Spool(new FileSource(fd, size), digest, tmpPath, fd, { kind: 'file', path: tmpPath!, start: 0, end: size });
   }
 
   /** Small files are read into memory; large ones are parsed in place (hashed first, in one pass). */
@@ -113,11 +131,18 @@ export class Spool {
       if (size <= memLimit) {
         const buf = Buffer.from(src.read(0, size));
         fs.closeSync(fd);
-        return new Spool(new MemorySource(buf), hashBuffer(buf), null, null);
+        return new Spool(new MemorySource(buf), hashBuffer(buf), null, null, { kind: 'memory', buffer: buf });
       }
+      // one reused buffer: hashing a large file must not leave a trail of garbage windows behind
       const hasher = newHasher();
-      for (const c of src.chunks(0, size, 1024 * 1024)) hasher.update(c);
-      return new Spool(src, hasher.digest(), null, fd);
+      const b = Buffer.allocUnsafe(Math.min(size, 1024 * 1024));
+      for (let pos = 0; pos < size; ) {
+        const n = fs.readSync(fd, b, 0, Math.min(b.length, size - pos), start + pos);
+        if (n === 0) break;
+        hasher.update(n === b.length ? b : b.subarray(0, n));
+        pos += n;
+      }
+      return new Spool(src, hasher.digest(), null, fd, { kind: 'file', path: input.path, start, end });
     } catch (e) {
       fs.closeSync(fd);
       throw e;

@@ -63,8 +63,8 @@ const NL_DASHDASH = Buffer.from('\n--', 'latin1');
  * on malformed input; refuses (E_TOO_LARGE, naming the limit) a message with
  * more than `maxParts` MIME entities, as soon as it sees the one too many.
  */
-export function tokenize(src: ByteSource, opts: { maxParts?: number } = {}): Tokenized {
-  return new Tokenizer(src, opts.maxParts ?? DEFAULT_MAX_PARTS).run();
+export function tokenize(src: ByteSource, opts: { maxParts?: number; maxDepth?: number } = {}): Tokenized {
+  return new Tokenizer(src, opts.maxParts ?? DEFAULT_MAX_PARTS, opts.maxDepth ?? null).run();
 }
 
 class Tokenizer {
@@ -80,6 +80,8 @@ class Tokenizer {
   constructor(
     private readonly src: ByteSource,
     private readonly maxParts: number,
+    /** Refuse (E_TOO_LARGE) nesting deeper than this; null: keep what is deeper than MAX_MIME_DEPTH as opaque bytes. */
+    private readonly maxDepth: number | null,
   ) {}
 
   run(): Tokenized {
@@ -186,6 +188,9 @@ class Tokenizer {
 
     // ---- body
     const boundary = info.params['boundary'];
+    if (this.maxDepth !== null && depth > this.maxDepth) {
+      throw new MailcasError('E_TOO_LARGE', `MIME parts nested deeper than ${this.maxDepth} levels (the limit is ${this.maxDepth})`, { data: { limit: this.maxDepth, what: 'depth' } });
+    }
     const canNest = depth < MAX_MIME_DEPTH && bodyStart < size;
     if (info.type.startsWith('multipart/') && boundary && boundary.length <= BOUNDARY_MAX_BYTES && canNest) {
       node.kind = 'multipart';

@@ -1,0 +1,11 @@
+/**
+ * The trace headers a local delivery agent adds (RFC 5321 4.4, as
+ * Dovecot's and Postfix's local delivery do): Return-Path with the
+ * envelope sender, and Delivered-To with the recipient when there is one.
+ * Their line breaks follow the message's own first line (CRLF or LF).
+ */
+export function deliveryHeaders(firstChunk: Buffer, from: string, to: string | null): Buffer {
+  const lf = firstChunk.indexOf(0x0a);
+  const eol = lf > 0 && firstChunk[lf - 1] === 0x0d ? '\r\n' : lf >= 0 ? '\n' : '\r\n';
+  return Buffer.from(`Return-Path: <${from}>${eol}${to ? `Delivered-To: ${to}${eol}` : ''}`, 'utf8');
+}
