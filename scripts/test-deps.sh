@@ -3,7 +3,12 @@
 # password-less sudo, from Debian's packages); otherwise one line says what to install.
 set -euo pipefail
 need=()
+# chromium: the HTML report in a real browser; swaks and python3: real LMTP clients; postfix: a real MTA delivering
 if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null 2>&1; then need+=(chromium); fi
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Postfix is only usable by the tests as root (its own users, chroot); skip it for other users
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/postfix ]; then need+=(postfix); fi
 [ ${#need[@]} -eq 0 ] && exit 0
 run_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi
@@ -11,6 +16,8 @@ run_root() {
 if command -v apt-get >/dev/null 2>&1 && run_root true; then
   echo "mailcas tests: installing ${need[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # postfix would otherwise ask what kind of mail system this is
+  echo "postfix postfix/main_mailer_type select No configuration" | run_root debconf-set-selections 2>/dev/null || true
   run_root apt-get update -qq
   run_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 else
