@@ -30,6 +30,7 @@ import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
 import { maybeTrainDictionary } from './meta/dictionary.js';
+import { buildReport, type StorageReport } from './report/report.js';
 
 export interface StoreOptions {
   /** Blob backend; default: files under <dir>/blobs. */
@@ -445,6 +446,12 @@ export class Store implements StoreContext {
   gc(opts: GcOptions = {}): Promise<GcReport> {
     this.assertOpen();
     return runGc(this, opts);
+  }
+
+  /** Storage figures from the metadata alone (never reads a blob): what `mailcas report --json` prints. */
+  report(opts: { top?: number } = {}): StorageReport {
+    this.assertOpen();
+    return buildReport(this.db, opts);
   }
 
   check(opts: CheckOptions = {}): Promise<CheckReport> {

@@ -8,7 +8,6 @@ import { MailcasError } from '../errors.js';
 import { checkPaths, expandSources, totalSize, type ImportFormat } from '../importer/sources.js';
 import { progressBar, progressWanted } from './progress.js';
 import { forEachLimit } from '../util/pool.js';
-import { buildReport } from '../report/report.js';
 import { formatReport } from '../report/format.js';
 import { renderHtmlReport } from '../report/html.js';
 import { analyze } from '../analyze/analyze.js';
@@ -288,7 +287,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--top <n>', 'shared parts to list', (v) => positiveInt(v, '--top'), 20)
     .action(async (o: { json?: boolean; html?: string; top: number }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const r = buildReport(s.db, { top: o.top });
+        const r = s.report({ top: o.top });
         if (o.html) {
           fs.writeFileSync(o.html, renderHtmlReport(r, { title: `mailcas storage report: ${path.resolve(s.dir)}` }));
           process.stderr.write(`wrote ${o.html}\n`);
