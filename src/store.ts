@@ -120,7 +120,13 @@ export class Store implements StoreContext {
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir);
     // leases, renewals and commits share one group-commit stream: one transaction, one fsync, for all
-    this.ops = new CommitQueue<MetaOp, unknown>(db, this.writeLock, (op) => this.applyOp(op), (n) => this.active > n);
+    this.ops = new CommitQueue<MetaOp, unknown>(
+      db,
+      this.writeLock,
+      (op) => this.applyOp(op),
+      (n) => this.active > n,
+      (op) => op.k === 'commit', // leases and renewals need to be visible, not durable (see CommitQueue)
+    );
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
     this.memory = new ByteBudget(opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
     const n = opts.workers ?? DEFAULT_WORKERS();

@@ -11,7 +11,7 @@ import { bufferSource } from '../backend/backend.js';
 import { HASH_BYTES, hashBuffer, newHasher, toHex } from './hash.js';
 import { ChunkHasher, type PartData } from './part-data.js';
 import { VERIFY_CHUNK_BYTES } from '../limits.js';
-import { tempName } from '../util/temp-files.js';
+import { removeLater, tempName } from '../util/temp-files.js';
 
 /** How a blob's bytes are stored. Recorded per blob in the metadata. */
 export const BlobCodec = { None: 0, Deflate: 1 } as const;
@@ -146,7 +146,7 @@ export class BlobStore {
       const created = await this.backend.put(key, src, { size: n, digest: h.digest() }, opts);
       return { codec: BlobCodec.Deflate, stored: n, created };
     } finally {
-      fs.rmSync(out, { force: true });
+      removeLater(out);
     }
   }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CanonicalSink } from '../recipe/canonicalizer.js';
 import { hashBuffer, newHasher, type Hasher } from './hash.js';
 import { IO_CHUNK_BYTES, PART_MEMORY_BYTES, VERIFY_CHUNK_BYTES } from '../limits.js';
-import { tempName } from '../util/temp-files.js';
+import { removeLater, tempName } from '../util/temp-files.js';
 
 const SAMPLE_BYTES = 64 * 1024;
 
@@ -109,7 +109,7 @@ export class PartSink implements CanonicalSink {
 
   private closeFile(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
-    if (this.file) fs.rmSync(this.file, { force: true });
+    if (this.file) removeLater(this.file);
     this.fd = null;
     this.file = null;
   }
@@ -204,7 +204,7 @@ export class FilePart implements PartData {
     }
   }
   dispose(): void {
-    fs.rmSync(this.file, { force: true });
+    removeLater(this.file);
   }
 }
 

@@ -24,6 +24,13 @@ export class CommitQueue<T, R> {
     private readonly lock: AsyncMutex,
     private readonly apply: (item: T) => R,
     private readonly othersComing: (pending: number) => boolean = () => false,
+    /**
+     * Whether an item must be on disk when its promise resolves. A batch of
+     * items that need not be (leases: they must be visible to other writers,
+     * and a crash ends the ingests they protect anyway) commits without the
+     * WAL fsync; the next durable commit syncs them with it.
+     */
+    private readonly durable: (item: T) => boolean = () => true,
     private readonly lingerMs = 2,
     private readonly maxBatch = 256,
   ) {
@@ -32,6 +39,7 @@ export class CommitQueue<T, R> {
 
   /** Applies one item inside a savepoint (a nested better-sqlite3 transaction). */
   private readonly one: (item: T) => R;
+
 
 
   submit(item: T): Promise<R> {
@@ -61,7 +69,9 @@ export class CommitQueue<T, R> {
         if (process.env.MAILCAS_DEBUG_BATCH) process.stderr.write(`batch ${batch.length}\n`);
         await this.lock.run(() => {
           let results: ({ ok: true; r: R } | { ok: false; e: unknown })[];
+          const lazy = !batch.some((b) => this.durable(b.item));
           try {
+            if (lazy) this.db.pragma('synchronous = NORMAL');
             results = immediate(this.db, () =>
               batch.map((b) => {
                 try {
@@ -74,6 +84,9 @@ export class CommitQueue<T, R> {
           } catch (e) {
             for (const b of batch) b.reject(e);
             return;
+          } finally {
+            // every other writer on this connection (expunge, gc, repair) commits durably
+            if (lazy) this.db.pragma('synchronous = FULL');
           }
           batch.forEach((b, i) => {
             const x = results[i];

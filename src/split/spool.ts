@@ -5,7 +5,7 @@ import { MailcasError } from '../errors.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
 import { SPOOL_MEMORY_BYTES } from '../limits.js';
 import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
-import { tempName } from '../util/temp-files.js';
+import { removeLater, tempName } from '../util/temp-files.js';
 
 /** A message already in a file (or a byte range of one, e.g. in an mbox): read in place, never copied. */
 export interface FileInput {
@@ -152,7 +152,7 @@ export class Spool {
   /** Removes the temp file, if any. */
   dispose(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
-    if (this.tmpPath) fs.rmSync(this.tmpPath, { force: true });
+    if (this.tmpPath) removeLater(this.tmpPath);
   }
 }
 

@@ -31,3 +31,13 @@ export function cleanStaleTemps(dir: string, now = Date.now()): void {
     }
   }
 }
+
+/**
+ * Removes a temp file without blocking: unlinking a file of hundreds of MB
+ * frees its extents and can take tens of milliseconds, which would stall
+ * every other session of an LMTP server. Errors are ignored (the stale-temp
+ * sweep removes what is left).
+ */
+export function removeLater(file: string): void {
+  fs.rm(file, { force: true }, () => {});
+}

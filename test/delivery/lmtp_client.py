@@ -9,6 +9,7 @@ printing one JSON object per transaction: the RCPT replies and the per-recipient
 import json
 import smtplib
 import sys
+import time
 
 host, port, sender, rcpts, files = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split(','), sys.argv[5:]
 c = smtplib.LMTP(host, port) if port else smtplib.LMTP(host)
@@ -16,6 +17,7 @@ c.ehlo_or_helo_if_needed()
 for f in files:
     data = open(f, 'rb').read()
     out = {'file': f}
+    t0 = time.monotonic()
     code, msg = c.mail(sender, ['SIZE=%d' % len(data)] if 'size' in c.esmtp_features else [])
     out['mail'] = [code, msg.decode()]
     if code != 250:
@@ -44,5 +46,6 @@ for f in files:
     for r in accepted:
         code, msg = c.getreply()
         out['replies'].append([r, code, msg.decode()])
+    out['ms'] = (time.monotonic() - t0) * 1000
     print(json.dumps(out), flush=True)
 c.quit()
