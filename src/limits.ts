@@ -100,6 +100,9 @@ export const TEMP_STALE_SECONDS = 24 * 3600;
 /** Default gc grace period: blobs unreferenced for less than this are kept. */
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
 
+/** Object deletions gc keeps in flight at once (each is a request on an object store). */
+export const DELETE_CONCURRENCY = 16;
+
 /** gc deletes at most this many blobs per metadata transaction. */
 export const GC_BATCH = 256;
 

@@ -10,7 +10,9 @@ import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
-import { FsBackend } from './backend/fs-backend.js';
+import { describeBackend, openBackend, type BackendConfig } from './backend/open-backend.js';
+import { S3Backend, type S3Location } from './backend/s3-backend.js';
+import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
 import { Refcounts, countRefs, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
@@ -55,6 +57,10 @@ export interface StoreOptions {
   offloadAbove?: number;
   /** Bytes all ingests in flight may hold in memory together (default DEFAULT_MEMORY_BUDGET_BYTES). */
   memoryBudgetBytes?: number;
+  /** Creating a store: keep its blobs in this bucket (an existing store refuses a different one). */
+  s3?: S3Location;
+  /** How transient backend failures are retried (default: backoff up to 30 s, $MAILCAS_RETRY_DEADLINE_MS). */
+  retry?: Partial<RetryPolicy>;
   /** How long a lease protects an uncommitted blob without renewal (default LEASE_TTL_SECONDS; ingests renew every third of it). */
   leaseTtlSeconds?: number;
   logger?: Logger;
@@ -110,6 +116,8 @@ export class Store implements StoreContext {
     readonly config: StoreConfig,
     private readonly secret: Buffer,
     opts: StoreOptions,
+    /** Where the blobs live (as configured when the store was created). */
+    readonly backendConfig: BackendConfig = { kind: 'fs' },
   ) {
     this.tmpDir = path.join(dir, 'tmp');
     makeDirsSync(this.tmpDir);
@@ -134,6 +142,21 @@ export class Store implements StoreContext {
     this.offloadAbove = opts.offloadAbove ?? DEFAULT_OFFLOAD_ABOVE_BYTES;
   }
 
+  /**
+   * Creates a store (or opens it when it exists with the same backend): with
+   * `s3`, its blobs live in that bucket, which is created when missing.
+   */
+  static async init(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    const s = await Store.open(dir, opts);
+    try {
+      if (s.backendConfig.kind === 's3') await new S3Backend(s.backendConfig).ensureBucketAndClose();
+      return s;
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+  }
+
   /** Opens the store in `dir`, creating it on first use. */
   static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
     if (!dir) throw new MailcasError('E_USAGE', 'a store directory is required');
@@ -143,10 +166,10 @@ export class Store implements StoreContext {
     try {
       // an existing store is opened without the write lock; creating one takes it (IMMEDIATE), so two
       // processes creating the same store at once agree on its settings and secret
-      const read = (): { config: StoreConfig; secret: Buffer } => ({ config: loadConfig(db, opts), secret: loadSecret(db) });
-      const { config, secret } = getMeta(db, 'config') !== null && getMeta(db, 'secret') !== null ? read() : immediate(db, read);
-      const backend = opts.backend ?? new FsBackend(path.join(dir, 'blobs'));
-      return new Store(dir, db, backend, config, secret, opts);
+      const read = (): { config: StoreConfig; secret: Buffer; blobs: BackendConfig } => ({ config: loadConfig(db, opts), secret: loadSecret(db), blobs: loadBackendConfig(db, opts) });
+      const { config, secret, blobs } = getMeta(db, 'config') !== null && getMeta(db, 'secret') !== null && !opts.s3 ? read() : immediate(db, read);
+      const backend = opts.backend ?? openBackend(dir, blobs, opts.retry);
+      return new Store(dir, db, backend, config, secret, opts, blobs);
     } catch (e) {
       db.close();
       throw sqliteError(e, file);
@@ -382,17 +405,17 @@ export class Store implements StoreContext {
   }
 
   /** The whole message in memory (small messages, tests), checked like fetch. */
-  async fetchBuffer(id: string, opts: { user?: string } = {}): Promise<Buffer> {
+  async fetchBuffer(id: string, opts: { user?: string; readAhead?: number } = {}): Promise<Buffer> {
     const parts: Buffer[] = [];
     let n = 0;
-    for await (const c of this.checkedBytes(this.row(id, opts.user))) {
+    for await (const c of this.checkedBytes(this.row(id, opts.user), opts.readAhead)) {
       parts.push(c);
       n += c.length;
     }
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
-  private async *checkedBytes(r: MsgRow): AsyncGenerator<Buffer> {
+  private async *checkedBytes(r: MsgRow, readAhead?: number): AsyncGenerator<Buffer> {
     let layout: Layout;
     try {
       layout = layoutOfRow(this, r);
@@ -401,7 +424,7 @@ export class Store implements StoreContext {
     }
     const h = newHasher();
     let n = 0;
-    for await (const c of coalesce(reassemble(layout, this.blobReader(), `message ${r.id}`))) {
+    for await (const c of coalesce(reassemble(layout, this.blobReader(), `message ${r.id}`, readAhead))) {
       h.update(c);
       n += c.length;
       yield c;
@@ -530,6 +553,31 @@ function toRecord(r: MsgRow): MessageRecord {
     date: r.date,
     messageId: r.message_id,
   };
+}
+
+/**
+ * Where the store's blobs live: recorded when the store is created (files
+ * unless `opts.s3` names a bucket); an existing store keeps its own and
+ * refuses another.
+ */
+function loadBackendConfig(db: Db, opts: StoreOptions): BackendConfig {
+  const stored = getMeta(db, 'backend');
+  const wanted: BackendConfig | null = opts.s3 ? { kind: 's3', ...opts.s3 } : null;
+  if (typeof stored === 'string') {
+    const have = JSON.parse(stored) as BackendConfig;
+    if (wanted && JSON.stringify(have) !== JSON.stringify(wanted)) {
+      throw new MailcasError('E_USAGE', `this store keeps its blobs in ${describeBackend(have)}: a store's backend cannot be changed`);
+    }
+    return have;
+  }
+  const created = getMeta(db, 'config') !== null;
+  if (created && wanted) {
+    const n = (db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
+    if (n > 0) throw new MailcasError('E_USAGE', `this store keeps its blobs in ${describeBackend({ kind: 'fs' })}: a store's backend cannot be changed`);
+  }
+  const cfg = wanted ?? { kind: 'fs' as const };
+  if (!created || wanted) setMeta(db, 'backend', JSON.stringify(cfg)); // (inside the creating IMMEDIATE transaction)
+  return cfg;
 }
 
 /** The store's secret (keys of the dedup domains), created once. */

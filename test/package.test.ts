@@ -24,7 +24,7 @@ describe('npm package', () => {
     run('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', tarball], app);
     fs.cpSync(path.join(ROOT, 'node_modules', 'better-sqlite3', 'build'), path.join(app, 'node_modules', 'better-sqlite3', 'build'), { recursive: true });
     const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'mailcas', 'package.json'), 'utf8')).dependencies);
-    expect(deps.sort()).toEqual(['@napi-rs/blake-hash', 'better-sqlite3', 'cli-progress', 'commander', 'smtp-server']);
+    expect(deps.sort()).toEqual(['@aws-sdk/client-s3', '@napi-rs/blake-hash', 'better-sqlite3', 'cli-progress', 'commander', 'smtp-server']);
 
     fs.writeFileSync(
       path.join(app, 'use.ts'),

@@ -15,6 +15,8 @@ import { formatAnalysis } from '../analyze/format.js';
 import { makeDirsSync } from '../util/dirs.js';
 import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
+import { parseS3Url } from '../backend/s3-backend.js';
+import { describeBackend } from '../backend/open-backend.js';
 import { DEFAULT_MAX_PARTS, MAX_MIME_DEPTH } from '../limits.js';
 import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
 import { exitFor } from '../delivery/replies.js';
@@ -92,6 +94,31 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     // usage errors: one line on stderr, like every other error (subcommands inherit this)
     .configureOutput({ outputError: (str, write) => write(`mailcas: ${str.replace(/^error: /, '').trimEnd()} (see mailcas --help)\n`) })
     .exitOverride();
+
+  program
+    .command('init')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mailcas --store /var/lib/mailcas init\n  $ mailcas --store /var/lib/mailcas init --s3 s3://mail-blobs/eu1 --s3-endpoint http://ceph-rgw:7480\n\nCredentials come from the standard AWS variables and files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials), never from the store.',
+    )
+    .description('create a store (its blobs on files, or in an S3 bucket, created when missing); later commands use it as created')
+    .option('--s3 <url>', 'keep blobs in s3://BUCKET[/PREFIX]')
+    .option('--s3-endpoint <url>', 'S3 endpoint (default: AWS)')
+    .option('--s3-region <region>', 'region (default: $AWS_REGION, else us-east-1)')
+    .option('--s3-path-style', 'path-style requests (default with --s3-endpoint)')
+    .option('--tiered', 'new blobs on local files, moved to S3 by mailcas tier')
+    .option('--write-behind', 'acknowledge on local durability, upload in the background')
+    .action(async (o: { s3?: string; s3Endpoint?: string; s3Region?: string; s3PathStyle?: boolean; tiered?: boolean; writeBehind?: boolean }, cmd: Command) => {
+      if (!o.s3 && (o.s3Endpoint || o.s3Region || o.s3PathStyle || o.tiered || o.writeBehind)) throw new MailcasError('E_USAGE', '--s3-endpoint, --s3-region, --s3-path-style, --tiered and --write-behind need --s3');
+      if (o.tiered || o.writeBehind) throw new MailcasError('E_USAGE', `${o.tiered ? '--tiered' : '--write-behind'} is not available in this version: blobs go straight to S3 (omit the flag)`);
+      const s3 = o.s3 ? { ...parseS3Url(o.s3), ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}), ...(o.s3Region ? { region: o.s3Region } : {}), ...(o.s3PathStyle || o.s3Endpoint ? { pathStyle: true } : {}) } : undefined;
+      const s = await Store.init(storeDir(cmd), { s3, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: 0 });
+      try {
+        process.stderr.write(`store ${path.resolve(s.dir)}: blobs in ${describeBackend(s.backendConfig)}\n`);
+      } finally {
+        await s.close();
+      }
+    });
 
   program
     .command('ingest')
@@ -190,7 +217,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         const bar = progressBar('export', msgs.reduce((a, m) => a + m.size, 0));
         const failed: string[] = [];
         try {
-          await forEachLimit(msgs, 4, async (m) => {
+          // on a remote backend many messages are read at once: the latency of each request overlaps the others
+          await forEachLimit(msgs, s.blobStore.backend.properties.local ? 4 : 32, async (m) => {
             // each file is written under a temp name and renamed once all of it is verified and written:
             // a damaged message leaves no file, never a wrong one
             const file = path.join(o.out, `${m.id}.eml`);

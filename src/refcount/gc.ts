@@ -1,5 +1,6 @@
 import type { StoreContext } from '../store-context.js';
-import { DEFAULT_GC_GRACE_SECONDS, GC_BATCH } from '../limits.js';
+import { DEFAULT_GC_GRACE_SECONDS, DELETE_CONCURRENCY, GC_BATCH } from '../limits.js';
+import { forEachLimit } from '../util/pool.js';
 import { bumpCounter, sqliteError } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 
@@ -62,9 +63,10 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
     const n = await inWriteTxn(ctx, dry, async () => {
       const now = clock();
       const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number }[];
+      // the objects first (several at once: each is a request on an object store), then their rows, in this transaction
+      if (!dry) await forEachLimit(rows, DELETE_CONCURRENCY, (r) => backend.delete(r.hash.toString('hex')));
       for (const r of rows) {
         if (!dry) {
-          await backend.delete(r.hash.toString('hex'));
           delRow.run(r.hash);
           rep.expiredLeases += delLeases.run(r.hash).changes; // expired ones only: live leases were excluded above
         }
@@ -91,17 +93,18 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
     batch = [];
     await inWriteTxn(ctx, dry, async () => {
       const now = clock();
-      for (const o of todo) {
+      const doomed = todo.filter((o) => {
         const h = Buffer.from(o.key, 'hex');
-        if (hasRow.get(h)) continue;
+        if (hasRow.get(h)) return false;
         if (liveLease.get(h, now)) {
           rep.keptLeased++;
-          continue;
+          return false;
         }
-        if (!dry) {
-          await backend.delete(o.key);
-          rep.expiredLeases += delLeases.run(h).changes;
-        }
+        return true;
+      });
+      if (!dry) await forEachLimit(doomed, DELETE_CONCURRENCY, (o) => backend.delete(o.key));
+      for (const o of doomed) {
+        if (!dry) rep.expiredLeases += delLeases.run(Buffer.from(o.key, 'hex')).changes;
         rep.deletedOrphans++;
         rep.deletedOrphanBytes += o.size;
       }
