@@ -100,6 +100,24 @@ export const TEMP_STALE_SECONDS = 24 * 3600;
 /** Default gc grace period: blobs unreferenced for less than this are kept. */
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
 
+/** How often a long-running process uploads the write-behind backlog. */
+export const WRITE_BEHIND_INTERVAL_MS = 1000;
+
+/** Write-behind refuses new mail (temporarily) past this many bytes waiting for the object store. */
+export const DEFAULT_WRITE_BEHIND_MAX_BYTES = 1024 * 1024 * 1024;
+
+/** Blobs `tier` considers per step. */
+export const TIER_BATCH = 256;
+
+/** Cold-tier blobs of at most this many stored bytes go into packs; larger ones are objects of their own. */
+export const PACK_ENTRY_MAX_BYTES = 256 * 1024;
+
+/** A pack is closed once it holds about this many bytes (one PUT; read back with ranged GETs). */
+export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
+
+/** gc rewrites a pack once less than this fraction of its bytes is still referenced. */
+export const REPACK_BELOW = 0.5;
+
 /** Object deletions gc keeps in flight at once (each is a request on an object store). */
 export const DELETE_CONCURRENCY = 16;
 

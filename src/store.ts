@@ -10,11 +10,11 @@ import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
-import { describeBackend, openBackend, type BackendConfig } from './backend/open-backend.js';
+import { DEFAULT_TIER_POLICY, describeBackend, openBackends, type BackendConfig, type TierPolicy } from './backend/open-backend.js';
 import { S3Backend, type S3Location } from './backend/s3-backend.js';
 import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
-import { Refcounts, countRefs, type BlobRow } from './refcount/refcounts.js';
+import { Refcounts, countRefs, placeOf, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
@@ -27,12 +27,13 @@ import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.
 import { blobRefs, type Layout } from './layout/layout.js';
 import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
 import { defaultLogger, type Logger } from './util/logger.js';
-import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
+import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, TIER_BATCH, WRITE_BEHIND_INTERVAL_MS, DEFAULT_WRITE_BEHIND_MAX_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
 import { maybeTrainDictionary } from './meta/dictionary.js';
 import { buildReport, type StorageReport } from './report/report.js';
+import { pending, runTier, type TierOptions, type TierReport } from './tier/tier.js';
 
 export interface StoreOptions {
   /** Blob backend; default: files under <dir>/blobs. */
@@ -59,6 +60,14 @@ export interface StoreOptions {
   memoryBudgetBytes?: number;
   /** Creating a store: keep its blobs in this bucket (an existing store refuses a different one). */
   s3?: S3Location;
+  /** With s3: new blobs on local files, moved to the bucket by tier (writeBehind: at once, in the background and by flush). */
+  tiered?: { writeBehind?: boolean; policy?: Partial<TierPolicy> };
+  /** A cold tier backend to go with `backend` (tests). */
+  coldBackend?: BlobBackend;
+  /** Long-running processes (LMTP, services): upload the write-behind backlog in the background. */
+  background?: boolean;
+  /** Write-behind: refuse new mail (temporarily) while more than this many bytes wait for the object store (default 1 GiB). */
+  writeBehindMaxBytes?: number;
   /** How transient backend failures are retried (default: backoff up to 30 s, $MAILCAS_RETRY_DEADLINE_MS). */
   retry?: Partial<RetryPolicy>;
   /** How long a lease protects an uncommitted blob without renewal (default LEASE_TTL_SECONDS; ingests renew every third of it). */
@@ -107,12 +116,13 @@ export class Store implements StoreContext {
   /** Worker threads for splitting large messages (null: everything on this thread). */
   private readonly workers: BuildPool | null;
   private readonly offloadAbove: number;
+  private readonly maxBacklog: number;
   private sinceDictCheck = 0;
 
   private constructor(
     readonly dir: string,
     readonly db: Db,
-    backend: BlobBackend,
+    backends: { primary: BlobBackend; cold: BlobBackend | null },
     readonly config: StoreConfig,
     private readonly secret: Buffer,
     opts: StoreOptions,
@@ -126,7 +136,7 @@ export class Store implements StoreContext {
     this.refcounts = new Refcounts(db);
     this.leases = new Leases(db);
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
-    this.blobStore = new BlobStore(backend, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir);
+    this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold);
     // leases, renewals and commits share one group-commit stream: one transaction, one fsync, for all
     this.ops = new CommitQueue<MetaOp, unknown>(
       db,
@@ -140,6 +150,8 @@ export class Store implements StoreContext {
     const n = opts.workers ?? DEFAULT_WORKERS();
     this.workers = n > 0 ? new BuildPool(n) : null;
     this.offloadAbove = opts.offloadAbove ?? DEFAULT_OFFLOAD_ABOVE_BYTES;
+    this.maxBacklog = opts.writeBehindMaxBytes ?? DEFAULT_WRITE_BEHIND_MAX_BYTES;
+    if (opts.background && backendConfig.kind === 'tiered' && backendConfig.writeBehind) this.startUploader();
   }
 
   /**
@@ -149,7 +161,7 @@ export class Store implements StoreContext {
   static async init(dir: string, opts: StoreOptions = {}): Promise<Store> {
     const s = await Store.open(dir, opts);
     try {
-      if (s.backendConfig.kind === 's3') await new S3Backend(s.backendConfig).ensureBucketAndClose();
+      if (s.backendConfig.kind !== 'fs') await new S3Backend(s.backendConfig.kind === 's3' ? s.backendConfig : s.backendConfig.cold).ensureBucketAndClose();
       return s;
     } catch (e) {
       await s.close();
@@ -168,8 +180,8 @@ export class Store implements StoreContext {
       // processes creating the same store at once agree on its settings and secret
       const read = (): { config: StoreConfig; secret: Buffer; blobs: BackendConfig } => ({ config: loadConfig(db, opts), secret: loadSecret(db), blobs: loadBackendConfig(db, opts) });
       const { config, secret, blobs } = getMeta(db, 'config') !== null && getMeta(db, 'secret') !== null && !opts.s3 ? read() : immediate(db, read);
-      const backend = opts.backend ?? openBackend(dir, blobs, opts.retry);
-      return new Store(dir, db, backend, config, secret, opts, blobs);
+      const backends = opts.backend ? { primary: opts.backend, cold: opts.coldBackend ?? null } : openBackends(dir, blobs, opts.retry);
+      return new Store(dir, db, backends, config, secret, opts, blobs);
     } catch (e) {
       db.close();
       throw sqliteError(e, file);
@@ -238,6 +250,7 @@ export class Store implements StoreContext {
    */
   async deliver(input: MessageInput, recipients: Recipient[], opts: { received?: number; skipExisting?: boolean } = {}): Promise<RecipientResult[]> {
     this.assertOpen();
+    this.checkBacklog();
     // what an ingest may hold in memory is taken from one budget shared by every ingest of this
     // store object, so many large messages at once wait their turn instead of adding up
     const r = await this.memory.run(memoryCost(input), async () => {
@@ -267,6 +280,48 @@ export class Store implements StoreContext {
     if (this.workers && spool.size >= this.offloadAbove) return this.workers.prepare(spool, opts);
     return prepareMessage(spool, opts);
   };
+
+  // ---- write-behind: the hot tier acknowledges, an uploader in long-running processes empties it as it goes
+
+  private uploader: { timer: NodeJS.Timeout | null; running: Promise<void> | null; stop: boolean } | null = null;
+  private backlog = { at: 0, bytes: 0 };
+
+  /** Starts uploading the write-behind backlog in the background (LMTP, services): every second, a step at a time. */
+  private startUploader(): void {
+    const u: { timer: NodeJS.Timeout | null; running: Promise<void> | null; stop: boolean } = { timer: null, running: null, stop: false };
+    this.uploader = u;
+    const tick = (): void => {
+      if (u.stop) return;
+      u.running = runTier(this, { olderThanMs: 0, limit: TIER_BATCH })
+        .then((r) => {
+          if (r.objects + r.packed) this.log.info('write-behind', { uploaded: r.objects + r.packed, pendingUploads: r.pendingUploads, pendingBytes: r.pendingBytes });
+        })
+        .catch((e: Error) => this.log.warn('write-behind-failed', { error: e.message }))
+        .finally(() => {
+          u.running = null;
+          if (!u.stop) u.timer = setTimeout(tick, WRITE_BEHIND_INTERVAL_MS).unref();
+        });
+    };
+    u.timer = setTimeout(tick, WRITE_BEHIND_INTERVAL_MS).unref();
+  }
+
+  private async stopUploader(): Promise<void> {
+    const u = this.uploader;
+    if (!u) return;
+    u.stop = true;
+    if (u.timer) clearTimeout(u.timer);
+    await u.running;
+  }
+
+  /** Write-behind back-pressure: past the configured backlog, new mail waits (a temporary failure) instead of filling the disk. */
+  private checkBacklog(): void {
+    if (this.backendConfig.kind !== 'tiered' || !this.backendConfig.writeBehind) return;
+    const now = Date.now();
+    if (now - this.backlog.at > 1000) this.backlog = { at: now, bytes: pending(this).bytes };
+    if (this.backlog.bytes > this.maxBacklog) {
+      throw new MailcasError('E_BACKEND', `the write-behind backlog is full (${this.backlog.bytes} bytes waiting for the object store, the limit is ${this.maxBacklog}): try again later`, { transient: true });
+    }
+  }
 
   private applyOp(op: MetaOp): unknown {
     switch (op.k) {
@@ -365,7 +420,7 @@ export class Store implements StoreContext {
       read: (hash, size) => {
         const row = this.refcounts.row(hash);
         if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`, { data: { key: hash.toString('hex') } });
-        return this.markingCorrupt(hash, this.blobStore.read({ key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks }));
+        return this.markingCorrupt(hash, this.blobStore.read({ key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks, ...placeOf(row) }));
       },
     };
   }
@@ -480,7 +535,31 @@ export class Store implements StoreContext {
   /** Storage figures from the metadata alone (never reads a blob): what `mailcas report --json` prints. */
   report(opts: { top?: number } = {}): StorageReport {
     this.assertOpen();
-    return buildReport(this.db, opts);
+    const r = buildReport(this.db, opts);
+    if (this.blobStore.cold) {
+      const p = pending(this);
+      r.pendingUploads = p.blobs;
+      r.pendingBytes = p.bytes;
+    }
+    return r;
+  }
+
+  /** Moves blobs to the cold tier (see runTier); the store's policy when no limits are given. */
+  tier(opts: Partial<TierOptions> = {}): Promise<TierReport> {
+    this.assertOpen();
+    const policy = this.backendConfig.kind === 'tiered' ? this.backendConfig.policy : DEFAULT_TIER_POLICY;
+    return runTier(this, { olderThanMs: policy.olderThanMs, minSize: policy.minSize, ...opts });
+  }
+
+  /** Uploads everything still only in the hot tier (write-behind's backlog), now. */
+  async flush(): Promise<TierReport> {
+    this.assertOpen();
+    let total: TierReport | null = null;
+    for (;;) {
+      const r = await runTier(this, { olderThanMs: 0, minSize: 0 });
+      total = total ? mergeTier(total, r) : r;
+      if (r.pendingUploads === 0 || r.objects + r.packed === 0) return total;
+    }
   }
 
   check(opts: CheckOptions = {}): Promise<CheckReport> {
@@ -490,10 +569,12 @@ export class Store implements StoreContext {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.stopUploader();
     await this.writeLock.run(() => {});
     this.closed = true;
     await this.workers?.close();
     await this.blobStore.backend.close();
+    await this.blobStore.cold?.close();
     this.db.close();
   }
 }
@@ -540,6 +621,21 @@ function memoryCost(input: MessageInput): number {
   return Math.min(size, SPOOL_MEMORY_BYTES) + 2 * PART_MEMORY_BYTES;
 }
 
+function mergeTier(a: TierReport, b: TierReport): TierReport {
+  return {
+    dryRun: a.dryRun,
+    objects: a.objects + b.objects,
+    objectBytes: a.objectBytes + b.objectBytes,
+    packed: a.packed + b.packed,
+    packedBytes: a.packedBytes + b.packedBytes,
+    packs: a.packs + b.packs,
+    keptLeased: a.keptLeased + b.keptLeased,
+    corrupt: [...a.corrupt, ...b.corrupt],
+    pendingUploads: b.pendingUploads,
+    pendingBytes: b.pendingBytes,
+  };
+}
+
 function toRecord(r: MsgRow): MessageRecord {
   return {
     id: String(r.id),
@@ -562,7 +658,11 @@ function toRecord(r: MsgRow): MessageRecord {
  */
 function loadBackendConfig(db: Db, opts: StoreOptions): BackendConfig {
   const stored = getMeta(db, 'backend');
-  const wanted: BackendConfig | null = opts.s3 ? { kind: 's3', ...opts.s3 } : null;
+  const wanted: BackendConfig | null = !opts.s3
+    ? null
+    : opts.tiered
+      ? { kind: 'tiered', cold: opts.s3, writeBehind: !!opts.tiered.writeBehind, policy: { ...DEFAULT_TIER_POLICY, ...(opts.tiered.writeBehind ? { olderThanMs: 0 } : {}), ...opts.tiered.policy } }
+      : { kind: 's3', ...opts.s3 };
   if (typeof stored === 'string') {
     const have = JSON.parse(stored) as BackendConfig;
     if (wanted && JSON.stringify(have) !== JSON.stringify(wanted)) {

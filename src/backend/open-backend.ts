@@ -5,8 +5,24 @@ import { FsBackend } from './fs-backend.js';
 import { S3Backend, type S3Location } from './s3-backend.js';
 import { DEFAULT_RETRY, RetryBackend, type RetryPolicy } from './retry-backend.js';
 
-/** Where a store's blobs live: kept in its metadata when it is created, never changed after. */
-export type BackendConfig = { kind: 'fs' } | ({ kind: 's3' } & S3Location);
+/** When `tier` moves blobs cold by default (the store's policy; `mailcas tier` flags override it). */
+export interface TierPolicy {
+  olderThanMs: number;
+  minSize: number;
+}
+
+/**
+ * Where a store's blobs live: kept in its metadata when it is created,
+ * never changed after. 'tiered': new blobs on local files (hot), moved to
+ * the bucket (cold: objects, and packs for small blobs) by `tier`; with
+ * writeBehind, moved as soon as they are written (background and `flush`).
+ */
+export type BackendConfig =
+  | { kind: 'fs' }
+  | ({ kind: 's3' } & S3Location)
+  | { kind: 'tiered'; cold: S3Location; writeBehind: boolean; policy: TierPolicy };
+
+export const DEFAULT_TIER_POLICY: TierPolicy = { olderThanMs: 30 * 24 * 3600 * 1000, minSize: 0 };
 
 /** The retry policy, with $MAILCAS_RETRY_DEADLINE_MS (how long a transient backend failure is retried) applied. */
 export function retryPolicy(over: Partial<RetryPolicy> = {}): RetryPolicy {
@@ -14,18 +30,28 @@ export function retryPolicy(over: Partial<RetryPolicy> = {}): RetryPolicy {
   return { ...DEFAULT_RETRY, ...(Number.isSafeInteger(env) && env >= 0 ? { deadlineMs: env } : {}), ...over };
 }
 
-/** The backend a configuration names: files under <dir>/blobs, or a bucket behind the retry wrapper. */
-export function openBackend(dir: string, cfg: BackendConfig, retry?: Partial<RetryPolicy>): BlobBackend {
+/**
+ * The backends a configuration names: the primary one (every new blob is
+ * written there: files under <dir>/blobs, or a bucket), and the cold tier
+ * of a tiered store. Buckets sit behind the retry wrapper.
+ */
+export function openBackends(dir: string, cfg: BackendConfig, retry?: Partial<RetryPolicy>): { primary: BlobBackend; cold: BlobBackend | null } {
   switch (cfg.kind) {
     case 'fs':
-      return new FsBackend(path.join(dir, 'blobs'));
+      return { primary: new FsBackend(path.join(dir, 'blobs')), cold: null };
     case 's3':
-      return new RetryBackend(new S3Backend(cfg), retryPolicy(retry));
+      return { primary: new RetryBackend(new S3Backend(cfg), retryPolicy(retry)), cold: null };
+    case 'tiered':
+      return { primary: new FsBackend(path.join(dir, 'blobs')), cold: new RetryBackend(new S3Backend(cfg.cold), retryPolicy(retry)) };
     default:
       throw new MailcasError('E_STORE', `unknown blob backend ${JSON.stringify((cfg as { kind: string }).kind)} in the store's configuration`);
   }
 }
 
+const s3Name = (l: S3Location): string => `s3://${l.bucket}/${l.prefix}${l.endpoint ? ` at ${l.endpoint}` : ''}`;
+
 export function describeBackend(cfg: BackendConfig): string {
-  return cfg.kind === 'fs' ? 'files under blobs/' : `s3://${cfg.bucket}/${cfg.prefix}${cfg.endpoint ? ` at ${cfg.endpoint}` : ''}`;
+  if (cfg.kind === 'fs') return 'files under blobs/';
+  if (cfg.kind === 's3') return s3Name(cfg);
+  return `files under blobs/ (hot), ${s3Name(cfg.cold)} (cold${cfg.writeBehind ? ', written behind' : ''})`;
 }

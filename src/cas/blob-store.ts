@@ -79,6 +79,16 @@ export interface BlobLocation {
   domainKey: Buffer | null;
   /** Recorded chunk digests (blobs over one VERIFY_CHUNK_BYTES chunk), or null when unknown. */
   chunks: Buffer | null;
+  /** 0 (default): the primary backend; 1: the cold tier. */
+  tier?: number;
+  /** In the cold tier, inside this pack object at this byte range (stored bytes); absent: an object of its own. */
+  pack?: PackEntry | null;
+}
+
+export interface PackEntry {
+  name: string;
+  offset: number;
+  length: number;
 }
 
 /**
@@ -90,11 +100,23 @@ export interface BlobLocation {
  */
 export class BlobStore {
   constructor(
+    /** The primary backend: every new blob is written here (the hot tier of a tiered store). */
     readonly backend: BlobBackend,
     private readonly compression: CompressionPolicy = DEFAULT_COMPRESSION,
     /** Where large blobs are deflated to before they are stored (streaming, bounded memory). */
     private readonly tmpDir: string = os.tmpdir(),
+    /** The cold tier (objects and packs), when the store is tiered. */
+    readonly cold: BlobBackend | null = null,
   ) {}
+
+  /** The backend of a tier. */
+  tierBackend(tier: number): BlobBackend {
+    if (tier === 1) {
+      if (!this.cold) throw new MailcasError('E_STORE', 'a blob is recorded in the cold tier but this store has none configured');
+      return this.cold;
+    }
+    return this.backend;
+  }
 
   /**
    * Writes a part's canonical bytes under its key unless present (or, with
@@ -157,6 +179,7 @@ export class BlobStore {
    * of blobs over one chunk (for rows that lack them).
    */
   async scan(loc: Omit<BlobLocation, 'chunks'>): Promise<{ ok: true; chunks: Buffer | null } | { ok: false; why: string }> {
+    // (an object read from where its row says it is: the primary backend unless loc names the cold tier)
     try {
       const chunks = await this.learnChunks(loc);
       return { ok: true, chunks: loc.size > VERIFY_CHUNK_BYTES ? chunks : null };
@@ -230,8 +253,12 @@ export class BlobStore {
   private async *canonical(loc: Omit<BlobLocation, 'chunks'>): AsyncGenerator<Buffer> {
     const hex = toHex(loc.key);
     if (loc.codec !== BlobCodec.None && loc.codec !== BlobCodec.Deflate) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
-    const s = await this.backend.get(hex);
-    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${this.backend.properties.name} backend`, { data: { key: hex, missing: true } });
+    const backend = this.tierBackend(loc.tier ?? 0);
+    const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(hex);
+    if (!s) {
+      const where = loc.pack ? `pack ${loc.pack.name} of the ${backend.properties.name} backend` : `the ${backend.properties.name} backend`;
+      throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
+    }
     let src: AsyncIterable<Buffer> = s;
     if (loc.codec === BlobCodec.Deflate) {
       // small blobs (most text) inflate synchronously: no thread-pool round trip

@@ -110,9 +110,9 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--write-behind', 'acknowledge on local durability, upload in the background')
     .action(async (o: { s3?: string; s3Endpoint?: string; s3Region?: string; s3PathStyle?: boolean; tiered?: boolean; writeBehind?: boolean }, cmd: Command) => {
       if (!o.s3 && (o.s3Endpoint || o.s3Region || o.s3PathStyle || o.tiered || o.writeBehind)) throw new MailcasError('E_USAGE', '--s3-endpoint, --s3-region, --s3-path-style, --tiered and --write-behind need --s3');
-      if (o.tiered || o.writeBehind) throw new MailcasError('E_USAGE', `${o.tiered ? '--tiered' : '--write-behind'} is not available in this version: blobs go straight to S3 (omit the flag)`);
       const s3 = o.s3 ? { ...parseS3Url(o.s3), ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}), ...(o.s3Region ? { region: o.s3Region } : {}), ...(o.s3PathStyle || o.s3Endpoint ? { pathStyle: true } : {}) } : undefined;
-      const s = await Store.init(storeDir(cmd), { s3, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: 0 });
+      const tiered = o.tiered || o.writeBehind ? { writeBehind: !!o.writeBehind } : undefined;
+      const s = await Store.init(storeDir(cmd), { s3, tiered, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: 0 });
       try {
         process.stderr.write(`store ${path.resolve(s.dir)}: blobs in ${describeBackend(s.backendConfig)}\n`);
       } finally {
@@ -296,6 +296,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
           line('referenced blobs without a row', r.missingRows);
           line('referenced blobs missing from the backend', r.missingBlobs);
           line('orphan objects', r.orphans);
+          line('orphan objects in the cold tier', r.coldOrphans);
+          line('blobs only on local files (waiting for tier or flush)', r.pendingUploads);
           line('uncommitted objects (leased)', r.uncommitted);
           line('unreferenced blobs (gc reclaims)', r.unreferenced);
           line('undecodable messages', r.corruptMessages);
@@ -349,6 +351,34 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         bar.stop();
       }
       out(o.json ? JSON.stringify(r, null, 2) : formatAnalysis(r));
+    });
+
+  program
+    .command('tier')
+    .addHelpText('after', '\nExamples:\n  $ mailcas tier --older-than 30d\n  $ mailcas tier --older-than 0 --min-size 1048576 --json\n  $ mailcas tier --dry-run')
+    .description('move blobs from local files to the bucket (tiered stores): large ones as objects, small ones in packs; crash-safe')
+    .option('--older-than <duration>', "blobs created at least this long ago: 30d, 12h, 90m, 45s, or 0 for all (default: the store's policy)", parseDuration)
+    .option('--min-size <bytes>', 'only blobs of at least this many bytes', (v) => nonNegativeInt(v, '--min-size'))
+    .option('--dry-run', 'report what would move')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { olderThan?: number; minSize?: number; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.tier({ ...(o.olderThan !== undefined ? { olderThanMs: o.olderThan } : {}), ...(o.minSize !== undefined ? { minSize: o.minSize } : {}), dryRun: o.dryRun });
+        out(o.json ? JSON.stringify(r) : tierLine(r));
+      });
+    });
+
+  program
+    .command('flush')
+    .addHelpText('after', '\nExamples:\n  $ mailcas flush\n  $ mailcas flush --json')
+    .description('upload everything still only on local files (the write-behind backlog) now')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.flush();
+        out(o.json ? JSON.stringify(r) : tierLine(r));
+        if (r.pendingUploads) process.exitCode = EXIT.failure;
+      });
     });
 
   program
@@ -408,7 +438,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         if (!o.listen && !o.socket) throw new MailcasError('E_USAGE', 'lmtp needs --listen HOST:PORT and/or --socket PATH');
         const where = o.listen ? parseHostPort(o.listen) : null;
         const rules = { users: o.users ? loadUserMap(o.users) : undefined, userFormat: o.userFormat, delimiter: o.recipientDelimiter };
-        const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth });
+        const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth, background: true });
         const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
         const services: LmtpService[] = [];
         try {
@@ -464,6 +494,23 @@ function withHeaders(src: NodeJS.ReadableStream, head: (first: Buffer) => Buffer
 function deliveryExit(e: unknown): number {
   if (e instanceof CommanderError) return EXIT.usage;
   return exitFor(e);
+}
+
+/** 30d, 12h, 90m, 45s, 0 (milliseconds). */
+function parseDuration(v: string): number {
+  const m = /^(\d+)([dhms]?)$/.exec(v.trim());
+  if (!m || (m[2] === '' && m[1] !== '0')) throw new MailcasError('E_USAGE', `a duration is a number with d, h, m or s (30d, 12h), or 0; got ${JSON.stringify(v)}`);
+  return Number(m[1]) * ({ d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, '': 0 } as Record<string, number>)[m[2]];
+}
+
+function nonNegativeInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new MailcasError('E_USAGE', `${flag} needs a whole number >= 0, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
+  return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes)${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;
 }
 
 function positiveInt(v: string, flag: string): number {

@@ -3,8 +3,9 @@
  * structure, size) is answered from here without touching the blob backend.
  *
  * Version 2: message ids are never reused (AUTOINCREMENT); blobs carry a
- * corrupt flag and per-chunk digests (reads verify before emitting); a
- * generation counter moves with every change of reference counts.
+ * corrupt flag and per-chunk digests (reads verify before emitting) and
+ * their tier (hot, cold object, cold pack entry); a generation counter
+ * moves with every change of reference counts.
  */
 export const SCHEMA_VERSION = 2;
 
@@ -84,8 +85,24 @@ CREATE TABLE IF NOT EXISTS blobs (
   zero_since   INTEGER,            -- unix ms when refs last reached 0
   content_type TEXT,
   corrupt      INTEGER NOT NULL DEFAULT 0, -- 1: a read or scrub found the object missing or not matching its hash
-  chunks       BLOB                -- BLAKE3 of each VERIFY_CHUNK_BYTES chunk of the canonical bytes (blobs over one chunk)
+  chunks       BLOB,               -- BLAKE3 of each VERIFY_CHUNK_BYTES chunk of the canonical bytes (blobs over one chunk)
+  tier         INTEGER NOT NULL DEFAULT 0, -- 0: the primary backend (hot); 1: the cold tier (an object, or an entry of a pack)
+  pack         INTEGER,            -- cold: the pack holding it (packs.id), or NULL for an object of its own
+  pack_offset  INTEGER,
+  pack_length  INTEGER
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_hot ON blobs(created) WHERE tier = 0;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
+
+-- pack objects in the cold tier: many small blobs in one object, read back with ranged GETs
+CREATE TABLE IF NOT EXISTS packs (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  name    TEXT    NOT NULL UNIQUE, -- object key in the cold backend
+  size    INTEGER NOT NULL,        -- bytes in the object
+  live    INTEGER NOT NULL,        -- bytes of entries blob rows still point at
+  created INTEGER NOT NULL,
+  retired INTEGER                  -- unix ms when repacked or emptied: deleted by gc once no reader can be using it
+);
 CREATE INDEX IF NOT EXISTS blobs_unref ON blobs(zero_since) WHERE refs = 0;
 
 -- a lease protects a blob written by an ingest that has not committed yet
@@ -119,4 +136,8 @@ ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
 ALTER TABLE blobs ADD COLUMN corrupt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blobs ADD COLUMN chunks BLOB;
+ALTER TABLE blobs ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blobs ADD COLUMN pack INTEGER;
+ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
+ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;

@@ -5,7 +5,8 @@ import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { BlobCodec } from '../cas/blob-store.js';
 import { bumpCounter, counter, immediate, openDb, type Db } from '../meta/db.js';
-import { inWriteTxn } from './gc.js';
+import { PACK_NAME_HEX, inWriteTxn } from './gc.js';
+import { placeOf } from './refcounts.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
 
@@ -28,8 +29,13 @@ export interface CheckReport {
   missingRows: string[];
   /** Referenced by a message, but the object is not in the backend: data loss. */
   missingBlobs: string[];
-  /** Objects with no row and no lease: unexplained garbage. */
+  /** Objects with no row and no lease: unexplained garbage (in the primary backend; for a tiered store, the hot tier). */
   orphans: string[];
+  /** The same in the cold tier: blob objects and pack objects nothing points at. */
+  coldOrphans: string[];
+  /** Referenced blobs still only in the hot tier of a tiered store (the write-behind backlog), and their stored bytes. */
+  pendingUploads: number;
+  pendingBytes: number;
   /** Objects with no row but a lease: written by an ingest in flight or one that crashed before committing (gc reclaims them). */
   uncommitted: string[];
   /** Rows with no references (reclaimable by gc). */
@@ -53,6 +59,24 @@ interface Row {
   size: number;
   domain: string;
   corrupt: number;
+  tier: number;
+  pack_name: string | null;
+  pack_offset: number | null;
+  pack_length: number | null;
+  stored: number;
+}
+
+/** One listing of each tier, taken before the metadata snapshot. */
+interface Listing {
+  hot: Map<string, number>;
+  cold: Map<string, number> | null;
+}
+
+/** Is a row's object (or pack) in the listing where the row says it is? */
+function present(l: Listing, k: string, row: Pick<Row, 'tier' | 'pack_name'>): boolean {
+  if (row.tier === 0) return l.hot.has(k);
+  if (!l.cold) return false;
+  return l.cold.has(row.pack_name ?? k);
 }
 
 /** What one snapshot of the metadata says, next to a listing of the backend. */
@@ -78,13 +102,12 @@ interface Findings {
  * still have no row and no lease.
  */
 export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckReport> {
-  const backend = ctx.blobStore.backend;
   for (let attempt = 0; ; attempt++) {
-    const listed = await listObjects(backend);
+    const listed: Listing = { hot: await listObjects(ctx.blobStore.backend), cold: ctx.blobStore.cold ? await listObjects(ctx.blobStore.cold) : null };
     const rep = emptyReport();
     const found = snapshot(ctx, rep, listed);
     if (opts.deep) await deepScan(ctx, rep, found, listed);
-    await closeWindow(backend, rep, listed);
+    await closeWindow(ctx, rep, listed, found);
     damaged(ctx, rep);
     if (opts.repair) {
       const done = await repair(ctx, rep, found, listed);
@@ -112,6 +135,9 @@ function emptyReport(): CheckReport {
     missingRows: [],
     missingBlobs: [],
     orphans: [],
+    coldOrphans: [],
+    pendingUploads: 0,
+    pendingBytes: 0,
     uncommitted: [],
     unreferenced: 0,
     danglingRows: [],
@@ -123,7 +149,7 @@ function emptyReport(): CheckReport {
 }
 
 /** Reads one snapshot of the metadata on a read-only connection and compares it with the listing. */
-function snapshot(ctx: StoreContext, rep: CheckReport, objects: Map<string, number>): Findings {
+function snapshot(ctx: StoreContext, rep: CheckReport, objects: Listing): Findings {
   const reader = openDb(path.join(ctx.dir, 'meta.sqlite'), { readonly: true });
   try {
     reader.exec('BEGIN');
@@ -135,7 +161,7 @@ function snapshot(ctx: StoreContext, rep: CheckReport, objects: Map<string, numb
   }
 }
 
-function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Map<string, number>): Findings {
+function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing): Findings {
   const generation = counter(db, GENERATION);
   const actual = new Map<string, number>();
   const add = (k: string): void => void actual.set(k, (actual.get(k) ?? 0) + 1);
@@ -153,30 +179,52 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Map<strin
     for (const h of refs) add(h.toString('hex'));
   }
   const rows = new Map<string, Row>();
-  for (const r of db.prepare('SELECT hash, refs, codec, size, domain, corrupt FROM blobs').iterate() as IterableIterator<Row & { hash: Buffer }>) {
-    rows.set(r.hash.toString('hex'), { refs: r.refs, codec: r.codec, size: r.size, domain: r.domain, corrupt: r.corrupt });
+  for (const r of db
+    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
+    .iterate() as IterableIterator<Row & { hash: Buffer }>) {
+    const { hash, ...row } = r;
+    rows.set(hash.toString('hex'), row);
   }
   rep.blobs = rows.size;
-  rep.objects = objects.size;
+  rep.objects = objects.hot.size + (objects.cold?.size ?? 0);
   for (const [k, row] of rows) {
     const a = actual.get(k) ?? 0;
+    const here = present(objects, k, row);
     if (row.refs !== a) rep.drift.push({ hash: k, stored: row.refs, actual: a });
     if (a === 0) rep.unreferenced++;
-    if (a > 0 && !objects.has(k)) rep.missingBlobs.push(k);
-    if (a === 0 && !objects.has(k)) rep.danglingRows.push(k);
-    if (row.corrupt && objects.has(k)) rep.corruptBlobs.push(k);
+    if (a > 0 && !here) rep.missingBlobs.push(k);
+    if (a === 0 && !here) rep.danglingRows.push(k);
+    if (row.corrupt && here) rep.corruptBlobs.push(k);
+    if (objects.cold && row.tier === 0 && a > 0) {
+      rep.pendingUploads++;
+      rep.pendingBytes += row.stored;
+    }
   }
   for (const [k] of actual) {
     if (!rows.has(k)) {
       rep.missingRows.push(k);
-      if (!objects.has(k)) rep.missingBlobs.push(k);
+      if (!objects.hot.has(k)) rep.missingBlobs.push(k);
     }
   }
   const anyLease = db.prepare('SELECT 1 FROM leases WHERE hash = ?');
-  for (const [k] of objects) {
-    if (rows.has(k)) continue;
+  for (const [k] of objects.hot) {
+    const row = rows.get(k);
+    if (row && row.tier === 0) continue;
     if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
-    else if (!actual.has(k)) rep.orphans.push(k);
+    else if (!actual.has(k) || row) rep.orphans.push(k); // no row, or a hot copy left behind by tier
+  }
+  if (objects.cold) {
+    const packs = new Set((db.prepare('SELECT name FROM packs').all() as { name: string }[]).map((p) => p.name));
+    for (const [k] of objects.cold) {
+      if (k.length === PACK_NAME_HEX) {
+        if (!packs.has(k)) rep.coldOrphans.push(k);
+        continue;
+      }
+      const row = rows.get(k);
+      if (row && row.tier === 1 && !row.pack_name) continue;
+      if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
+      else rep.coldOrphans.push(k);
+    }
   }
   return { generation, actual, rows };
 }
@@ -187,20 +235,21 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Map<strin
  * deleted both meanwhile), then marked corrupt; one that reads back clears
  * an earlier mark.
  */
-async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, objects: Map<string, number>): Promise<void> {
+async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, objects: Listing): Promise<void> {
   const bad = new Set<string>();
   const good: string[] = [];
   const scan = async (k: string, row: Row): Promise<boolean> =>
-    (await ctx.blobStore.scan({ key: Buffer.from(k, 'hex'), codec: row.codec, size: row.size, domainKey: ctx.domainKey(row.domain) })).ok;
+    (await ctx.blobStore.scan({ key: Buffer.from(k, 'hex'), codec: row.codec, size: row.size, domainKey: ctx.domainKey(row.domain), ...placeOf(row) })).ok;
   for (const [k, row] of f.rows) {
-    if (!objects.has(k)) continue;
+    if (!present(objects, k, row)) continue;
     if (await scan(k, row)) {
       if (row.corrupt) good.push(k);
       continue;
     }
+    // re-read where the row says now: gc may have deleted it, tier or repack moved it meanwhile
     const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
-    if (!now || !(await ctx.blobStore.backend.stat(k))) continue; // deleted by gc meanwhile: not corruption
-    if (!(await scan(k, { ...row, codec: now.codec }))) bad.add(k);
+    if (!now || !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? k))) continue;
+    if (!(await scan(k, { ...row, ...now }))) bad.add(k);
     else if (row.corrupt) good.push(k);
   }
   rep.corruptBlobs = [...bad];
@@ -215,12 +264,22 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
 }
 
 /** Closes the window between the listing and the snapshot: gc may have deleted a listed object since, a commit may have added one. */
-async function closeWindow(backend: BlobBackend, rep: CheckReport, listed: Map<string, number>): Promise<void> {
-  rep.orphans = await filterAsync(rep.orphans, async (k) => (await backend.stat(k)) !== null);
-  rep.uncommitted = await filterAsync(rep.uncommitted, async (k) => (await backend.stat(k)) !== null);
-  rep.missingBlobs = await filterAsync(rep.missingBlobs, async (k) => (await backend.stat(k)) === null);
-  rep.danglingRows = await filterAsync(rep.danglingRows, async (k) => (await backend.stat(k)) === null);
-  rep.missingRows = rep.missingRows.filter((k) => rep.missingBlobs.includes(k) || listed.has(k));
+async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing, f: Findings): Promise<void> {
+  const hot = ctx.blobStore.backend;
+  const cold = ctx.blobStore.cold;
+  // where a row's bytes are now (the row may have moved since the snapshot: tier, repack)
+  const gone = async (k: string): Promise<boolean> => {
+    const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
+    if (!now) return !(await hot.stat(k));
+    return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? k));
+  };
+  rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
+  rep.coldOrphans = cold ? await filterAsync(rep.coldOrphans, async (k) => (await cold.stat(k)) !== null) : [];
+  rep.uncommitted = await filterAsync(rep.uncommitted, async (k) => (await hot.stat(k)) !== null || (!!cold && (await cold.stat(k)) !== null));
+  rep.missingBlobs = await filterAsync(rep.missingBlobs, gone);
+  rep.danglingRows = await filterAsync(rep.danglingRows, gone);
+  rep.missingRows = rep.missingRows.filter((k) => rep.missingBlobs.includes(k) || listed.hot.has(k));
+  void f;
 }
 
 /** Messages that reference a missing or corrupt blob (from the parts table: no layout decoding). */
@@ -237,14 +296,14 @@ function damaged(ctx: StoreContext, rep: CheckReport): void {
  * While any message cannot be decoded, no count is lowered and nothing is
  * deleted: its references might be more than the parts table says.
  */
-async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: Map<string, number>): Promise<boolean> {
+async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
   const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0 };
   const cautious = rep.corruptMessages.length > 0;
   // find how each object of a missing row reads back before taking any lock (this reads blobs)
   const sizeOf = ctx.db.prepare('SELECT size FROM parts WHERE hash = ? LIMIT 1');
   const recreate: { k: string; size: number; codec: number; domain: string; chunks: Buffer | null }[] = [];
   for (const k of rep.missingRows) {
-    if (!listed.has(k)) continue;
+    if (!listed.hot.has(k)) continue;
     const p = sizeOf.get(Buffer.from(k, 'hex')) as { size: number } | undefined;
     if (!p) continue;
     const found = await detectCodec(ctx, Buffer.from(k, 'hex'), p.size);
@@ -265,7 +324,7 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
         `INSERT INTO blobs(hash, domain, size, stored, codec, refs, created, zero_since, content_type, corrupt, chunks)
          VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?) ON CONFLICT(hash) DO NOTHING`,
       );
-      for (const r of recreate) fixed.rowsCreated += ins.run(Buffer.from(r.k, 'hex'), r.domain, r.size, listed.get(r.k)!, r.codec, f.actual.get(r.k)!, now, r.chunks).changes;
+      for (const r of recreate) fixed.rowsCreated += ins.run(Buffer.from(r.k, 'hex'), r.domain, r.size, listed.hot.get(r.k)!, r.codec, f.actual.get(r.k)!, now, r.chunks).changes;
       const made = new Set(recreate.map((r) => r.k));
       rep.missingRows = rep.missingRows.filter((k) => !made.has(k));
       if (!cautious) {
@@ -280,17 +339,21 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
   if (!ok) return false;
   if (!cautious) {
     // orphans: deleted inside a write transaction that re-checks them, as gc does, so no ingest can lease one meanwhile
-    const hasRow = db.prepare('SELECT 1 FROM blobs WHERE hash = ?');
+    const inTier = db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND tier = ? AND (tier = 0 OR pack IS NULL)');
+    const knownPack = db.prepare('SELECT 1 FROM packs WHERE name = ?');
     const anyLease = db.prepare('SELECT 1 FROM leases WHERE hash = ?');
-    for (let i = 0; i < rep.orphans.length; i += GC_BATCH) {
-      await inWriteTxn(ctx, false, async () => {
-        for (const k of rep.orphans.slice(i, i + GC_BATCH)) {
-          const h = Buffer.from(k, 'hex');
-          if (hasRow.get(h) || anyLease.get(h)) continue;
-          await ctx.blobStore.backend.delete(k);
-          fixed.orphansDeleted++;
-        }
-      });
+    const tiers: [number, string[]][] = [[0, rep.orphans], [1, rep.coldOrphans]];
+    for (const [tier, keys] of tiers) {
+      const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
+      for (let i = 0; i < keys.length; i += GC_BATCH) {
+        await inWriteTxn(ctx, false, async () => {
+          for (const k of keys.slice(i, i + GC_BATCH)) {
+            if (k.length === PACK_NAME_HEX ? knownPack.get(k) : inTier.get(Buffer.from(k, 'hex'), tier) || anyLease.get(Buffer.from(k, 'hex'))) continue;
+            await backend.delete(k);
+            fixed.orphansDeleted++;
+          }
+        });
+      }
     }
   } else {
     rep.repairNote = `${rep.corruptMessages.length} message(s) cannot be decoded (${rep.corruptMessages.slice(0, 5).join(' ')}): counts were only raised and nothing was deleted; restore or expunge them, then repair again`;

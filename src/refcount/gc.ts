@@ -1,7 +1,10 @@
 import type { StoreContext } from '../store-context.js';
-import { DEFAULT_GC_GRACE_SECONDS, DELETE_CONCURRENCY, GC_BATCH } from '../limits.js';
+import crypto from 'node:crypto';
+import { DEFAULT_GC_GRACE_SECONDS, DELETE_CONCURRENCY, GC_BATCH, REPACK_BELOW } from '../limits.js';
+import { bufferSource } from '../backend/backend.js';
+import { hashBuffer } from '../cas/hash.js';
 import { forEachLimit } from '../util/pool.js';
-import { bumpCounter, sqliteError } from '../meta/db.js';
+import { bumpCounter, immediate, sqliteError } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 
 export interface GcOptions {
@@ -25,6 +28,9 @@ export interface GcReport {
   expiredLeases: number;
   /** Candidates kept because an ingest in flight holds a lease on them. */
   keptLeased: number;
+  /** Packs rewritten because most of their bytes were dead, and pack objects deleted. */
+  repacked: number;
+  deletedPacks: number;
 }
 
 /**
@@ -42,13 +48,13 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   const graceMs = (opts.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
   const clock = opts.now ?? Date.now;
   const dry = !!opts.dryRun;
-  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0 };
+  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0 };
   const db = ctx.db;
-  const backend = ctx.blobStore.backend;
+  const store = ctx.blobStore;
 
-  // 1. unreferenced blobs
+  // 1. unreferenced blobs: their object (in whichever tier), or their share of a pack
   const pick = db.prepare(
-    `SELECT hash, stored FROM blobs b WHERE refs <= 0 AND zero_since <= ? AND hash > ?
+    `SELECT hash, stored, tier, pack, pack_length FROM blobs b WHERE refs <= 0 AND zero_since <= ? AND hash > ?
        AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.hash = b.hash AND l.expires > ?)
      ORDER BY hash LIMIT ?`,
   );
@@ -58,15 +64,17 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   );
   const delRow = db.prepare('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
   const delLeases = db.prepare('DELETE FROM leases WHERE hash = ?');
+  const packShrinks = db.prepare('UPDATE packs SET live = live - ?, retired = CASE WHEN live - ? <= 0 THEN coalesce(retired, ?) ELSE retired END WHERE id = ?');
   let after: Buffer = Buffer.alloc(0);
   for (;;) {
     const n = await inWriteTxn(ctx, dry, async () => {
       const now = clock();
-      const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number }[];
+      const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number; tier: number; pack: number | null; pack_length: number | null }[];
       // the objects first (several at once: each is a request on an object store), then their rows, in this transaction
-      if (!dry) await forEachLimit(rows, DELETE_CONCURRENCY, (r) => backend.delete(r.hash.toString('hex')));
+      if (!dry) await forEachLimit(rows.filter((r) => r.pack === null), DELETE_CONCURRENCY, (r) => store.tierBackend(r.tier).delete(r.hash.toString('hex')));
       for (const r of rows) {
         if (!dry) {
+          if (r.pack !== null) packShrinks.run(r.pack_length, r.pack_length, now, r.pack);
           delRow.run(r.hash);
           rep.expiredLeases += delLeases.run(r.hash).changes; // expired ones only: live leases were excluded above
         }
@@ -84,50 +92,56 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
     rep.keptLeased += (leased.get(now - graceMs, now) as { n: number }).n;
   }
 
-  // 2. orphans: objects without a row and without a live lease
-  const hasRow = db.prepare('SELECT 1 FROM blobs WHERE hash = ?');
+  // 2. orphans: objects nothing points at (no row saying the blob is there, no live lease; packs not in the pack table)
+  const inTier = db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND tier = ? AND pack IS NULL');
+  const knownPack = db.prepare('SELECT 1 FROM packs WHERE name = ?');
   const liveLease = db.prepare('SELECT 1 FROM leases WHERE hash = ? AND expires > ?');
-  let batch: { key: string; size: number }[] = [];
-  const flush = async (): Promise<void> => {
-    const todo = batch;
-    batch = [];
-    await inWriteTxn(ctx, dry, async () => {
-      const now = clock();
-      const doomed = todo.filter((o) => {
-        const h = Buffer.from(o.key, 'hex');
-        if (hasRow.get(h)) return false;
-        if (liveLease.get(h, now)) {
-          rep.keptLeased++;
-          return false;
+  const wanted = (tier: number, key: string): boolean => (key.length === PACK_NAME_HEX ? !!knownPack.get(key) : !!inTier.get(Buffer.from(key, 'hex'), tier));
+  for (const tier of store.cold ? [0, 1] : [0]) {
+    const backend = store.tierBackend(tier);
+    let batch: { key: string; size: number }[] = [];
+    const flush = async (): Promise<void> => {
+      const todo = batch;
+      batch = [];
+      await inWriteTxn(ctx, dry, async () => {
+        const now = clock();
+        const doomed = todo.filter((o) => {
+          if (wanted(tier, o.key)) return false;
+          if (o.key.length !== PACK_NAME_HEX && liveLease.get(Buffer.from(o.key, 'hex'), now)) {
+            rep.keptLeased++;
+            return false;
+          }
+          return true;
+        });
+        if (!dry) await forEachLimit(doomed, DELETE_CONCURRENCY, (o) => backend.delete(o.key));
+        for (const o of doomed) {
+          if (!dry && o.key.length !== PACK_NAME_HEX) rep.expiredLeases += delLeases.run(Buffer.from(o.key, 'hex')).changes;
+          rep.deletedOrphans++;
+          rep.deletedOrphanBytes += o.size;
         }
-        return true;
       });
-      if (!dry) await forEachLimit(doomed, DELETE_CONCURRENCY, (o) => backend.delete(o.key));
-      for (const o of doomed) {
-        if (!dry) rep.expiredLeases += delLeases.run(Buffer.from(o.key, 'hex')).changes;
-        rep.deletedOrphans++;
-        rep.deletedOrphanBytes += o.size;
-      }
-    });
-  };
-  const cutoff = clock() - graceMs;
-  for await (const o of backend.list()) {
-    if (o.mtimeMs > cutoff) continue;
-    const h = Buffer.from(o.key, 'hex');
-    if (hasRow.get(h)) continue;
-    batch.push({ key: o.key, size: o.size });
-    if (batch.length >= GC_BATCH) await flush();
+    };
+    const cutoff = clock() - graceMs;
+    for await (const o of backend.list()) {
+      if (o.mtimeMs > cutoff || wanted(tier, o.key)) continue;
+      batch.push({ key: o.key, size: o.size });
+      if (batch.length >= GC_BATCH) await flush();
+    }
+    if (batch.length) await flush();
   }
-  if (batch.length) await flush();
 
-  // 3. expired leases whose blob is committed or gone
+  // 3. packs: rewrite those mostly dead, delete those retired long enough ago that no reader can still be using them
+  if (store.cold && !dry) await packGc(ctx, rep, clock, graceMs);
+
+  // 4. expired leases whose blob is committed or gone
   if (!dry) {
+    const hasRow = db.prepare('SELECT 1 FROM blobs WHERE hash = ?');
     await inWriteTxn(ctx, false, async () => {
       const now = clock();
       const expired = db.prepare('SELECT DISTINCT hash FROM leases WHERE expires <= ?').all(now) as { hash: Buffer }[];
       for (const e of expired) {
         const committed = hasRow.get(e.hash) !== undefined;
-        if (committed || !(await backend.stat(e.hash.toString('hex')))) {
+        if (committed || !(await store.backend.stat(e.hash.toString('hex')))) {
           rep.expiredLeases += db.prepare('DELETE FROM leases WHERE hash = ? AND expires <= ?').run(e.hash, now).changes;
         }
       }
@@ -135,6 +149,84 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   }
   ctx.log.info('gc', { ...rep });
   return rep;
+}
+
+/** Pack names are 32 hex characters; blob keys 64. */
+export const PACK_NAME_HEX = 32;
+
+/**
+ * Rewrites packs whose live bytes fell below REPACK_BELOW of their size:
+ * the live entries, each verified, go into a new pack, which is durable
+ * before the rows move to it (only rows still in the old pack); the old
+ * pack is retired. Retired packs (and packs that never got an entry: a tier
+ * run that died) are deleted once the grace period has passed since,
+ * so a reader that found a row just before the move still finds its bytes.
+ */
+async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, graceMs: number): Promise<void> {
+  const db = ctx.db;
+  const cold = ctx.blobStore.cold!;
+  const sparse = db.prepare(`SELECT id, name, size, live FROM packs WHERE retired IS NULL AND live < size * ${REPACK_BELOW} AND created <= ?`).all(clock() - graceMs) as {
+    id: number;
+    name: string;
+    size: number;
+    live: number;
+  }[];
+  for (const p of sparse) {
+    const entries = db.prepare('SELECT hash, size, codec, domain, pack_offset, pack_length FROM blobs WHERE pack = ? ORDER BY pack_offset').all(p.id) as {
+      hash: Buffer;
+      size: number;
+      codec: number;
+      domain: string;
+      pack_offset: number;
+      pack_length: number;
+    }[];
+    const keep: { hash: Buffer; bytes: Buffer }[] = [];
+    for (const e of entries) {
+      const loc = { key: e.hash, codec: e.codec, size: e.size, domainKey: ctx.domainKey(e.domain), tier: 1, pack: { name: p.name, offset: e.pack_offset, length: e.pack_length } };
+      if (!(await ctx.blobStore.scan(loc)).ok) continue; // a damaged entry stays where it is (check reports it)
+      const s = await cold.get(p.name, { start: e.pack_offset, end: e.pack_offset + e.pack_length });
+      const parts: Buffer[] = [];
+      for await (const c of s!) parts.push(c as Buffer);
+      keep.push({ hash: e.hash, bytes: Buffer.concat(parts) });
+    }
+    let newId: number | null = null;
+    if (keep.length) {
+      const body = Buffer.concat(keep.map((k) => k.bytes));
+      const name = crypto.randomBytes(16).toString('hex');
+      newId = await ctx.writeLock.run(() => immediate(db, () => Number(db.prepare('INSERT INTO packs(name, size, live, created) VALUES (?, ?, 0, ?)').run(name, body.length, Date.now()).lastInsertRowid)));
+      await cold.put(name, bufferSource(body), { size: body.length, digest: hashBuffer(body) });
+    }
+    await ctx.writeLock.run(() =>
+      immediate(db, () => {
+        let off = 0;
+        let live = 0;
+        const move = db.prepare('UPDATE blobs SET pack = ?, pack_offset = ?, pack_length = ? WHERE hash = ? AND pack = ?');
+        for (const k of keep) {
+          if (move.run(newId, off, k.bytes.length, k.hash, p.id).changes) live += k.bytes.length;
+          off += k.bytes.length;
+        }
+        if (newId !== null) db.prepare('UPDATE packs SET live = ? WHERE id = ?').run(live, newId);
+        db.prepare('UPDATE packs SET retired = ? WHERE id = ?').run(Date.now(), p.id);
+      }),
+    );
+    rep.repacked++;
+  }
+  // retired (or never filled) packs that no row points at any more, past the grace period
+  const dead = db
+    .prepare(
+      `SELECT id, name, size FROM packs p WHERE ((retired IS NOT NULL AND retired <= @cut) OR (live <= 0 AND created <= @cut))
+         AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.pack = p.id)`,
+    )
+    .all({ cut: clock() - graceMs }) as { id: number; name: string; size: number }[];
+  for (const p of dead) {
+    await inWriteTxn(ctx, false, async () => {
+      if ((db.prepare('SELECT count(*) AS n FROM blobs WHERE pack = ?').get(p.id) as { n: number }).n) return;
+      await cold.delete(p.name);
+      db.prepare('DELETE FROM packs WHERE id = ?').run(p.id);
+      rep.deletedPacks++;
+      rep.deletedOrphanBytes += p.size;
+    });
+  }
 }
 
 /**

@@ -27,6 +27,7 @@ export class Refcounts {
   private readonly dec: Statement;
   private readonly getRow: Statement;
   private readonly mark: Statement;
+  private readonly leavePack: Statement;
 
   constructor(db: Db) {
     this.insert = db.prepare(
@@ -36,17 +37,29 @@ export class Refcounts {
          codec = CASE WHEN @confirmed THEN excluded.codec ELSE codec END,
          stored = CASE WHEN @confirmed THEN excluded.stored ELSE stored END,
          corrupt = CASE WHEN @confirmed THEN 0 ELSE corrupt END,
+         tier = CASE WHEN @confirmed THEN 0 ELSE tier END,
+         pack = CASE WHEN @confirmed THEN NULL ELSE pack END,
+         pack_offset = CASE WHEN @confirmed THEN NULL ELSE pack_offset END,
+         pack_length = CASE WHEN @confirmed THEN NULL ELSE pack_length END,
          chunks = coalesce(chunks, excluded.chunks)`,
     );
     this.inc = db.prepare('UPDATE blobs SET refs = refs + ?, zero_since = NULL WHERE hash = ?');
     this.dec = db.prepare('UPDATE blobs SET refs = refs - @count, zero_since = CASE WHEN refs - @count <= 0 THEN @now ELSE NULL END WHERE hash = @hash');
-    this.getRow = db.prepare('SELECT hash, domain, size, stored, codec, refs, corrupt, chunks FROM blobs WHERE hash = ?');
+    this.getRow = db.prepare(
+      `SELECT b.hash, b.domain, b.size, b.stored, b.codec, b.refs, b.corrupt, b.chunks, b.tier, b.pack_offset, b.pack_length, p.name AS pack_name
+       FROM blobs b LEFT JOIN packs p ON p.id = b.pack WHERE b.hash = ?`,
+    );
+    // a blob written again where new blobs go leaves its old pack entry dead: the pack's live bytes drop
+    this.leavePack = db.prepare('UPDATE packs SET live = live - (SELECT pack_length FROM blobs WHERE hash = @hash) WHERE id = (SELECT pack FROM blobs WHERE hash = @hash)');
     this.mark = db.prepare('UPDATE blobs SET corrupt = 1 WHERE hash = ?');
   }
 
   /** Call inside the commit transaction. */
   add(refs: Iterable<BlobRefInfo>, now: number): void {
-    for (const r of refs) this.insert.run({ hash: r.hash, domain: r.domain, size: r.size, stored: r.stored, codec: r.codec, count: r.count, now, contentType: r.contentType, chunks: r.chunks, confirmed: r.confirmed ? 1 : 0 });
+    for (const r of refs) {
+      if (r.confirmed) this.leavePack.run({ hash: r.hash });
+      this.insert.run({ hash: r.hash, domain: r.domain, size: r.size, stored: r.stored, codec: r.codec, count: r.count, now, contentType: r.contentType, chunks: r.chunks, confirmed: r.confirmed ? 1 : 0 });
+    }
   }
 
   /** Call inside the expunge transaction. */
@@ -79,6 +92,15 @@ export interface BlobRow {
   refs: number;
   corrupt: number;
   chunks: Buffer | null;
+  tier: number;
+  pack_name: string | null;
+  pack_offset: number | null;
+  pack_length: number | null;
+}
+
+/** Where a blob row says its bytes are, for BlobStore.read / scan. */
+export function placeOf(row: Pick<BlobRow, 'tier' | 'pack_name' | 'pack_offset' | 'pack_length'>): { tier: number; pack: { name: string; offset: number; length: number } | null } {
+  return { tier: row.tier, pack: row.pack_name ? { name: row.pack_name, offset: row.pack_offset!, length: row.pack_length! } : null };
 }
 
 /** Counts references per blob key (hex) from a list of blob keys. */

@@ -72,6 +72,9 @@ export interface StorageReport {
   /** Of the saving: bytes removed by compression (headers with the trained dictionary, inline bodies, text blobs). */
   compressionSaved: number;
   splitFallbacks: number;
+  /** Tiered stores: referenced blobs still only in the hot tier (the write-behind backlog), and their stored bytes. */
+  pendingUploads?: number;
+  pendingBytes?: number;
   byComponent: ComponentFigure[];
   byContentType: ContentTypeFigure[];
   byUser: UserFigure[];
