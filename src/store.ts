@@ -8,7 +8,7 @@ import { openDb, getMeta, setMeta, bumpCounter, immediate, sqliteError, type Db 
 import { GENERATION } from './meta/schema.js';
 import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
-import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
+import { BlobStore, DEFAULT_COMPRESSION, type BlobLocation, type CompressionPolicy } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
 import { DEFAULT_TIER_POLICY, describeBackend, openBackends, type BackendConfig, type TierPolicy } from './backend/open-backend.js';
 import { S3Backend, type S3Location } from './backend/s3-backend.js';
@@ -25,7 +25,9 @@ import { isFileInput, type MessageInput } from './split/spool.js';
 import { ByteBudget } from './util/byte-budget.js';
 import { unpackMessageLayout, type LayoutColumns } from './layout/packed-layout.js';
 import { blobRefs, type Layout } from './layout/layout.js';
-import { coalesce, reassemble, type BlobReader } from './reassemble/reassemble.js';
+import { coalesce, reassemble } from './reassemble/reassemble.js';
+import type { RangeBlobReader } from './reassemble/range.js';
+import { MessageAccess } from './reassemble/message-access.js';
 import { defaultLogger, type Logger } from './util/logger.js';
 import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, TIER_BATCH, WRITE_BEHIND_INTERVAL_MS, DEFAULT_WRITE_BEHIND_MAX_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
@@ -346,9 +348,9 @@ export class Store implements StoreContext {
     const insMsg = this.stmt(
       'insMsg',
       `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
-                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to)
+                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree)
        VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
-               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo)`,
+               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree)`,
     );
     const insPart = this.stmt(
       'insPart',
@@ -373,6 +375,7 @@ export class Store implements StoreContext {
         newBytes: k === 0 ? item.newBytes : 0,
         fallback: p.fallback ? 1 : 0,
         ...p.envelope,
+        tree: p.tree,
       });
       const id = Number(info.lastInsertRowid);
       p.parts.forEach((q, i) => insPart.run(id, i, q.path, q.contentType, q.filename, q.cte, q.recipe, q.rawSize, q.size, q.hash));
@@ -404,6 +407,21 @@ export class Store implements StoreContext {
     return r;
   }
 
+  /**
+   * One message as FETCH sees it (IMAP, the HTTP service): its size, MIME
+   * tree and bytes by range, reading only the blobs a request needs.
+   */
+  access(id: string, opts: { user?: string } = {}): MessageAccess {
+    const r = this.row(id, opts.user);
+    const t = this.stmt('getTree', 'SELECT tree FROM messages WHERE id = ?').get(r.id) as { tree: Buffer | null };
+    return new MessageAccess(String(r.id), r.size, r.received, layoutOfRow(this, r), t.tree, this.blobReader(), this.tmpDir);
+  }
+
+  /** Blob reads (backend GETs) and bytes read since the store was opened. */
+  readStats(): { reads: number; bytes: number } {
+    return { ...this.blobStore.stats };
+  }
+
   /** Decoded layout of a message (header blocks, literals, part references). */
   layout(id: string, user?: string): Layout {
     const r = this.row(id, user);
@@ -415,13 +433,15 @@ export class Store implements StoreContext {
    * damaged is marked corrupt (the next ingest of the same content rewrites
    * it; check lists the messages that need it).
    */
-  blobReader(): BlobReader {
+  blobReader(): RangeBlobReader {
+    const locate = (hash: Buffer, size: number): BlobLocation => {
+      const row = this.refcounts.row(hash);
+      if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`, { data: { key: hash.toString('hex') } });
+      return { key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks, ...placeOf(row) };
+    };
     return {
-      read: (hash, size) => {
-        const row = this.refcounts.row(hash);
-        if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`, { data: { key: hash.toString('hex') } });
-        return this.markingCorrupt(hash, this.blobStore.read({ key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks, ...placeOf(row) }));
-      },
+      read: (hash, size) => this.markingCorrupt(hash, this.blobStore.read(locate(hash, size))),
+      readRange: (hash, size, start, end) => this.markingCorrupt(hash, this.blobStore.readRange(locate(hash, size), start, end)),
     };
   }
 

@@ -281,7 +281,7 @@ describe('wrong bytes are never served', () => {
       INSERT INTO messages_v1 SELECT * FROM messages; DROP TABLE messages; ALTER TABLE messages_v1 RENAME TO messages;
       DELETE FROM sqlite_sequence; ALTER TABLE blobs DROP COLUMN corrupt; ALTER TABLE blobs DROP COLUMN chunks;
       DROP INDEX blobs_hot; DROP INDEX blobs_pack; DROP TABLE packs;
-      ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length;
+      ALTER TABLE messages DROP COLUMN tree; ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length;
       PRAGMA user_version = 1;`);
     db.close();
     s = await open(dir);

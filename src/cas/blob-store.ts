@@ -109,6 +109,9 @@ export class BlobStore {
     readonly cold: BlobBackend | null = null,
   ) {}
 
+  /** Backend reads (GET requests) and the bytes they returned, since the store opened: what a FETCH costs. */
+  readonly stats = { reads: 0, bytes: 0 };
+
   /** The backend of a tier. */
   tierBackend(tier: number): BlobBackend {
     if (tier === 1) {
@@ -232,6 +235,79 @@ export class BlobStore {
     if (fill > 0 || loc.size === 0) yield verified();
   }
 
+  /**
+   * Canonical bytes [start, end) of a blob, verified. A stored-as-is blob
+   * over one chunk is read with one ranged GET of just the chunks that cover
+   * the range, each verified against its recorded digest; a blob of one chunk
+   * or a compressed one is read from its start (verified as read) up to end.
+   */
+  async *readRange(loc: BlobLocation, start: number, end: number): AsyncGenerator<Buffer> {
+    end = Math.min(end, loc.size);
+    if (end <= start) return;
+    const n = Math.ceil(loc.size / VERIFY_CHUNK_BYTES);
+    if (loc.codec === BlobCodec.None && loc.size > VERIFY_CHUNK_BYTES && loc.chunks && loc.chunks.length === n * HASH_BYTES) {
+      const hex = toHex(loc.key);
+      const first = Math.floor(start / VERIFY_CHUNK_BYTES);
+      const last = Math.ceil(end / VERIFY_CHUNK_BYTES); // exclusive
+      const cs = first * VERIFY_CHUNK_BYTES;
+      const ce = Math.min(loc.size, last * VERIFY_CHUNK_BYTES);
+      const backend = this.tierBackend(loc.tier ?? 0);
+      const base = loc.pack ? loc.pack.offset : 0;
+      this.stats.reads++;
+      const s = await backend.get(loc.pack ? loc.pack.name : hex, { start: base + cs, end: base + ce });
+      if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${backend.properties.name} backend`, { data: { key: hex, missing: true } });
+      let pending: Buffer[] = [];
+      let fill = 0;
+      let index = first;
+      let at = cs;
+      const emit = (piece: Buffer): Buffer | null => {
+        if (!hashBuffer(piece).equals(loc.chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES))) throw integrity(hex, `content does not match its hash (chunk ${index} at byte ${index * VERIFY_CHUNK_BYTES})`);
+        const from = Math.max(start, at) - at;
+        const to = Math.min(end, at + piece.length) - at;
+        at += piece.length;
+        index++;
+        return to > from ? piece.subarray(from, to) : null;
+      };
+      try {
+        for await (let c of this.counted(s)) {
+          while (c.length) {
+            const want = Math.min(VERIFY_CHUNK_BYTES, ce - at); // the current chunk: whole, or the blob's last
+            const take = Math.min(c.length, want - fill);
+            pending.push(c.subarray(0, take));
+            fill += take;
+            c = c.subarray(take);
+            if (fill === want) {
+              const out = emit(pending.length === 1 ? pending[0] : Buffer.concat(pending, fill));
+              pending = [];
+              fill = 0;
+              if (out) yield out;
+            }
+          }
+        }
+      } finally {
+        s.destroy();
+      }
+      if (at !== ce) throw integrity(hex, `${at - cs} bytes read, ${ce - cs} expected`);
+      return;
+    }
+    let at = 0;
+    for await (const c of this.read(loc)) {
+      const from = Math.max(start, at) - at;
+      const to = Math.min(end, at + c.length) - at;
+      at += c.length;
+      if (to > from) yield c.subarray(from, to);
+      if (at >= end) return; // the rest is not read
+    }
+  }
+
+  /** Counts the bytes a backend stream returns. */
+  private async *counted(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const c of s) {
+      this.stats.bytes += c.length;
+      yield c;
+    }
+  }
+
   /** One pass over the object: checks it against its name and returns the chunk digests of its canonical bytes. */
   private async learnChunks(loc: Omit<BlobLocation, 'chunks'>): Promise<Buffer> {
     const hex = toHex(loc.key);
@@ -254,15 +330,16 @@ export class BlobStore {
     const hex = toHex(loc.key);
     if (loc.codec !== BlobCodec.None && loc.codec !== BlobCodec.Deflate) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
     const backend = this.tierBackend(loc.tier ?? 0);
+    this.stats.reads++;
     const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(hex);
     if (!s) {
       const where = loc.pack ? `pack ${loc.pack.name} of the ${backend.properties.name} backend` : `the ${backend.properties.name} backend`;
       throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     }
-    let src: AsyncIterable<Buffer> = s;
+    let src: AsyncIterable<Buffer> = this.counted(s);
     if (loc.codec === BlobCodec.Deflate) {
       // small blobs (most text) inflate synchronously: no thread-pool round trip
-      src = loc.size <= SYNC_INFLATE_MAX ? inflateWhole(s, loc.size) : pipeline(s, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
+      src = loc.size <= SYNC_INFLATE_MAX ? inflateWhole(src, loc.size) : pipeline(src, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
     }
     try {
       for await (const c of src) yield c;

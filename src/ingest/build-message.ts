@@ -1,6 +1,7 @@
 import type { ByteSource } from '../split/byte-source.js';
 import type { MimeNode, Segment } from '../split/tokenizer.js';
 import { tokenize } from '../split/tokenizer.js';
+import { encodeTree, treeOf } from '../split/mime-tree.js';
 import { firstField } from '../split/header-fields.js';
 import type { Layout, LayoutSegment, PartSegment } from '../layout/layout.js';
 import type { Recipe } from '../recipe/recipe.js';
@@ -47,6 +48,8 @@ export interface BlobNeed {
 
 export interface BuiltMessage {
   layout: Layout;
+  /** The MIME structure as byte offsets (encoded; see split/mime-tree.ts), null for the whole-message fallback. */
+  tree: Buffer | null;
   parts: PartInfo[];
   /** By hex key. */
   blobs: Map<string, BlobNeed>;
@@ -74,14 +77,14 @@ export function buildMessage(src: ByteSource, opts: BuildOptions): BuiltMessage 
     b.dispose();
     throw e;
   }
-  return b.done(envelopeOf(tok.root));
+  return b.done(envelopeOf(tok.root), encodeTree(treeOf(tok.root, src)));
 }
 
 /** The whole message as one part stored as it came (the fallback when a split does not reassemble exactly). */
 export function buildWhole(src: ByteSource, opts: BuildOptions): BuiltMessage {
   const b = new Builder(src, opts);
   b.rawPart(0, src.size, null);
-  return b.done(envelopeOf(null));
+  return b.done(envelopeOf(null), null);
 }
 
 class Builder {
@@ -176,9 +179,10 @@ class Builder {
     for (const t of this.temps) t.dispose();
   }
 
-  done(envelope: Envelope): BuiltMessage {
+  done(envelope: Envelope, tree: Buffer | null): BuiltMessage {
     return {
       layout: { segments: this.segments },
+      tree,
       parts: this.parts,
       blobs: this.blobs,
       envelope,

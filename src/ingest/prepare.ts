@@ -27,6 +27,8 @@ export interface Prepared {
   packed: PackedLayout;
   parts: PartInfo[];
   envelope: Envelope;
+  /** The MIME structure as byte offsets (encoded), from the split even when the message was stored whole. */
+  tree: Buffer | null;
   blobs: BlobNeed[];
   /** Raw bytes of header blocks and structural literals. */
   headerBytes: number;
@@ -46,6 +48,7 @@ export async function prepareMessage(spool: Spool, opts: PrepareOptions): Promis
   const bopts = { tmpDir: opts.tmpDir, inlineThreshold: opts.inlineThreshold, maxParts: opts.maxParts, maxDepth: opts.maxDepth, domainKey: opts.domainKey, decode: opts.decode };
   const expect = { hash: spool.hash, size: spool.size };
   let built: BuiltMessage = buildMessage(spool.source, bopts);
+  const { tree, envelope } = built; // they describe the bytes, however the message ends up stored
   try {
     let packed = packMessageLayout(built.layout, opts.dict);
     let failure = await verifyPacked(packed, opts.dict?.data ?? null, built.blobs, expect);
@@ -63,7 +66,8 @@ export async function prepareMessage(spool: Spool, opts: PrepareOptions): Promis
       hash: spool.hash,
       packed,
       parts: b.parts,
-      envelope: b.envelope,
+      envelope,
+      tree,
       blobs: [...b.blobs.values()],
       headerBytes: b.layout.segments.reduce((a, g) => a + (g.k === 'part' ? 0 : g.bytes.length), 0),
       fallback,

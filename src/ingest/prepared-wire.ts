@@ -48,6 +48,7 @@ export function toWire(p: Prepared): WirePrepared {
   return {
     ...rest,
     hash: exact(p.hash) as Buffer,
+    tree: exact(p.tree) as Buffer | null,
     packed: { ...p.packed, head: exact(p.packed.head) as Buffer, inline: exact(p.packed.inline) as Buffer | null },
     parts: p.parts.map((q) => ({ ...q, hash: exact(q.hash) as Buffer | null })),
     blobs: blobs.map((b) => ({
@@ -78,6 +79,7 @@ export function fromWire(w: WirePrepared): Prepared {
   return {
     ...w,
     hash: buf(w.hash),
+    tree: bufOrNull(w.tree),
     packed: { ...packed, head: buf(packed.head), inline: bufOrNull(packed.inline) },
     parts: w.parts.map((p: PartInfo) => ({ ...p, hash: bufOrNull(p.hash) })),
     blobs,

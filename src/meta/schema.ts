@@ -39,7 +39,8 @@ function messagesTable(name: string): string {
   to_addr    TEXT,
   cc_addr    TEXT,
   message_id TEXT,
-  in_reply_to TEXT
+  in_reply_to TEXT,
+  tree       BLOB                  -- MIME structure as byte offsets (split/mime-tree.ts): BODYSTRUCTURE and sections without blob reads
 );`;
 }
 
@@ -130,7 +131,7 @@ CREATE TABLE IF NOT EXISTS counters (
 /** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
 export const MIGRATE_1_TO_2 = `
 ${messagesTable('messages_v2')}
-INSERT INTO messages_v2 SELECT * FROM messages;
+INSERT INTO messages_v2 SELECT *, NULL FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
