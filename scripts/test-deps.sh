@@ -9,6 +9,8 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # Postfix is only usable by the tests as root (its own users, chroot); skip it for other users
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/postfix ]; then need+=(postfix); fi
+# Dovecot's IMAP: the oracle the FETCH answers are compared with (run as root: it drops to nobody)
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/lib/dovecot/imap ]; then need+=(dovecot-imapd); fi
 [ ${#need[@]} -eq 0 ] && exit 0
 run_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi

@@ -1,3 +1,5 @@
+import { markGroupStart } from './structure.js';
+
 /**
  * RFC 5322 address lists as IMAP's ENVELOPE gives them: (name adl mailbox
  * host) per address; a group is (NIL NIL "group" NIL) ... (NIL NIL NIL NIL).
@@ -10,7 +12,7 @@ export interface Address {
   host: string | null;
 }
 
-type Tok = { t: 'atom' | 'quoted' | 'literal'; v: string } | { t: 'special'; v: string };
+type Tok = { t: 'atom' | 'quoted' | 'literal' | 'comment'; v: string } | { t: 'special'; v: string };
 
 function tokenize(s: string): Tok[] {
   const out: Tok[] = [];
@@ -20,16 +22,23 @@ function tokenize(s: string): Tok[] {
     if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
       i++;
     } else if (c === '(') {
-      // comments are skipped (nested, with escapes)
+      // comments (nested, with escapes): the display name of an address that has no phrase
       let depth = 0;
+      let v = '';
       for (; i < s.length; i++) {
-        if (s[i] === '\\') i++;
-        else if (s[i] === '(') depth++;
-        else if (s[i] === ')' && --depth === 0) {
+        if (s[i] === '\\') {
+          i++;
+          v += s[i] ?? '';
+          continue;
+        }
+        if (s[i] === '(' && depth++ === 0) continue;
+        if (s[i] === ')' && --depth === 0) {
           i++;
           break;
         }
+        v += s[i];
       }
+      out.push({ t: 'comment', v });
     } else if (c === '"') {
       let v = '';
       for (i++; i < s.length && s[i] !== '"'; i++) {
@@ -58,7 +67,14 @@ function tokenize(s: string): Tok[] {
 
 /** Parses one header value (To, From, Cc...) into IMAP addresses. */
 export function parseAddresses(value: string): Address[] {
-  const toks = tokenize(value);
+  const all = tokenize(value);
+  // comments take no part in the grammar; the last one after a bare address names it
+  const toks: Tok[] = [];
+  const commentAfter = new Map<number, string>();
+  for (const t of all) {
+    if (t.t === 'comment') commentAfter.set(toks.length, t.v.trim());
+    else toks.push(t);
+  }
   const out: Address[] = [];
   let i = 0;
   const phraseUntil = (stop: (t: Tok) => boolean): string | null => {
@@ -69,7 +85,8 @@ export function parseAddresses(value: string): Address[] {
       if (t.t === 'special' && t.v === '.') out += '.';
       else out += (words++ ? ' ' : '') + t.v;
     }
-    return words ? out : null;
+    // as Dovecot gives names: runs of blanks made one space; "" is no name, a quoted name of blanks an empty one
+    return words && out !== '' ? out.replace(/[ \t]+/g, ' ').trim() : null;
   };
   /** local@domain from the tokens (stops at , ; > and at the end). */
   const addrSpec = (end: (t: Tok) => boolean): { mailbox: string | null; host: string | null; adl: string | null } => {
@@ -97,6 +114,8 @@ export function parseAddresses(value: string): Address[] {
   const isSpecial = (t: Tok, v: string): boolean => t.t === 'special' && t.v === v;
   while (i < toks.length) {
     if (isSpecial(toks[i], ',')) {
+      // an empty element before a comma is an address with neither mailbox nor host (Dovecot lists it)
+      if (i === 0 || isSpecial(toks[i - 1], ',')) out.push({ name: null, adl: null, mailbox: '', host: '' });
       i++;
       continue;
     }
@@ -107,7 +126,7 @@ export function parseAddresses(value: string): Address[] {
     if (stopAt && isSpecial(stopAt, ':') && !toks.slice(i, j).some((t) => isSpecial(t, '@'))) {
       const group = phraseUntil((t) => isSpecial(t, ':'));
       i++; // ':'
-      out.push({ name: null, adl: null, mailbox: group ?? '', host: null });
+      out.push(markGroupStart({ name: null, adl: null, mailbox: group ?? '', host: null }));
       while (i < toks.length && !isSpecial(toks[i], ';')) {
         if (isSpecial(toks[i], ',')) {
           i++;
@@ -136,7 +155,16 @@ export function parseAddresses(value: string): Address[] {
       while (i < toks.length && !isSpecial(toks[i], ',') && !isSpecial(toks[i], ';')) i++; // junk after the angle address
       return { name, adl: a.adl, mailbox: a.mailbox, host: a.host };
     }
+    // words without an @: several are a display name with no address, one is a local part with no domain (as Dovecot reads them)
+    let k = i;
+    while (k < toks.length && !isSpecial(toks[k], ',') && !isSpecial(toks[k], ';')) k++;
+    const words = toks.slice(i, k);
+    if (words.length > 1 && words.every((t) => t.t === 'atom' || t.t === 'quoted')) {
+      i = k;
+      return { name: words.map((t) => t.v).join(' '), adl: null, mailbox: '', host: '' };
+    }
     const a = addrSpec((t) => isSpecial(t, ',') || isSpecial(t, ';'));
-    return { name: null, adl: a.adl, mailbox: a.mailbox, host: a.host };
+    const comment = commentAfter.get(i);
+    return { name: comment ? comment : null, adl: a.adl, mailbox: a.mailbox, host: a.host };
   }
 }

@@ -1,6 +1,5 @@
 import type { TreeNode } from '../split/mime-tree.js';
-import { parseParamValue } from '../split/header-fields.js';
-import { first, parseFields, type RawField } from './header.js';
+import { first, last, parseFields, rawParams, type RawField } from './header.js';
 import { parseAddresses } from './address.js';
 import type { ImapValue } from './wire.js';
 
@@ -15,25 +14,56 @@ export interface HeaderSource {
 }
 
 export async function envelope(fields: RawField[]): Promise<ImapValue> {
+  // every field of that name counts (three Cc: lines are one list, as Dovecot reads them); a missing local part or
+  // domain is named, not left out, so clients never take an address for a group marker
   const addr = (name: string): ImapValue => {
-    const v = first(fields, name);
-    if (v === null) return null;
-    const list = parseAddresses(v);
-    return list.length ? list.map((a) => [a.name, a.adl, a.mailbox, a.host]) : null;
+    const vs = fields.filter((f) => f.name === name);
+    if (!vs.length) return null;
+    const list = vs.flatMap((f) => parseAddresses(f.value));
+    return list.length
+      ? list.map((a) => {
+          const groupMark = a.host === null && a.adl === null && a.name === null && (a.mailbox === null || isGroupStart(a, list));
+          return groupMark ? [a.name, a.adl, a.mailbox, a.host] : [a.name, a.adl, a.mailbox || 'MISSING_MAILBOX', a.host || 'MISSING_DOMAIN'];
+        })
+      : null;
   };
   const from = addr('from');
-  return [first(fields, 'date'), first(fields, 'subject'), from, addr('sender') ?? from, addr('reply-to') ?? from, addr('to'), addr('cc'), addr('bcc'), first(fields, 'in-reply-to'), first(fields, 'message-id')];
+  const subject = last(fields, 'subject');
+  // the subject with its runs of blanks made one space and no trailing blanks, as Dovecot gives it
+  return [last(fields, 'date'), subject === null ? null : subject.replace(/[ \t]+/g, ' ').replace(/ $/, ''), from, addr('sender') ?? from, addr('reply-to') ?? from, addr('to'), addr('cc'), addr('bcc'), last(fields, 'in-reply-to'), last(fields, 'message-id')];
 }
 
-/** Content-Type (with the defaults of RFC 2045 and of multipart/digest) as IMAP splits it. */
+/** Group markers come from the parser as objects with only a mailbox (the group's name): recognised by identity. */
+const groupStarts = new WeakSet<object>();
+function isGroupStart(a: object, _list: object[]): boolean {
+  return groupStarts.has(a);
+}
+export function markGroupStart<T extends object>(a: T): T {
+  groupStarts.add(a);
+  return a;
+}
+
+/** Content-Type (with the defaults of RFC 2045 and of multipart/digest) as IMAP splits it; type and subtype keep their case. */
 function contentType(fields: RawField[], parentDigest: boolean): { type: string; subtype: string; params: [string, string][] } {
   const ct = first(fields, 'content-type');
   const dflt = parentDigest ? { type: 'message', subtype: 'rfc822', params: [] as [string, string][] } : { type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']] as [string, string][] };
   if (ct === null) return dflt;
-  const p = parseParamValue(ct);
-  const m = /^([^/\s;]+)\/([^/\s;]+)$/.exec(p.value);
-  if (!m) return dflt;
-  return { type: m[1], subtype: m[2], params: Object.entries(p.params) };
+  const p = rawParams(ct);
+  // a bare "text" with no parameters is text with an empty subtype (as Dovecot reads it); other types without a subtype are unreadable
+  const m = /^([^/\s;]+)\s*\/\s*([^/\s;]+)$/.exec(p.value) ?? (p.params.length ? null : /^(text)()$/i.exec(p.value));
+  if (!m) return { type: '', subtype: '', params: [] }; // present but unreadable: Dovecot answers "" "" with no parameters
+  const params = p.params;
+  // as Dovecot: a text part that names no charset is us-ascii (RFC 2045 5.2)
+  if (m[1].toLowerCase() === 'text' && !params.some(([k]) => k.toLowerCase() === 'charset')) params.push(['charset', 'us-ascii']);
+  // message/rfc822 is the one type IMAP always spells in lower case (Dovecot does): clients compare it literally
+  if (m[1].toLowerCase() === 'message' && m[2].toLowerCase() === 'rfc822') return { type: 'message', subtype: 'rfc822', params };
+  return { type: m[1], subtype: m[2], params };
+}
+
+/** Content-Transfer-Encoding as written; absent, empty or not a token: 7bit (as Dovecot answers). */
+function transferEncoding(fields: RawField[]): string {
+  const v = (first(fields, 'content-transfer-encoding') ?? '').trim();
+  return /^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$/.test(v) ? v : '7bit';
 }
 
 const plist = (params: [string, string][]): ImapValue => (params.length ? params.flatMap(([k, v]) => [k, v]) : null);
@@ -41,39 +71,50 @@ const plist = (params: [string, string][]): ImapValue => (params.length ? params
 function disposition(fields: RawField[]): ImapValue {
   const cd = first(fields, 'content-disposition');
   if (cd === null) return null;
-  const p = parseParamValue(cd);
-  return p.value ? [p.value, plist(Object.entries(p.params))] : null;
+  const p = rawParams(cd);
+  // a disposition that is not a token (empty, an encoded word) is answered "" (as Dovecot does)
+  return [/^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$/.test(p.value) ? p.value : '', plist(p.params)];
 }
 
 function language(fields: RawField[]): ImapValue {
   const l = first(fields, 'content-language');
   if (l === null) return null;
   const langs = l.split(',').map((x) => x.trim()).filter(Boolean);
-  return langs.length === 0 ? null : langs.length === 1 ? langs[0] : langs;
+  return langs.length === 0 ? null : langs; // always a list, one language too (as Dovecot sends it)
 }
 
 /**
  * BODYSTRUCTURE (extensible) or BODY (without extension data) of the
- * entity `node`. `parentDigest`: the entity is a part of multipart/digest
- * (its default type is message/rfc822).
+ * entity `node`. `role`: a message (the top or an encapsulated one), a
+ * part, or a part of multipart/digest (its default type is message/rfc822).
  */
-export async function bodyStructure(node: TreeNode, src: HeaderSource, extensible: boolean, parentDigest = false): Promise<ImapValue> {
-  const fields = parseFields(await src.header(node.headerStart, node.bodyStart));
+export async function bodyStructure(node: TreeNode, src: HeaderSource, extensible: boolean, role: 'message' | 'part' | 'digest-part' = 'message'): Promise<ImapValue> {
+  let fields = parseFields(await src.header(node.headerStart, node.bodyStart));
+  // a message with neither MIME-Version nor Content-Type is not MIME: its other Content-* fields are not read (as Dovecot does)
+  if (role === 'message' && !fields.some((f) => f.name === 'mime-version' || f.name === 'content-type')) fields = [];
+  const parentDigest = role === 'digest-part';
   const ct = contentType(fields, parentDigest);
   const ext = (...more: ImapValue[]): ImapValue[] => (extensible ? [...more, disposition(fields), language(fields), first(fields, 'content-location')] : []);
-  if (node.kind === 'multipart') {
-    const digest = ct.type.toLowerCase() === 'multipart' && ct.subtype.toLowerCase() === 'digest';
+  if (node.kind === 'multipart' || ct.type.toLowerCase() === 'multipart') {
+    const digest = ct.subtype.toLowerCase() === 'digest';
     const kids: ImapValue[] = [];
-    for (const c of node.children) kids.push(await bodyStructure(c, src, extensible, digest));
+    if (node.kind === 'multipart') for (const c of node.children) kids.push(await bodyStructure(c, src, extensible, digest ? 'digest-part' : 'part'));
+    // a multipart with no parts (no delimiter, or no boundary at all) has one empty text part, as Dovecot shows it
+    if (!kids.length) kids.push(['text', 'plain', ['charset', 'us-ascii'], null, null, '7bit', 0, 0, ...(extensible ? [null, null, null, null] : [])]);
     return [...kids, ct.subtype, ...(extensible ? ext(plist(ct.params)) : [])];
   }
   const size = node.bodyEnd - node.bodyStart;
-  const basic: ImapValue[] = [ct.type, ct.subtype, plist(ct.params), first(fields, 'content-id'), first(fields, 'content-description'), first(fields, 'content-transfer-encoding') ?? '7bit', size];
+  const basic: ImapValue[] = [ct.type, ct.subtype, plist(ct.params), first(fields, 'content-id'), first(fields, 'content-description'), transferEncoding(fields), size];
   const t = ct.type.toLowerCase();
   if (node.kind === 'message' && node.children[0]) {
     const inner = node.children[0];
     const innerFields = parseFields(await src.header(inner.headerStart, inner.bodyStart));
     basic.push(await envelope(innerFields), await bodyStructure(inner, src, extensible), node.lines);
+  } else if (t === 'message' && ct.subtype.toLowerCase() === 'rfc822') {
+    // a message/rfc822 body that is not parsed (transfer-encoded): IMAP still wants an envelope, a body and lines;
+    // an empty envelope and an empty text part (as Dovecot answers)
+    const emptyText: ImapValue[] = ['text', 'plain', ['charset', 'us-ascii'], null, null, '7bit', 0, 0, ...(extensible ? [null, null, null, null] : [])];
+    basic.push(Array(10).fill(null), emptyText, node.lines);
   } else if (t === 'text') {
     basic.push(node.lines);
   }
@@ -137,7 +178,11 @@ export function partNode(root: TreeNode, part: number[]): TreeNode | null {
   for (const n of part) {
     const holder = node.kind === 'message' && !top ? node.children[0] : node; // numbers continue inside an encapsulated message
     if (!holder) return null;
-    if (holder.kind === 'multipart') {
+    if (holder.kind === 'multipart' && !holder.children.length) {
+      // a multipart of no parts shows one empty part (see bodyStructure)
+      if (n !== 1) return null;
+      node = { kind: 'leaf', headerStart: holder.bodyEnd, bodyStart: holder.bodyEnd, bodyEnd: holder.bodyEnd, lines: 0, children: [] };
+    } else if (holder.kind === 'multipart') {
       const c = holder.children[n - 1];
       if (!c) return null;
       node = c;

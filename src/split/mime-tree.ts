@@ -25,17 +25,38 @@ const KINDS = ['leaf', 'multipart', 'message'] as const;
 
 /** The tree of a tokenized message, with its bodies' line counts. */
 export function treeOf(root: MimeNode, src: ByteSource): TreeNode {
-  const walk = (n: MimeNode): TreeNode => ({
-    kind: n.kind,
-    headerStart: n.headerStart,
-    bodyStart: n.bodyStart,
-    bodyEnd: n.bodyEnd,
-    // IMAP gives line counts for text and message bodies only: other bodies (a 200 MB attachment) are not scanned
-    lines: n.kind === 'message' || (n.kind === 'leaf' && n.info.type.startsWith('text/')) ? countLines(src, n.bodyStart, n.bodyEnd) : 0,
-    children: n.children.map(walk),
-  });
+  const walk = (n: MimeNode): TreeNode => {
+    const bodyStart = n.bodyStart - delimiterBlankLine(n, src);
+    return {
+      // a multipart without a usable boundary is still a multipart (of no parts) to IMAP
+      kind: n.kind === 'leaf' && n.info.type.startsWith('multipart/') ? 'multipart' : n.kind,
+      headerStart: n.headerStart,
+      bodyStart,
+      bodyEnd: n.bodyStart === n.bodyEnd ? bodyStart : n.bodyEnd,
+      // IMAP gives line counts for text and message bodies only (a message/rfc822 left encoded too): other bodies (a 200 MB attachment) are not scanned
+      lines: n.kind === 'message' || (n.kind === 'leaf' && (n.info.type.startsWith('text/') || n.info.type === 'text' || n.info.type.startsWith('message/'))) ? countLines(src, n.bodyStart, n.bodyEnd) : 0,
+      children: n.children.map(walk),
+    };
+  };
   return walk(root);
 }
+
+/**
+ * An entity with an empty body straight before a delimiter line
+ * ("Content-Type: text/plain\r\n\r\n--b", or a header cut off by the
+ * delimiter): the line break before a delimiter belongs to the delimiter
+ * (RFC 2046 5.1.1), so the header block ends before it (as IMAP servers
+ * answer the MIME section). Returns the length of that line break.
+ */
+function delimiterBlankLine(n: MimeNode, src: ByteSource): number {
+  const at = n.bodyStart;
+  if (n.bodyEnd !== at || at >= src.size || at - n.headerStart < 1) return 0;
+  if (!src.read(at, at + 2).equals(DASHDASH)) return 0;
+  const t = src.read(Math.max(n.headerStart, at - 2), at).toString('latin1');
+  return t.endsWith('\r\n') ? 2 : t.endsWith('\n') ? 1 : 0;
+}
+
+const DASHDASH = Buffer.from('--', 'latin1');
 
 const LF = Buffer.from('\n');
 

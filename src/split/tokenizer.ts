@@ -1,5 +1,5 @@
 import type { ByteSource } from './byte-source.js';
-import { contentInfo, isFieldLine, parseHeaderBlock, type ContentInfo, type HeaderField } from './header-fields.js';
+import { contentInfo, parseHeaderBlock, type ContentInfo, type HeaderField } from './header-fields.js';
 import {
   BOUNDARY_MAX_BYTES,
   DELIMITER_PADDING_MAX,
@@ -127,7 +127,6 @@ class Tokenizer {
     let p = pos;
     let bodyStart = -1;
     let hit: Hit | null = null;
-    let sawField = false;
     while (p < size) {
       if (this.bounds.length && src.read(p, p + 2).equals(DASHDASH)) {
         hit = this.delimiterAt(p, p);
@@ -148,17 +147,8 @@ class Tokenizer {
         bodyStart = p;
         break;
       }
-      const head = src.read(p, Math.min(contentEnd, p + 256));
-      const first = head[0];
-      let isHeader: boolean;
-      if (first === 0x20 || first === 0x09) isHeader = sawField;
-      else if (p === 0 && head.subarray(0, 5).toString('latin1') === 'From ') isHeader = true; // mbox From_ line
-      else isHeader = isFieldLine(src.read(p, Math.min(contentEnd, p + 1024)));
-      if (!isHeader) {
-        bodyStart = p;
-        break;
-      }
-      sawField = true;
+      // every line up to the blank line belongs to the header block, a malformed one too (as Dovecot and
+      // RFC 5322 readers take it): only a blank line, a delimiter or a limit ends it
       p = lineEnd;
     }
     if (hit) bodyStart = hit.lineStart;
@@ -225,7 +215,7 @@ class Tokenizer {
     let h = this.nextDelimiter(node.bodyStart);
     this.literal(node.bodyStart, h ? h.segStart : size); // preamble
     let n = 0;
-    let end = size;
+    let end = h ? h.segStart : size; // an ancestor's delimiter before any of its own ends it there
     while (h && h.level === level) {
       this.literal(h.segStart, h.lineEnd);
       if (h.close) {

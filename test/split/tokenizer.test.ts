@@ -103,10 +103,11 @@ describe('tokenizer', () => {
     expect(t.segs.at(-1)).toEqual({ kind: 'body', text: 'last part\nno close\n', path: '1' });
   });
 
-  it('part headers cut off by the next delimiter, body with no separator, garbage after the close', () => {
+  it('part headers cut off by the next delimiter, a part with no blank line (all header, as RFC 5322 readers and Dovecot take it), garbage after the close', () => {
     const m = 'Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n--b\nnot a header line\nmore\n--b--\ngarbage\n--b\nafter close\n';
     const t = tok(m);
-    expect(t.segs.filter((s) => s.kind === 'body').map((s) => s.text)).toEqual(['', 'not a header line\nmore']);
+    expect(t.segs.filter((s) => s.kind === 'body').map((s) => s.text)).toEqual(['', '']);
+    expect(t.segs.filter((s) => s.kind === 'header').map((s) => s.text)).toEqual(['Content-Type: multipart/mixed; boundary=b\n\n', 'Content-Type: text/plain\n', 'not a header line\nmore\n']);
   });
 
   it('a boundary that only prefixes a longer line is not a delimiter', () => {
@@ -126,8 +127,9 @@ describe('tokenizer', () => {
     tok('\r\n\r\n');
     tok('Subject: cr\r\rbody\rmore\r');
     tok('Subject: \x00\xff\xfe\n\n\x00\x80\x81 body\n');
-    const t = tok('no header here\njust text\n');
-    expect(t.segs[0]).toEqual({ kind: 'header', text: '', path: '' });
+    // everything up to the blank line is the header block, malformed lines too
+    const t = tok('no header here\njust text\n\nthe body\n');
+    expect(t.segs[0]).toEqual({ kind: 'header', text: 'no header here\njust text\n\n', path: '' });
   });
 
   it('deep nesting beyond the limit is kept as an opaque body', () => {
