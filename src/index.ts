@@ -18,3 +18,8 @@ export { MemoryBackend } from './backend/memory-backend.js';
 export { LmtpService, type LmtpOptions } from './delivery/lmtp-server.js';
 export { mapRecipient, loadUserMap, type RecipientRules, type Mailbox } from './delivery/recipients.js';
 export type { StorageReport } from './report/report.js';
+export type { MessageAccess } from './reassemble/message-access.js';
+export { parseFetchItems, answerItem, type FetchItem, type FetchAnswer } from './imap/fetch-items.js';
+export { toWire, toJson, type ImapValue } from './imap/wire.js';
+export { HttpService, type HttpServiceOptions } from './service/http-server.js';
+export { Tokens } from './service/tokens.js';

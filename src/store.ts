@@ -524,6 +524,30 @@ export class Store implements StoreContext {
     return rows.map(toRecord);
   }
 
+  /** A page of a user's messages (optionally one mailbox) in id order, after the id `after`. */
+  listPage(user: string, opts: { mailbox?: string; after?: number; limit: number }): MessageRecord[] {
+    this.assertOpen();
+    const cols = 'id, user, mailbox, size, hash, received, subject, from_addr, date, message_id';
+    const after = opts.after ?? 0;
+    const rows = (
+      opts.mailbox === undefined
+        ? this.stmt('listPage', `SELECT ${cols} FROM messages WHERE user = ? AND id > ? ORDER BY id LIMIT ?`).all(user, after, opts.limit)
+        : this.stmt('listPageMb', `SELECT ${cols} FROM messages WHERE user = ? AND mailbox = ? AND id > ? ORDER BY id LIMIT ?`).all(user, opts.mailbox, after, opts.limit)
+    ) as MsgRow[];
+    return rows.map(toRecord);
+  }
+
+  /** A user's mailboxes: name, message count, total size, highest id. */
+  mailboxes(user: string): { name: string; messages: number; bytes: number; lastId: number }[] {
+    this.assertOpen();
+    return this.stmt('mailboxes', 'SELECT mailbox AS name, COUNT(*) AS messages, SUM(size) AS bytes, MAX(id) AS lastId FROM messages WHERE user = ? GROUP BY mailbox ORDER BY mailbox').all(user) as {
+      name: string;
+      messages: number;
+      bytes: number;
+      lastId: number;
+    }[];
+  }
+
   /** Removes messages; their blobs lose a reference each (gc reclaims unreferenced blobs after the grace period). */
   async expunge(user: string, ids: string[]): Promise<number> {
     this.assertOpen();

@@ -22,6 +22,10 @@ import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
 import { exitFor } from '../delivery/replies.js';
 import { deliveryHeaders } from '../delivery/delivery-headers.js';
 import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LmtpService } from '../delivery/lmtp-server.js';
+import { DEFAULT_HTTP_MAX_CONNECTIONS, HttpService } from '../service/http-server.js';
+import { DEFAULT_MAX_JSON_BYTES } from '../service/http-api.js';
+import { Tokens } from '../service/tokens.js';
+import { defaultLogger } from '../util/logger.js';
 
 /** Exit codes (sysexits.h where one fits). */
 export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, noUser: 67, software: 70, ioErr: 74, tempFail: 75 } as const;
@@ -465,6 +469,44 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         log({ event: 'lmtp-stopped' });
       },
     );
+
+  program
+    .command('serve')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mailcas --store /var/lib/mailcas serve --listen 127.0.0.1:8080 --tokens /etc/mailcas/tokens\n  $ curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/users/u1/messages/42\n  $ curl -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080/v1/users/u1/messages/42/fetch?items=(RFC822.SIZE%20BODYSTRUCTURE)"\n\nTokens file: lines "TOKEN USER[,USER...]" or "TOKEN *" (every user). Read-only; see the README for every route.\nOne JSON line per request on stderr with MAILCAS_LOG=1. SIGTERM: stops accepting, finishes what is in flight, exits 0.',
+    )
+    .description('serve the HTTP API an IMAP server or webmail calls: messages, FETCH items, sections, listings (read-only)')
+    .requiredOption('--listen <host:port>', 'TCP address to listen on')
+    .requiredOption('--tokens <file>', 'bearer tokens: lines "TOKEN USER[,USER...]" or "TOKEN *"')
+    .option('--max-connections <n>', `connections at once (default ${DEFAULT_HTTP_MAX_CONNECTIONS})`, (v) => positiveInt(v, '--max-connections'), DEFAULT_HTTP_MAX_CONNECTIONS)
+    .option('--max-json-bytes <n>', `section bytes one JSON fetch answer may carry (default ${DEFAULT_MAX_JSON_BYTES})`, (v) => positiveInt(v, '--max-json-bytes'), DEFAULT_MAX_JSON_BYTES)
+    .action(async (o: { listen: string; tokens: string; maxConnections: number; maxJsonBytes: number }, cmd: Command) => {
+      const where = parseHostPort(o.listen);
+      const tokens = Tokens.fromFile(o.tokens);
+      if (!tokens.size) throw new MailcasError('E_USAGE', `the tokens file ${o.tokens} lists no token`);
+      const s = await Store.open(storeDir(cmd));
+      const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+      const svc = new HttpService(s, tokens, { log: defaultLogger(), maxConnections: o.maxConnections, maxJsonBytes: o.maxJsonBytes });
+      try {
+        log({ event: 'serve-listening', on: await svc.listen(where), store: path.resolve(s.dir), tokens: tokens.size });
+      } catch (e) {
+        await s.close();
+        throw e;
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string): void => {
+          log({ event: 'serve-stopping', signal: sig });
+          void svc
+            .close()
+            .then(() => s.close())
+            .then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      log({ event: 'serve-stopped' });
+    });
 
   return program;
 }

@@ -22,6 +22,9 @@ const DECODE_IN_MEMORY_MAX = 64 * 1024 * 1024;
  */
 export class MessageAccess {
   private treeCache: TreeNode | null = null;
+  /** Blob reads this message's requests made (whole or ranged) and the canonical bytes they returned. */
+  readonly stats = { reads: 0, bytes: 0 };
+  private readonly reader: RangeBlobReader;
 
   constructor(
     readonly id: string,
@@ -30,9 +33,19 @@ export class MessageAccess {
     readonly received: number,
     private readonly layout: Layout,
     private readonly treeBytes: Buffer | null,
-    private readonly reader: RangeBlobReader,
+    reader: RangeBlobReader,
     private readonly tmpDir: string,
-  ) {}
+  ) {
+    const stats = this.stats;
+    async function* counted(src: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
+      stats.reads++;
+      for await (const c of src) {
+        stats.bytes += c.length;
+        yield c;
+      }
+    }
+    this.reader = { read: (h, n) => counted(reader.read(h, n)), readRange: (h, n, a, b) => counted(reader.readRange(h, n, a, b)) };
+  }
 
   private get label(): string {
     return `message ${this.id}`;

@@ -1,0 +1,255 @@
+/**
+ * The HTTP API of `mailcas serve`: what an IMAP server or a webmail asks a
+ * store for. Every route is under /v1 and needs `Authorization: Bearer TOKEN`.
+ *
+ *   GET /v1/users/{user}/mailboxes                      JSON: the user's mailboxes
+ *   GET /v1/users/{user}/messages?mailbox=&after=&limit= JSON: a page of messages, id order
+ *   GET /v1/users/{user}/messages/{id}                  the exact bytes (message/rfc822; Range: 206)
+ *   GET /v1/users/{user}/messages/{id}/fetch?items=...  FETCH items as JSON (format=imap: IMAP's wire form)
+ *   GET /v1/users/{user}/messages/{id}/section/{spec}   bytes of BODY[spec] (Range: 206)
+ *   GET /v1/users/{user}/messages/{id}/binary/{part}    decoded bytes of BINARY[part] (Range: 206)
+ *   GET /v1/stats                                       blob reads and bytes since start
+ *
+ * No token or an unknown one: 401. A token not granted the user, an unknown
+ * id or another user's id: 404, the same answer, so ids cannot be probed.
+ * Errors: `{"error": {"code", "message"}}`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MailcasError, isMailcasError } from '../errors.js';
+import type { Store } from '../store.js';
+import type { Logger } from '../util/logger.js';
+import { answerItem, parseFetchItems, type FetchAnswer } from '../imap/fetch-items.js';
+import { toJson, toWire, type ImapValue } from '../imap/wire.js';
+import type { MessageAccess } from '../reassemble/message-access.js';
+import { parseRange } from './range-header.js';
+import type { Tokens } from './tokens.js';
+
+export interface ApiOptions {
+  log: Logger;
+  /** Section bytes a JSON fetch answer may carry (base64) in all; more: fetch the section itself. */
+  maxJsonBytes?: number;
+  /** Largest page of a listing. */
+  maxPage?: number;
+}
+
+export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_PAGE = 1000;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const notFound = (): HttpError => new HttpError(404, 'not_found', 'no such message for this user');
+
+/** The request handler; `stats` counts requests by outcome. */
+export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((req: IncomingMessage, res: ServerResponse) => void) & { stats: Record<string, number> } {
+  const stats: Record<string, number> = { requests: 0, errors: 0 };
+  const maxJson = opts.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
+  const maxPage = opts.maxPage ?? DEFAULT_MAX_PAGE;
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    stats.requests++;
+    const t0 = Date.now();
+    route(req, res)
+      .catch((e) => fail(res, e))
+      .finally(() => {
+        if (res.statusCode >= 500) opts.log.warn('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
+        else opts.log.info('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
+      });
+  };
+
+  const fail = (res: ServerResponse, e: unknown): void => {
+    stats.errors++;
+    const h = toHttpError(e);
+    if (h.status >= 500) opts.log.warn('http-error', { code: h.code, error: (e as Error)?.message });
+    if (res.headersSent) {
+      // the status line is gone: cut the connection so the client sees a short body, never a wrong one
+      res.destroy(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    const body = JSON.stringify({ error: { code: h.code, message: h.message } });
+    res.writeHead(h.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...h.headers });
+    res.end(body);
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://mailcas.invalid');
+    const parts = url.pathname.split('/').filter(Boolean);
+    if (parts[0] !== 'v1') throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', 'the service is read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!token || tokens.grants(token) === null) {
+      throw new HttpError(401, 'unauthorized', token ? 'unknown token' : 'an Authorization: Bearer token is required', { 'WWW-Authenticate': 'Bearer realm="mailcas"' });
+    }
+    if (parts[1] === 'stats' && parts.length === 2) return json(res, { blobReads: store.readStats().reads, blobBytes: store.readStats().bytes, ...stats });
+    if (parts[1] !== 'users' || parts.length < 3) throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
+    let user: string;
+    try {
+      user = decodeURIComponent(parts[2]);
+    } catch {
+      throw new HttpError(400, 'bad_request', 'the user in the path is not valid percent-encoding');
+    }
+    // a token not granted this user learns nothing about it: the same 404 as an unknown message
+    if (!tokens.grants(token, user)) throw notFound();
+    if (parts[3] === 'mailboxes' && parts.length === 4) return json(res, { user, mailboxes: store.mailboxes(user) });
+    if (parts[3] !== 'messages') throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
+    if (parts.length === 4) return list(res, user, url.searchParams);
+    const id = parts[4];
+    if (!/^[1-9]\d{0,15}$/.test(id)) throw notFound();
+    let m: MessageAccess;
+    try {
+      m = store.access(id, { user });
+    } catch (e) {
+      if (isMailcasError(e, 'E_NOT_FOUND')) throw notFound();
+      throw e;
+    }
+    if (parts.length === 5) return whole(req, res, m, user);
+    const rest = parts.slice(6).map((p) => decodeURIComponent(p)).join('/');
+    if (parts[5] === 'fetch' && parts.length === 6) return fetchItems(res, m, url.searchParams);
+    if (parts[5] === 'section' && parts.length <= 7) return section(req, res, m, `BODY.PEEK[${rest}]`);
+    if (parts[5] === 'binary' && parts.length <= 7) return section(req, res, m, `BINARY.PEEK[${rest}]`);
+    throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
+  }
+
+  function list(res: ServerResponse, user: string, q: URLSearchParams): void {
+    const limit = q.has('limit') ? Number(q.get('limit')) : 100;
+    const after = q.has('after') ? Number(q.get('after')) : 0;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxPage) throw new HttpError(400, 'bad_request', `limit must be 1 to ${maxPage}`);
+    if (!Number.isSafeInteger(after) || after < 0) throw new HttpError(400, 'bad_request', 'after must be a message id');
+    const mailbox = q.get('mailbox') ?? undefined;
+    const page = store.listPage(user, { mailbox, after, limit });
+    const messages = page.map((r) => ({ id: r.id, mailbox: r.mailbox, size: r.size, received: new Date(r.received).toISOString(), subject: r.subject, from: r.from, date: r.date, messageId: r.messageId }));
+    json(res, { user, mailbox: mailbox ?? null, messages, next: page.length === limit ? page[page.length - 1].id : null });
+  }
+
+  async function whole(req: IncomingMessage, res: ServerResponse, m: MessageAccess, user: string): Promise<void> {
+    const r = parseRange(req.headers.range, m.size);
+    const common = { 'Content-Type': 'message/rfc822', 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=31536000, immutable', 'X-Mailcas-Size': String(m.size) };
+    if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the message has ${m.size} bytes`, { 'Content-Range': `bytes */${m.size}` });
+    if (r.kind === 'range') {
+      res.writeHead(206, { ...common, 'Content-Length': r.end - r.start, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` });
+      if (req.method === 'HEAD') return void res.end();
+      return send(res, m.bytes(r.start, r.end));
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { ...common, 'Content-Length': m.size });
+      return void res.end();
+    }
+    // the whole message: checked against its hash as it goes out (a mismatch cuts the connection)
+    const stream = await store.fetch(m.id, { user });
+    res.writeHead(200, { ...common, 'Content-Length': m.size });
+    await pipeline(stream, res);
+  }
+
+  async function section(req: IncomingMessage, res: ServerResponse, m: MessageAccess, item: string): Promise<void> {
+    const [it] = parseItemsOr400(item);
+    const a = await answer(m, it);
+    if (!('bytes' in a)) throw new HttpError(400, 'bad_request', `${item} is not a section`);
+    const r = parseRange(req.headers.range, a.size);
+    if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the section has ${a.size} bytes`, { 'Content-Range': `bytes */${a.size}` });
+    const head = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes', 'X-Imap-Item': a.name };
+    if (r.kind === 'range') {
+      res.writeHead(206, { ...head, 'Content-Length': r.end - r.start, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` });
+      if (req.method === 'HEAD') return void res.end();
+      // the range of the section: the item again with a partial
+      const ranged = await answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
+      return send(res, (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
+    }
+    res.writeHead(200, { ...head, 'Content-Length': a.size });
+    if (req.method === 'HEAD') return void res.end();
+    return send(res, a.bytes());
+  }
+
+  async function fetchItems(res: ServerResponse, m: MessageAccess, q: URLSearchParams): Promise<void> {
+    const items = parseItemsOr400(q.get('items') ?? 'FAST');
+    const answers: FetchAnswer[] = [];
+    for (const it of items) {
+      if (it.kind === 'meta' && it.name === 'FLAGS') answers.push({ name: 'FLAGS', value: [] });
+      else if (it.kind === 'meta' && it.name === 'UID') answers.push({ name: 'UID', value: Number(m.id) });
+      else answers.push(await answer(m, it));
+    }
+    if ((q.get('format') ?? 'json') === 'imap') {
+      // IMAP's wire form of the parenthesized list (literals for section bytes): what a FETCH response carries
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=x-imap' });
+      return send(res, wireList(answers));
+    }
+    const out: Record<string, unknown> = {};
+    let carried = 0;
+    for (const a of answers) {
+      if ('value' in a) out[a.name] = toJson(a.value);
+      else {
+        carried += a.size;
+        if (carried > maxJson) throw new HttpError(413, 'too_large', `section bytes in one JSON answer are limited to ${maxJson}: fetch the section itself (/section/SPEC) or use format=imap`);
+        const chunks: Buffer[] = [];
+        for await (const c of a.bytes()) chunks.push(c);
+        out[a.name] = { size: a.size, base64: Buffer.concat(chunks).toString('base64') };
+      }
+    }
+    json(res, { id: m.id, items: out, blobReads: m.stats.reads, blobBytes: m.stats.bytes });
+  }
+
+  async function answer(m: MessageAccess, it: ReturnType<typeof parseFetchItems>[number]): Promise<FetchAnswer> {
+    try {
+      return await answerItem(m, it);
+    } catch (e) {
+      if (isMailcasError(e, 'E_NOT_FOUND')) throw new HttpError(404, 'no_such_section', (e as Error).message);
+      throw e;
+    }
+  }
+
+  return Object.assign(handle, { stats });
+}
+
+function parseItemsOr400(text: string): ReturnType<typeof parseFetchItems> {
+  try {
+    return parseFetchItems(text);
+  } catch (e) {
+    throw new HttpError(400, 'bad_request', (e as Error).message);
+  }
+}
+
+async function* wireList(answers: FetchAnswer[]): AsyncGenerator<Buffer> {
+  yield Buffer.from('(');
+  for (let i = 0; i < answers.length; i++) {
+    const a = answers[i];
+    yield Buffer.from(`${i ? ' ' : ''}${a.name} `, 'latin1');
+    if ('value' in a) yield toWire(a.value as ImapValue);
+    else {
+      yield Buffer.from(`{${a.size}}\r\n`);
+      yield* a.bytes();
+    }
+  }
+  yield Buffer.from(')');
+}
+
+function json(res: ServerResponse, body: unknown): void {
+  const b = Buffer.from(JSON.stringify(body));
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': b.length });
+  res.end(b);
+}
+
+async function send(res: ServerResponse, bytes: AsyncIterable<Buffer>): Promise<void> {
+  await pipeline(Readable.from(bytes, { objectMode: false }), res);
+}
+
+function toHttpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof MailcasError) {
+    if (e.code === 'E_NOT_FOUND') return notFound();
+    if (e.code === 'E_USAGE' || e.code === 'E_REFUSED') return new HttpError(400, 'bad_request', e.message);
+    if (e.code === 'E_TOO_LARGE') return new HttpError(413, 'too_large', e.message);
+    if (e.transient) return new HttpError(503, 'unavailable', `${e.message} (temporary: try again)`, { 'Retry-After': '5' });
+    if (e.code === 'E_INTEGRITY' || e.code === 'E_CORRUPT') return new HttpError(500, 'damaged', e.message);
+    return new HttpError(500, 'internal', e.message);
+  }
+  return new HttpError(500, 'internal', (e as Error)?.message ?? String(e));
+}
