@@ -23,3 +23,5 @@ export { parseFetchItems, answerItem, type FetchItem, type FetchAnswer } from '.
 export { toWire, toJson, type ImapValue } from './imap/wire.js';
 export { HttpService, type HttpServiceOptions } from './service/http-server.js';
 export { Tokens } from './service/tokens.js';
+export { ImapService, type ImapServiceOptions } from './imap/imap-server.js';
+export { PasswordFile } from './imap/passwd.js';

@@ -524,6 +524,23 @@ export class Store implements StoreContext {
     return rows.map(toRecord);
   }
 
+  /**
+   * IMAP UIDVALIDITY of every mailbox of this store: fixed for its life.
+   * Message ids are never reused (AUTOINCREMENT), so the ids of a mailbox's
+   * messages serve as its UIDs for ever.
+   */
+  get uidValidity(): number {
+    const v = crypto.createHmac('sha256', this.secret).update('imap uidvalidity').digest().readUInt32BE(0) & 0x7fffffff;
+    return v || 1;
+  }
+
+  /** The lowest id a message stored from now on can get (IMAP UIDNEXT). */
+  nextId(): number {
+    this.assertOpen();
+    const r = this.stmt('nextId', "SELECT seq FROM sqlite_sequence WHERE name = 'messages'").get() as { seq: number } | undefined;
+    return (r?.seq ?? 0) + 1;
+  }
+
   /** A page of a user's messages (optionally one mailbox) in id order, after the id `after`. */
   listPage(user: string, opts: { mailbox?: string; after?: number; limit: number }): MessageRecord[] {
     this.assertOpen();

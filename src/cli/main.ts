@@ -25,6 +25,8 @@ import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LmtpService } from '../del
 import { DEFAULT_HTTP_MAX_CONNECTIONS, HttpService } from '../service/http-server.js';
 import { DEFAULT_MAX_JSON_BYTES } from '../service/http-api.js';
 import { Tokens } from '../service/tokens.js';
+import { ImapService } from '../imap/imap-server.js';
+import { PasswordFile } from '../imap/passwd.js';
 import { defaultLogger } from '../util/logger.js';
 
 /** Exit codes (sysexits.h where one fits). */
@@ -506,6 +508,43 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         process.once('SIGINT', () => stop('SIGINT'));
       });
       log({ event: 'serve-stopped' });
+    });
+
+  program
+    .command('imap')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mailcas --store /var/lib/mailcas imap --listen 127.0.0.1:143 --passwd /etc/mailcas/passwd\n  $ mailcas imap --listen 127.0.0.1:1143 --passwd users.txt\n\nPassword file: lines "user:password", the password plain or {SHA512-CRYPT}$6$..., {SHA256-CRYPT}, {SSHA512}, {PLAIN}.\nRead-only: SELECT is EXAMINE, no flags are kept. No TLS: listen on loopback or behind a TLS proxy.\nSIGTERM: says BYE to every session and exits 0.',
+    )
+    .description('serve a read-only IMAP4rev1 front over the store (FETCH, SEARCH, LIST, STATUS) for mail clients')
+    .requiredOption('--listen <host:port>', 'TCP address to listen on')
+    .requiredOption('--passwd <file>', 'users and passwords: lines "user:password" ({SCHEME} hashes as Dovecot writes them)')
+    .option('--max-sessions <n>', 'sessions at once (default 1000)', (v) => positiveInt(v, '--max-sessions'), 1000)
+    .action(async (o: { listen: string; passwd: string; maxSessions: number }, cmd: Command) => {
+      const where = parseHostPort(o.listen);
+      const passwd = PasswordFile.fromFile(o.passwd);
+      if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user`);
+      const s = await Store.open(storeDir(cmd));
+      const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+      const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions });
+      try {
+        log({ event: 'imap-listening', on: await svc.listen(where), store: path.resolve(s.dir), users: passwd.size });
+      } catch (e) {
+        await s.close();
+        throw e;
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string): void => {
+          log({ event: 'imap-stopping', signal: sig });
+          void svc
+            .close()
+            .then(() => s.close())
+            .then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      log({ event: 'imap-stopped' });
     });
 
   return program;

@@ -161,7 +161,7 @@ async function decodedOf(m: MessageAccess, tree: TreeNode, section: Section): Pr
   if (!section.part.length) return { size: m.size, bytes: (a, b) => m.bytes(a, b) };
   const node = partNode(tree, section.part);
   if (!node) throw new MailcasError('E_NOT_FOUND', `no part ${section.part.join('.')} in message ${m.id}`);
-  if (node.kind === 'multipart') throw new MailcasError('E_USAGE', `part ${section.part.join('.')} is a multipart: BINARY takes a single part`);
+  if (node.kind === 'multipart') throw new MailcasError('E_REFUSED', `part ${section.part.join('.')} is a multipart: BINARY takes a single part`, { data: { imap: 'CANNOT' } });
   const fields = parseFields(await m.buffer(node.headerStart, node.bodyStart));
   const cte = (first(fields, 'content-transfer-encoding') ?? '7bit').trim().toLowerCase();
   if (!['7bit', '8bit', 'binary', 'base64', 'quoted-printable', ''].includes(cte)) {

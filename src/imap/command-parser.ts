@@ -1,0 +1,199 @@
+/**
+ * IMAP client commands (RFC 3501 section 9, LITERAL+ from RFC 7888): the
+ * framing of a command (a line, or lines joined by literals) and its
+ * arguments. Pure: bytes in, values out.
+ */
+
+/** An argument: an atom (kept as written, brackets and all), a string (quoted or literal), or a list. */
+export type Arg = { atom: string } | { str: string } | Arg[];
+
+export interface Command {
+  tag: string;
+  name: string;
+  args: Arg[];
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly tag: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Longest command line, and longest literal a command may carry (the front takes no APPEND). */
+export const COMMAND_LINE_MAX = 64 * 1024;
+export const COMMAND_LITERAL_MAX = 64 * 1024;
+
+/**
+ * Splits a byte stream into commands. A line ending in `{N}` announces a
+ * literal of N bytes (the caller sends a continuation first), `{N+}` one the
+ * client sends without waiting. Returns what to do next.
+ */
+export class CommandFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  private literalLeft = -1;
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+  }
+
+  /**
+   * The next event: a whole command's bytes, a request to send "+ ..." for a
+   * synchronizing literal, an error (line or literal over the limit: the
+   * connection should be closed), or null when more bytes are needed.
+   */
+  next(): { kind: 'command'; bytes: Buffer } | { kind: 'continue' } | { kind: 'error'; message: string } | null {
+    for (;;) {
+      if (this.literalLeft >= 0) {
+        if (this.buf.length < this.literalLeft) {
+          if (!this.buf.length) return null;
+          this.add(this.buf);
+          this.literalLeft -= this.buf.length;
+          this.buf = Buffer.alloc(0);
+          return null;
+        }
+        this.add(this.buf.subarray(0, this.literalLeft));
+        this.buf = this.buf.subarray(this.literalLeft);
+        this.literalLeft = -1;
+        continue;
+      }
+      const lf = this.buf.indexOf(0x0a);
+      if (lf < 0) {
+        if (this.buf.length + this.partsBytes > COMMAND_LINE_MAX + COMMAND_LITERAL_MAX) return { kind: 'error', message: `command line longer than ${COMMAND_LINE_MAX} bytes` };
+        return null;
+      }
+      const line = this.buf.subarray(0, lf + 1);
+      this.buf = this.buf.subarray(lf + 1);
+      if (line.length > COMMAND_LINE_MAX) return { kind: 'error', message: `command line longer than ${COMMAND_LINE_MAX} bytes` };
+      this.add(line);
+      const text = line.toString('latin1').replace(/\r?\n$/, '');
+      const lit = /\{(\d+)(\+?)\}$/.exec(text);
+      if (lit) {
+        const n = Number(lit[1]);
+        if (n > COMMAND_LITERAL_MAX) return { kind: 'error', message: `literal of ${n} bytes is over the limit of ${COMMAND_LITERAL_MAX}` };
+        this.literalLeft = n;
+        if (!lit[2]) return { kind: 'continue' };
+        continue;
+      }
+      const bytes = Buffer.concat(this.parts);
+      this.parts = [];
+      this.partsBytes = 0;
+      return { kind: 'command', bytes };
+    }
+  }
+
+  private add(b: Buffer): void {
+    this.parts.push(Buffer.from(b));
+    this.partsBytes += b.length;
+  }
+}
+
+/** Parses one command's bytes (as framed above, literals inline). */
+export function parseCommand(bytes: Buffer): Command {
+  const s = bytes.toString('latin1');
+  let i = 0;
+  const word = (): string => {
+    const j = i;
+    while (i < s.length && s[i] !== ' ' && s[i] !== '\r' && s[i] !== '\n') i++;
+    return s.slice(j, i);
+  };
+  const tag = word();
+  if (!tag || /[(){%*"\\\]]/.test(tag)) throw new CommandError(null, 'missing or malformed tag');
+  if (s[i] !== ' ') throw new CommandError(tag, 'missing command');
+  i++;
+  let name = word().toUpperCase();
+  if (name === 'UID') {
+    if (s[i] !== ' ') throw new CommandError(tag, 'UID needs a command');
+    i++;
+    name = `UID ${word().toUpperCase()}`;
+  }
+  if (!name) throw new CommandError(tag, 'missing command');
+  const args: Arg[] = [];
+  const stack: Arg[][] = [args];
+  const top = (): Arg[] => stack[stack.length - 1];
+  while (i < s.length) {
+    const c = s[i];
+    if (c === ' ') {
+      i++;
+    } else if (c === '\r' || c === '\n') {
+      i++;
+    } else if (c === '(') {
+      const l: Arg[] = [];
+      top().push(l);
+      stack.push(l);
+      i++;
+    } else if (c === ')') {
+      if (stack.length === 1) throw new CommandError(tag, 'unbalanced parentheses');
+      stack.pop();
+      i++;
+    } else if (c === '"') {
+      let v = '';
+      for (i++; i < s.length && s[i] !== '"'; i++) {
+        if (s[i] === '\\') i++;
+        if (s[i] === '\r' || s[i] === '\n') throw new CommandError(tag, 'line break in a quoted string');
+        v += s[i];
+      }
+      if (s[i] !== '"') throw new CommandError(tag, 'unterminated quoted string');
+      i++;
+      top().push({ str: v });
+    } else if (c === '{' || (c === '~' && s[i + 1] === '{')) {
+      const m = /^~?\{(\d+)\+?\}\r?\n/.exec(s.slice(i, i + 32));
+      if (!m) throw new CommandError(tag, 'malformed literal');
+      const n = Number(m[1]);
+      i += m[0].length;
+      if (i + n > s.length) throw new CommandError(tag, 'literal shorter than announced');
+      top().push({ str: s.slice(i, i + n) });
+      i += n;
+    } else {
+      // an atom; brackets may hold spaces (BODY[HEADER.FIELDS (From To)]<0.10>)
+      const j = i;
+      let depth = 0;
+      while (i < s.length) {
+        const d = s[i];
+        if (d === '[') depth++;
+        else if (d === ']') depth--;
+        else if (depth <= 0 && (d === ' ' || d === '(' || d === ')' || d === '\r' || d === '\n')) break;
+        else if (depth > 0 && (d === '\r' || d === '\n')) break;
+        i++;
+      }
+      if (depth > 0) throw new CommandError(tag, 'unbalanced brackets');
+      top().push({ atom: s.slice(j, i) });
+    }
+  }
+  if (stack.length !== 1) throw new CommandError(tag, 'unbalanced parentheses');
+  return { tag, name, args };
+}
+
+/** The text of an atom or string argument; null for a list or nothing. */
+export function argText(a: Arg | undefined): string | null {
+  if (!a || Array.isArray(a)) return null;
+  return 'atom' in a ? a.atom : a.str;
+}
+
+/** An argument as IMAP text again (for FETCH item lists). */
+export function argSource(a: Arg): string {
+  if (Array.isArray(a)) return `(${a.map(argSource).join(' ')})`;
+  return 'atom' in a ? a.atom : `"${a.str.replace(/["\\]/g, (m) => `\\${m}`)}"`;
+}
+
+/**
+ * A sequence set ("1:*", "2,4:7,9") as ranges over 1..max (`*` is max).
+ * null when malformed.
+ */
+export function parseSequenceSet(text: string, max: number): [number, number][] | null {
+  const out: [number, number][] = [];
+  for (const p of text.split(',')) {
+    const m = /^(\d+|\*)(?::(\d+|\*))?$/.exec(p);
+    if (!m) return null;
+    const v = (x: string): number => (x === '*' ? max : Number(x));
+    const a = v(m[1]);
+    const b = m[2] === undefined ? a : v(m[2]);
+    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || (m[1] !== '*' && a === 0) || (m[2] !== undefined && m[2] !== '*' && b === 0)) return null;
+    out.push(a <= b ? [a, b] : [b, a]);
+  }
+  return out;
+}

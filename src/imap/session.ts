@@ -1,0 +1,456 @@
+/**
+ * One IMAP4rev1 session of the read-only front (`mailcas imap`): states,
+ * commands and responses. It speaks to the Store only (mailboxes, message
+ * lists, MessageAccess); the server around it does the sockets.
+ */
+import { isMailcasError } from '../errors.js';
+import type { Store } from '../store.js';
+import type { Logger } from '../util/logger.js';
+import type { MessageAccess } from '../reassemble/message-access.js';
+import { argSource, argText, parseSequenceSet, type Arg, type Command } from './command-parser.js';
+import { answerItem, parseFetchItems, type FetchItem } from './fetch-items.js';
+import { parseFields, type RawField } from './header.js';
+import type { PasswordFile } from './passwd.js';
+import { parseSearch, SearchError, type SearchFacts } from './search.js';
+import { toWire, type ImapValue } from './wire.js';
+
+export interface SessionIo {
+  /** Resolves when the bytes may be followed by more (the socket drained). */
+  write(b: Buffer | string): Promise<void>;
+}
+
+export interface SessionOptions {
+  passwd: PasswordFile;
+  log: Logger;
+  /** Messages read ahead while earlier ones of a FETCH go out. */
+  fetchWindow?: number;
+}
+
+export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE';
+const DELIMITER = '/';
+/** Message bytes up to this are read ahead in full; larger ones stream when their turn comes. */
+const BUFFER_AHEAD_MAX = 1024 * 1024;
+const DEFAULT_FETCH_WINDOW = 16;
+
+class No extends Error {
+  constructor(
+    readonly kind: 'NO' | 'BAD',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Selected {
+  name: string;
+  uids: number[];
+}
+
+type Prepared = { seq: number; uid: number; parts: ({ name: string; value: ImapValue } | { name: string; size: number; literal8: boolean; buffered: Buffer | null; stream: () => AsyncIterable<Buffer> })[] } | null;
+
+export class ImapSession {
+  state: 'not-authenticated' | 'authenticated' | 'selected' | 'logout' = 'not-authenticated';
+  user: string | null = null;
+  private selected: Selected | null = null;
+  /** An AUTHENTICATE waiting for the client's response line. */
+  private saslTag: string | null = null;
+  badCommands = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly io: SessionIo,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  greeting(): Promise<void> {
+    return this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
+  }
+
+  get awaitingSasl(): boolean {
+    return this.saslTag !== null;
+  }
+
+  /** The client's line after "+ " in AUTHENTICATE. */
+  async saslResponse(line: string): Promise<void> {
+    const tag = this.saslTag!;
+    this.saslTag = null;
+    const l = line.replace(/\r?\n$/, '');
+    if (l === '*') return this.io.write(`${tag} BAD AUTHENTICATE cancelled\r\n`);
+    return this.plainLogin(tag, l);
+  }
+
+  async handle(cmd: Command): Promise<void> {
+    const { tag } = cmd;
+    try {
+      const done = await this.run(cmd);
+      await this.io.write(`${tag} OK ${done}\r\n`);
+    } catch (e) {
+      if (e instanceof Pending) return;
+      if (e instanceof Fatal) throw e;
+      if (e instanceof No) {
+        if (e.kind === 'BAD') this.badCommands++;
+        await this.io.write(`${tag} ${e.kind} ${e.message}\r\n`);
+      } else if (e instanceof SearchError) {
+        await this.io.write(`${tag} ${/^\[(CANNOT|BADCHARSET)/.test(e.message) ? 'NO' : 'BAD'} ${e.message}\r\n`);
+      } else if (isMailcasError(e) && e.transient) {
+        await this.io.write(`${tag} NO [UNAVAILABLE] ${e.message} (temporary: try again)\r\n`);
+      } else if (isMailcasError(e, 'E_USAGE')) {
+        this.badCommands++;
+        await this.io.write(`${tag} BAD ${e.message}\r\n`);
+      } else if (isMailcasError(e, 'E_REFUSED') && typeof e.data.imap === 'string') {
+        await this.io.write(`${tag} NO [${e.data.imap}] ${e.message}\r\n`);
+      } else if (isMailcasError(e, 'E_NOT_FOUND')) {
+        await this.io.write(`${tag} NO [NONEXISTENT] ${e.message}\r\n`);
+      } else {
+        this.opts.log.warn('imap-command-failed', { user: this.user, command: cmd.name, error: (e as Error).message });
+        await this.io.write(`${tag} NO [SERVERBUG] ${(e as Error).message}\r\n`);
+      }
+    }
+  }
+
+  private async run(cmd: Command): Promise<string> {
+    const { name, args, tag } = cmd;
+    switch (name) {
+      case 'CAPABILITY':
+        await this.io.write(`* CAPABILITY ${CAPABILITIES}\r\n`);
+        return 'CAPABILITY completed';
+      case 'NOOP':
+        if (this.selected) await this.refresh();
+        return 'NOOP completed';
+      case 'LOGOUT':
+        await this.io.write('* BYE mailcas IMAP logging out\r\n');
+        this.state = 'logout';
+        return 'LOGOUT completed';
+      case 'ID':
+        await this.io.write('* ID ("name" "mailcas")\r\n');
+        return 'ID completed';
+      case 'ENABLE':
+        this.needAuth();
+        await this.io.write('* ENABLED\r\n');
+        return 'ENABLE completed';
+      case 'STARTTLS':
+        throw new No('BAD', 'STARTTLS is not offered: run the front on loopback or behind a TLS proxy');
+      case 'LOGIN': {
+        if (this.state !== 'not-authenticated') throw new No('BAD', 'already authenticated');
+        const user = argText(args[0]);
+        const pass = argText(args[1]);
+        if (user === null || pass === null) throw new No('BAD', 'LOGIN needs a user and a password');
+        this.login(user, pass);
+        return `[CAPABILITY ${CAPABILITIES}] LOGIN completed`;
+      }
+      case 'AUTHENTICATE': {
+        if (this.state !== 'not-authenticated') throw new No('BAD', 'already authenticated');
+        if ((argText(args[0]) ?? '').toUpperCase() !== 'PLAIN') throw new No('NO', '[CANNOT] only AUTHENTICATE PLAIN is offered');
+        const initial = argText(args[1]);
+        if (initial === null) {
+          this.saslTag = tag;
+          await this.io.write('+ \r\n');
+          throw new Pending();
+        }
+        await this.plainLogin(tag, initial);
+        throw new Pending();
+      }
+    }
+    this.needAuth();
+    switch (name) {
+      case 'LIST':
+      case 'LSUB':
+        await this.list(name, argText(args[0]) ?? '', argText(args[1]) ?? '');
+        return `${name} completed`;
+      case 'NAMESPACE':
+        await this.io.write(`* NAMESPACE (("" "${DELIMITER}")) NIL NIL\r\n`);
+        return 'NAMESPACE completed';
+      case 'STATUS':
+        await this.status(argText(args[0]), args[1]);
+        return 'STATUS completed';
+      case 'SELECT':
+      case 'EXAMINE':
+        await this.select(argText(args[0]));
+        return `[READ-ONLY] ${name} completed`;
+      case 'SUBSCRIBE':
+      case 'UNSUBSCRIBE':
+        return `${name} completed (every mailbox is listed)`;
+      case 'CREATE':
+      case 'DELETE':
+      case 'RENAME':
+      case 'APPEND':
+        throw new No('NO', `[CANNOT] ${name}: this IMAP front is read-only (mail arrives through mailcas deliver or lmtp)`);
+    }
+    if (this.state !== 'selected' || !this.selected) throw new No('BAD', `${name} needs a selected mailbox`);
+    switch (name) {
+      case 'CHECK':
+        return 'CHECK completed';
+      case 'CLOSE':
+      case 'UNSELECT':
+        this.selected = null;
+        this.state = 'authenticated';
+        return `${name} completed`;
+      case 'FETCH':
+      case 'UID FETCH':
+        await this.fetch(args, name === 'UID FETCH');
+        return `${name} completed`;
+      case 'SEARCH':
+      case 'UID SEARCH':
+        await this.search(args, name === 'UID SEARCH');
+        return `${name} completed`;
+      case 'STORE':
+      case 'UID STORE':
+      case 'EXPUNGE':
+      case 'UID EXPUNGE':
+      case 'COPY':
+      case 'UID COPY':
+      case 'MOVE':
+      case 'UID MOVE':
+        throw new No('NO', `[READ-ONLY] ${name}: the mailbox is read-only`);
+    }
+    throw new No('BAD', `unknown command ${name}`);
+  }
+
+  private needAuth(): void {
+    if (this.state === 'not-authenticated') throw new No('BAD', 'log in first (LOGIN or AUTHENTICATE PLAIN)');
+  }
+
+  private login(user: string, pass: string): void {
+    if (!this.opts.passwd.verify(user, pass)) {
+      this.opts.log.info('imap-login-failed', { user });
+      throw new No('NO', '[AUTHENTICATIONFAILED] invalid credentials');
+    }
+    this.user = user;
+    this.state = 'authenticated';
+    this.opts.log.info('imap-login', { user });
+  }
+
+  private async plainLogin(tag: string, b64: string): Promise<void> {
+    const raw = Buffer.from(b64, 'base64').toString('utf8').split('\0');
+    if (raw.length !== 3) return this.io.write(`${tag} BAD malformed PLAIN response\r\n`);
+    const [authz, user, pass] = raw;
+    if (authz && authz !== user) return this.io.write(`${tag} NO [AUTHORIZATIONFAILED] acting as another user is not allowed\r\n`);
+    try {
+      this.login(user, pass);
+    } catch (e) {
+      return this.io.write(`${tag} NO ${(e as Error).message}\r\n`);
+    }
+    return this.io.write(`${tag} OK [CAPABILITY ${CAPABILITIES}] AUTHENTICATE completed\r\n`);
+  }
+
+  /** The user's mailboxes: those the store holds, INBOX always. */
+  private mailboxNames(): string[] {
+    const names = this.store.mailboxes(this.user!).map((m) => m.name);
+    if (!names.some((n) => n.toUpperCase() === 'INBOX')) names.unshift('INBOX');
+    return names;
+  }
+
+  private resolveName(name: string | null): string {
+    if (name === null) throw new No('BAD', 'a mailbox name is needed');
+    if (name.toUpperCase() === 'INBOX') return this.mailboxNames().find((n) => n.toUpperCase() === 'INBOX')!;
+    const found = this.mailboxNames().find((n) => n === name);
+    if (!found) throw new No('NO', `[NONEXISTENT] no mailbox ${name}`);
+    return found;
+  }
+
+  private async list(cmd: string, ref: string, pattern: string): Promise<void> {
+    if (pattern === '') {
+      await this.io.write(`* ${cmd} (\\Noselect) "${DELIMITER}" ""\r\n`);
+      return;
+    }
+    const full = ref + pattern;
+    const re = new RegExp(`^${full.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/%/g, `[^${DELIMITER}]*`)}$`, /^inbox$/i.test(full) ? 'i' : '');
+    for (const n of this.mailboxNames()) if (re.test(n) || (n === 'INBOX' && /^inbox$/i.test(full))) await this.io.write(`* ${cmd} () "${DELIMITER}" ${mailboxWire(n)}\r\n`);
+  }
+
+  private async status(nameArg: string | null, items: Arg | undefined): Promise<void> {
+    const name = this.resolveName(nameArg);
+    if (!Array.isArray(items) || !items.length) throw new No('BAD', 'STATUS needs a list of items');
+    const count = this.store.list(this.user!, name).length;
+    const out: string[] = [];
+    for (const it of items) {
+      const k = (argText(it) ?? '').toUpperCase();
+      if (k === 'MESSAGES') out.push(`MESSAGES ${count}`);
+      else if (k === 'RECENT') out.push('RECENT 0');
+      else if (k === 'UIDNEXT') out.push(`UIDNEXT ${this.store.nextId()}`);
+      else if (k === 'UIDVALIDITY') out.push(`UIDVALIDITY ${this.store.uidValidity}`);
+      else if (k === 'UNSEEN') out.push(`UNSEEN ${count}`);
+      else throw new No('BAD', `unknown STATUS item ${k}`);
+    }
+    await this.io.write(`* STATUS ${mailboxWire(name)} (${out.join(' ')})\r\n`);
+  }
+
+  private async select(nameArg: string | null): Promise<void> {
+    this.selected = null;
+    this.state = 'authenticated';
+    const name = this.resolveName(nameArg);
+    const uids = this.store.list(this.user!, name).map((r) => Number(r.id));
+    this.selected = { name, uids };
+    this.state = 'selected';
+    await this.io.write(
+      '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n' +
+        '* OK [PERMANENTFLAGS ()] read-only: no flags are kept\r\n' +
+        `* ${uids.length} EXISTS\r\n* 0 RECENT\r\n` +
+        `* OK [UIDVALIDITY ${this.store.uidValidity}] UIDs valid\r\n` +
+        `* OK [UIDNEXT ${this.store.nextId()}] predicted next UID\r\n`,
+    );
+  }
+
+  /** New messages since SELECT are announced (ids only grow; expunges by others are not shown until the next SELECT). */
+  private async refresh(): Promise<void> {
+    const sel = this.selected!;
+    const last = sel.uids[sel.uids.length - 1] ?? 0;
+    const fresh = this.store
+      .list(this.user!, sel.name)
+      .map((r) => Number(r.id))
+      .filter((id) => id > last);
+    if (fresh.length) {
+      sel.uids.push(...fresh);
+      await this.io.write(`* ${sel.uids.length} EXISTS\r\n`);
+    }
+  }
+
+  /** Sequence numbers (1-based) a set names, in order. */
+  private targets(setText: string | null, uid: boolean): { seq: number; uid: number }[] {
+    const sel = this.selected!;
+    if (setText === null) throw new No('BAD', 'a sequence set is needed');
+    const maxUid = sel.uids[sel.uids.length - 1] ?? 0;
+    const ranges = parseSequenceSet(setText, uid ? maxUid : sel.uids.length);
+    if (!ranges) throw new No('BAD', `bad sequence set ${setText}`);
+    const out: { seq: number; uid: number }[] = [];
+    if (uid) {
+      sel.uids.forEach((u, i) => {
+        if (ranges.some(([a, b]) => u >= a && u <= b)) out.push({ seq: i + 1, uid: u });
+      });
+    } else {
+      const seen = new Set<number>();
+      for (const [a, b] of ranges) {
+        if (b > sel.uids.length) throw new No('BAD', `no message ${b} (the mailbox has ${sel.uids.length})`);
+        for (let s = a; s <= b; s++) seen.add(s);
+      }
+      for (const s of [...seen].sort((x, y) => x - y)) out.push({ seq: s, uid: sel.uids[s - 1] });
+    }
+    return out;
+  }
+
+  private async fetch(args: Arg[], uid: boolean): Promise<void> {
+    if (args.length < 2) throw new No('BAD', 'FETCH needs a sequence set and items');
+    const items: FetchItem[] = parseFetchItems(args.slice(1).map(argSource).join(' '));
+    if (uid && !items.some((i) => i.kind === 'meta' && i.name === 'UID')) items.unshift({ kind: 'meta', name: 'UID' });
+    const targets = this.targets(argText(args[0]), uid);
+    const window = this.opts.fetchWindow ?? DEFAULT_FETCH_WINDOW;
+    // messages are read `window` ahead of the one going out: on a remote store, latency overlaps
+    const pending: Promise<Prepared>[] = [];
+    const start = (k: number): void => {
+      if (k < targets.length && !pending[k]) pending[k] = this.prepare(targets[k], items);
+    };
+    for (let k = 0; k < Math.min(window, targets.length); k++) start(k);
+    try {
+      for (let k = 0; k < targets.length; k++) {
+        start(k + window);
+        const p = await pending[k];
+        pending[k] = Promise.resolve(null); // release what it held
+        if (p) {
+          try {
+            await this.writeFetch(p);
+          } catch (e) {
+            throw new Fatal((e as Error).message);
+          }
+        }
+      }
+    } finally {
+      // a failure part way: let the reads already started settle quietly
+      for (const p of pending) if (p) p.catch(() => undefined);
+    }
+  }
+
+  private async prepare(t: { seq: number; uid: number }, items: FetchItem[]): Promise<Prepared> {
+    let m: MessageAccess;
+    try {
+      m = this.store.access(String(t.uid), { user: this.user! });
+    } catch (e) {
+      if (isMailcasError(e, 'E_NOT_FOUND')) return null; // expunged by another process since SELECT: left out
+      throw e;
+    }
+    const parts: NonNullable<Prepared>['parts'] = [];
+    for (const it of items) {
+      if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', value: t.uid });
+      else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', value: [] });
+      else {
+        const a = await answerItem(m, it);
+        if ('value' in a) parts.push(a);
+        else {
+          const literal8 = it.kind === 'section' && it.binary;
+          let buffered: Buffer | null = null;
+          if (a.size <= BUFFER_AHEAD_MAX) {
+            const chunks: Buffer[] = [];
+            for await (const c of a.bytes()) chunks.push(c);
+            buffered = Buffer.concat(chunks);
+          }
+          parts.push({ name: a.name, size: a.size, literal8, buffered, stream: a.bytes });
+        }
+      }
+    }
+    return { seq: t.seq, uid: t.uid, parts };
+  }
+
+  private async writeFetch(p: NonNullable<Prepared>): Promise<void> {
+    let head = `* ${p.seq} FETCH (`;
+    for (let i = 0; i < p.parts.length; i++) {
+      const x = p.parts[i];
+      const sep = i ? ' ' : '';
+      if ('value' in x) {
+        head += `${sep}${x.name} ${toWire(x.value).toString('latin1')}`;
+        continue;
+      }
+      await this.io.write(Buffer.from(`${head}${sep}${x.name} ${x.literal8 ? '~' : ''}{${x.size}}\r\n`, 'latin1'));
+      head = '';
+      if (x.buffered) await this.io.write(x.buffered);
+      else {
+        let n = 0;
+        for await (const c of x.stream()) {
+          n += c.length;
+          await this.io.write(c);
+        }
+        if (n !== x.size) throw new Error(`message ${p.uid}: ${x.name} gave ${n} bytes, ${x.size} announced`);
+      }
+    }
+    await this.io.write(Buffer.from(`${head})\r\n`, 'latin1'));
+  }
+
+  private async search(args: Arg[], uid: boolean): Promise<void> {
+    const sel = this.selected!;
+    const crit = parseSearch(args, { seq: sel.uids.length, uid: sel.uids[sel.uids.length - 1] ?? 0 });
+    const hits: number[] = [];
+    for (let i = 0; i < sel.uids.length; i++) {
+      const id = String(sel.uids[i]);
+      let rec: ReturnType<Store['get']>;
+      try {
+        rec = this.store.get(id, { user: this.user! });
+      } catch (e) {
+        if (isMailcasError(e, 'E_NOT_FOUND')) continue;
+        throw e;
+      }
+      let fields: RawField[] | null = null;
+      const facts: SearchFacts = {
+        seq: i + 1,
+        uid: sel.uids[i],
+        size: rec.size,
+        received: rec.received,
+        fields: async () => {
+          if (fields) return fields;
+          const m = this.store.access(id, { user: this.user! });
+          const tree = await m.tree();
+          return (fields = parseFields(await m.buffer(tree.headerStart, tree.bodyStart)));
+        },
+      };
+      if (await crit(facts)) hits.push(uid ? sel.uids[i] : i + 1);
+    }
+    await this.io.write(`* SEARCH${hits.map((h) => ` ${h}`).join('')}\r\n`);
+  }
+}
+
+/** Thrown by a command that has answered (or will answer) its tag itself. */
+export class Pending extends Error {}
+
+/** A failure part way through a response (a literal announced and not sent whole): the session cannot go on. */
+export class Fatal extends Error {}
+
+function mailboxWire(name: string): string {
+  return toWire(name).toString('latin1');
+}
