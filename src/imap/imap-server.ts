@@ -5,7 +5,7 @@ import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
 import { CommandError, CommandFramer, parseCommand } from './command-parser.js';
 import type { PasswordFile } from './passwd.js';
-import { ImapSession } from './session.js';
+import { AnswerCache, ImapSession } from './session.js';
 
 export interface ImapServiceOptions {
   passwd: PasswordFile;
@@ -26,6 +26,7 @@ const BAD_COMMANDS_MAX = 20;
 export class ImapService {
   readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly cache = new AnswerCache();
 
   constructor(
     private readonly store: Store,
@@ -63,15 +64,28 @@ export class ImapService {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setNoDelay(true);
+    // responses are gathered into writes of up to 64 KiB: one segment per small response, not one per piece
+    let queued: Buffer[] = [];
+    let queuedBytes = 0;
+    const send = (): Promise<void> =>
+      new Promise((resolve) => {
+        const b = queued.length === 1 ? queued[0] : Buffer.concat(queued, queuedBytes);
+        queued = [];
+        queuedBytes = 0;
+        if (socket.destroyed || !b.length) return resolve();
+        if (socket.write(b)) resolve();
+        else socket.once('drain', resolve).once('close', resolve);
+      });
     const io = {
-      write: (b: Buffer | string): Promise<void> =>
-        new Promise((resolve) => {
-          if (socket.destroyed) return resolve();
-          if (socket.write(b)) resolve();
-          else socket.once('drain', resolve).once('close', resolve);
-        }),
+      write: (b: Buffer | string): Promise<void> => {
+        const buf = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+        queued.push(buf);
+        queuedBytes += buf.length;
+        return queuedBytes >= 64 * 1024 ? send() : Promise.resolve();
+      },
+      flush: send,
     };
-    const session = new ImapSession(this.store, io, { passwd: this.opts.passwd, log, fetchWindow: this.opts.fetchWindow });
+    const session = new ImapSession(this.store, io, { passwd: this.opts.passwd, log, fetchWindow: this.opts.fetchWindow, cache: this.cache });
     const framer = new CommandFramer();
     let busy = false;
     let timer: NodeJS.Timeout | null = null;
@@ -94,11 +108,13 @@ export class ImapService {
           if (!ev) break;
           if (ev.kind === 'error') {
             await io.write(`* BYE ${ev.message}\r\n`);
+            await io.flush();
             socket.end();
             return;
           }
           if (ev.kind === 'continue') {
             await io.write('+ go ahead\r\n');
+            await io.flush();
             continue;
           }
           arm();
@@ -113,6 +129,7 @@ export class ImapService {
             const ce = e as CommandError;
             session.badCommands++;
             await io.write(`${ce.tag ?? '*'} BAD ${ce.message}\r\n`);
+            await io.flush();
             continue;
           }
           socket.pause(); // no more input buffered while a command runs (a FETCH may take a while)
@@ -132,6 +149,7 @@ export class ImapService {
           }
           if (session.badCommands > BAD_COMMANDS_MAX) {
             await io.write('* BYE too many bad commands\r\n');
+            await io.flush();
             socket.end();
             return;
           }

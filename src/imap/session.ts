@@ -15,8 +15,28 @@ import { parseSearch, SearchError, type SearchFacts } from './search.js';
 import { toWire, type ImapValue } from './wire.js';
 
 export interface SessionIo {
-  /** Resolves when the bytes may be followed by more (the socket drained). */
+  /** Queues bytes; resolves when more may be queued (what is queued goes out in large writes). */
   write(b: Buffer | string): Promise<void>;
+  /** Sends what is queued (the end of a response). */
+  flush(): Promise<void>;
+}
+
+/**
+ * Answers to ENVELOPE, BODY and BODYSTRUCTURE by message id, shared by the
+ * sessions of one server: a message never changes once stored, so an answer
+ * stays right for as long as it is kept (as Dovecot keeps them in its cache
+ * file). Bounded by entries, oldest dropped first.
+ */
+export class AnswerCache {
+  private readonly map = new Map<string, ImapValue>();
+  constructor(private readonly max = 50_000) {}
+  get(id: string, item: string): ImapValue | undefined {
+    return this.map.get(`${id} ${item}`);
+  }
+  set(id: string, item: string, v: ImapValue): void {
+    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
+    this.map.set(`${id} ${item}`, v);
+  }
 }
 
 export interface SessionOptions {
@@ -24,6 +44,7 @@ export interface SessionOptions {
   log: Logger;
   /** Messages read ahead while earlier ones of a FETCH go out. */
   fetchWindow?: number;
+  cache?: AnswerCache;
 }
 
 export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE';
@@ -62,8 +83,9 @@ export class ImapSession {
     private readonly opts: SessionOptions,
   ) {}
 
-  greeting(): Promise<void> {
-    return this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
+  async greeting(): Promise<void> {
+    await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
+    await this.io.flush();
   }
 
   get awaitingSasl(): boolean {
@@ -75,11 +97,20 @@ export class ImapSession {
     const tag = this.saslTag!;
     this.saslTag = null;
     const l = line.replace(/\r?\n$/, '');
-    if (l === '*') return this.io.write(`${tag} BAD AUTHENTICATE cancelled\r\n`);
-    return this.plainLogin(tag, l);
+    if (l === '*') await this.io.write(`${tag} BAD AUTHENTICATE cancelled\r\n`);
+    else await this.plainLogin(tag, l);
+    await this.io.flush();
   }
 
   async handle(cmd: Command): Promise<void> {
+    try {
+      await this.answer(cmd);
+    } finally {
+      await this.io.flush();
+    }
+  }
+
+  private async answer(cmd: Command): Promise<void> {
     const { tag } = cmd;
     try {
       const done = await this.run(cmd);
@@ -145,6 +176,7 @@ export class ImapSession {
         if (initial === null) {
           this.saslTag = tag;
           await this.io.write('+ \r\n');
+          await this.io.flush();
           throw new Pending();
         }
         await this.plainLogin(tag, initial);
@@ -372,7 +404,13 @@ export class ImapSession {
       if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', value: t.uid });
       else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', value: [] });
       else {
+        const cached = it.kind === 'meta' ? this.opts.cache?.get(m.id, it.name) : undefined;
+        if (cached !== undefined) {
+          parts.push({ name: it.name, value: cached });
+          continue;
+        }
         const a = await answerItem(m, it);
+        if ('value' in a && it.kind === 'meta' && it.name !== 'RFC822.SIZE' && it.name !== 'INTERNALDATE') this.opts.cache?.set(m.id, it.name, a.value);
         if ('value' in a) parts.push(a);
         else {
           const literal8 = it.kind === 'section' && it.binary;

@@ -1,0 +1,241 @@
+/**
+ * FETCH latency and throughput: whole messages, headers only, BODYSTRUCTURE
+ * and partial bodies, asked of `mailcas imap` and `mailcas serve` (each its
+ * own process, as deployed) and of Dovecot 2.3's IMAP (Debian's
+ * dovecot-imapd, preauthenticated over pipes on a Maildir of the same
+ * messages) in the same run, by the same client code, one request at a time
+ * after a warm-up pass. Ratios are mailcas / Dovecot (> 1: mailcas faster).
+ *
+ *   npm run bench:fetch [-- --messages 400]
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { Store } from '../src/store.js';
+import { silentLogger } from '../src/util/logger.js';
+import { generatedDataset } from './datasets.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const N = arg('messages', 400);
+const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
+const BIN = path.join(ROOT, 'bin', 'mailcas.js');
+const DOVECOT_IMAP = '/usr/lib/dovecot/imap';
+
+/** A minimal IMAP client: sends a tagged command, reads to its tagged answer (literals skipped without copying). */
+class ImapClient {
+  private chunks: Buffer[] = [];
+  private waiting: (() => void) | null = null;
+  private n = 0;
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+  ) {
+    input.on('data', (d: Buffer) => {
+      this.chunks.push(d);
+      this.waiting?.();
+    });
+  }
+  private async more(): Promise<void> {
+    await new Promise<void>((r) => (this.waiting = r));
+    this.waiting = null;
+  }
+  /** One line (to LF), joining only the chunks it spans. */
+  private async readLine(): Promise<string> {
+    let parts: Buffer[] = [];
+    for (;;) {
+      while (!this.chunks.length) await this.more();
+      const c = this.chunks[0];
+      const lf = c.indexOf(0x0a);
+      if (lf < 0) {
+        parts.push(c);
+        this.chunks.shift();
+        continue;
+      }
+      parts.push(c.subarray(0, lf + 1));
+      if (lf + 1 < c.length) this.chunks[0] = c.subarray(lf + 1);
+      else this.chunks.shift();
+      const line = Buffer.concat(parts).toString('latin1');
+      parts = [];
+      return line;
+    }
+  }
+  private async skip(n: number): Promise<void> {
+    while (n > 0) {
+      while (!this.chunks.length) await this.more();
+      const c = this.chunks[0];
+      if (c.length <= n) {
+        n -= c.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+  /** The next line (with any literals it announces skipped); returns its text and byte length. */
+  private async line(): Promise<{ text: string; bytes: number }> {
+    let text = '';
+    let bytes = 0;
+    for (;;) {
+      const l = await this.readLine();
+      text += l;
+      bytes += l.length;
+      const lit = /~?\{(\d+)\}\r\n$/.exec(l);
+      if (!lit) return { text, bytes };
+      const n = Number(lit[1]);
+      await this.skip(n);
+      bytes += n;
+    }
+  }
+  async greeting(): Promise<string> {
+    return (await this.line()).text;
+  }
+  async run(cmd: string): Promise<number> {
+    const tag = `b${++this.n}`;
+    this.output.write(`${tag} ${cmd}\r\n`);
+    let bytes = 0;
+    for (;;) {
+      const l = await this.line();
+      bytes += l.bytes;
+      if (l.text.startsWith(`${tag} `)) {
+        if (!l.text.startsWith(`${tag} OK`)) throw new Error(`${cmd}: ${l.text}`);
+        return bytes;
+      }
+    }
+  }
+}
+
+interface Stat {
+  median: number;
+  p99: number;
+  perSec: number;
+  mbPerSec: number;
+}
+
+async function measure(uids: number[], ask: (uid: number) => Promise<number>): Promise<Stat> {
+  const times: number[] = [];
+  let bytes = 0;
+  const t0 = performance.now();
+  for (const u of uids) {
+    const a = performance.now();
+    bytes += await ask(u);
+    times.push(performance.now() - a);
+  }
+  const total = (performance.now() - t0) / 1000;
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(times.length / 2)], p99: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))], perSec: uids.length / total, mbPerSec: bytes / total / 1e6 };
+}
+
+const WORKLOADS: { name: string; imap: string; http: (id: number) => { path: string; headers?: Record<string, string> } }[] = [
+  { name: 'whole message', imap: 'BODY.PEEK[]', http: (id) => ({ path: `/messages/${id}` }) },
+  { name: 'headers only', imap: 'BODY.PEEK[HEADER]', http: (id) => ({ path: `/messages/${id}/section/HEADER` }) },
+  { name: 'BODYSTRUCTURE', imap: 'BODYSTRUCTURE', http: (id) => ({ path: `/messages/${id}/fetch?items=BODYSTRUCTURE` }) },
+  { name: 'partial body', imap: 'BODY.PEEK[1]<0.1024>', http: (id) => ({ path: `/messages/${id}/section/1`, headers: { Range: 'bytes=0-1023' } }) },
+];
+
+async function waitFor(proc: ChildProcess, event: string): Promise<string> {
+  let log = '';
+  proc.stderr!.on('data', (d) => (log += d));
+  for (let i = 0; i < 400 && !log.includes(event); i++) await new Promise((r) => setTimeout(r, 25));
+  const on = /"on":"([^"]+)"/.exec(log)?.[1];
+  if (!on) throw new Error(`${event}: ${log}`);
+  return on;
+}
+
+async function main(): Promise<void> {
+  const ds = generatedDataset('mixed', { seed: 11, users: 1, messages: N, profile: 'mixed' });
+  const files = ds.users.flatMap((u) => u.files).slice(0, N);
+  const work = fs.mkdtempSync('/tmp/mailcas-bench-fetch-');
+  fs.chmodSync(work, 0o755);
+  const storeDir = path.join(work, 'store');
+  const s = await Store.init(storeDir, { logger: silentLogger });
+  const ids: number[] = [];
+  let total = 0;
+  for (const f of files) {
+    const b = fs.readFileSync(f);
+    // Dovecot answers CRLF whatever the file holds: both sides get CRLF messages so they send the same bytes
+    const crlf = Buffer.from(b.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    total += crlf.length;
+    ids.push(Number((await s.ingest(crlf, { user: 'u1' })).id));
+  }
+  await s.close();
+  console.log(`fetch bench: ${files.length} messages, ${(total / 1e6).toFixed(1)} MB (generated mixed mailbox), one request at a time after a warm-up pass`);
+  const passwd = path.join(work, 'passwd');
+  fs.writeFileSync(passwd, 'u1:{PLAIN}bench\n');
+  const tokens = path.join(work, 'tokens');
+  fs.writeFileSync(tokens, 'bench-token-0123456789 u1\n');
+
+  const rows: { server: string; workload: string; stat: Stat }[] = [];
+  // mailcas imap
+  const imapProc = spawn(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const imapOn = await waitFor(imapProc, 'imap-listening');
+  const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  const mc = new ImapClient(sock, sock);
+  await mc.greeting();
+  await mc.run('LOGIN u1 bench');
+  await mc.run('EXAMINE INBOX');
+  for (const w of WORKLOADS) {
+    await mc.run(`FETCH 1:* (${w.imap})`); // warm-up
+    rows.push({ server: 'mailcas imap', workload: w.name, stat: await measure(ids, (u) => mc.run(`UID FETCH ${u} (${w.imap})`)) });
+  }
+  sock.end();
+  imapProc.kill('SIGTERM');
+  // mailcas serve
+  const httpProc = spawn(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const httpOn = await waitFor(httpProc, 'serve-listening');
+  for (const w of WORKLOADS) {
+    const ask = async (id: number): Promise<number> => {
+      const r = w.http(id);
+      const res = await fetch(`http://${httpOn}/v1/users/u1${r.path}`, { headers: { Authorization: 'Bearer bench-token-0123456789', ...r.headers } });
+      if (res.status >= 300) throw new Error(`${r.path}: ${res.status}`);
+      return (await res.arrayBuffer()).byteLength;
+    };
+    for (const id of ids) await ask(id); // warm-up
+    rows.push({ server: 'mailcas serve (HTTP)', workload: w.name, stat: await measure(ids, ask) });
+  }
+  httpProc.kill('SIGTERM');
+  // Dovecot's IMAP on a Maildir of the same (CRLF) messages, UIDs 1..n in the same order
+  const dovecot = fs.existsSync(DOVECOT_IMAP) && process.getuid?.() === 0;
+  if (!dovecot) console.log('Dovecot comparison skipped: needs root and dovecot-imapd (apt-get install dovecot-imapd)');
+  else {
+    const d = path.join(work, 'dovecot');
+    for (const sub of ['base', 'state', 'md/cur', 'md/new', 'md/tmp']) fs.mkdirSync(path.join(d, sub), { recursive: true });
+    files.forEach((f, i) => fs.writeFileSync(path.join(d, 'md', 'cur', `${String(i + 1).padStart(6, '0')}.bench:2,S`), Buffer.from(fs.readFileSync(f).toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1')));
+    spawnSync('chown', ['-R', 'nobody:nogroup', path.join(d, 'md')]);
+    const conf = path.join(d, 'dovecot.conf');
+    fs.writeFileSync(conf, `base_dir = ${d}/base\nstate_dir = ${d}/state\nlog_path = ${d}/dovecot.log\nssl = no\nmail_location = maildir:${d}/md\nfirst_valid_uid = 1\nfirst_valid_gid = 1\nmail_uid = nobody\nmail_gid = nogroup\n`);
+    // real pipes (Node's child pipes are sockets, which the imap binary takes for inetd): two FIFOs
+    const inF = path.join(d, 'in.fifo');
+    const outF = path.join(d, 'out.fifo');
+    spawnSync('mkfifo', [inF, outF]);
+    const proc = spawn('sh', ['-c', `exec ${DOVECOT_IMAP} -c ${conf} < ${inF} > ${outF}`], { env: { ...process.env, USER: 'u1', HOME: d }, stdio: 'ignore' });
+    const toDovecot = fs.createWriteStream(inF);
+    const fromDovecot = fs.createReadStream(outF);
+    const dc = new ImapClient(fromDovecot, toDovecot);
+    await dc.greeting();
+    await dc.run('EXAMINE INBOX');
+    const uids = files.map((_, i) => i + 1);
+    for (const w of WORKLOADS) {
+      await dc.run(`FETCH 1:* (${w.imap})`); // warm-up: Dovecot builds its index and cache here
+      rows.push({ server: 'Dovecot 2.3 imap', workload: w.name, stat: await measure(uids, (u) => dc.run(`UID FETCH ${u} (${w.imap})`)) });
+    }
+    toDovecot.end('z LOGOUT\r\n');
+    await new Promise((r) => proc.once('exit', r));
+  }
+  const fmt = (x: number, d = 2) => x.toFixed(d).padStart(9);
+  console.log(`\n${'server'.padEnd(22)}${'workload'.padEnd(16)}${'median ms'.padStart(10)}${'p99 ms'.padStart(10)}${'req/s'.padStart(10)}${'MB/s'.padStart(10)}${'vs Dovecot'.padStart(12)}`);
+  for (const r of rows) {
+    const base = rows.find((x) => x.server.startsWith('Dovecot') && x.workload === r.workload);
+    const ratio = base && !r.server.startsWith('Dovecot') ? `${(r.stat.perSec / base.stat.perSec).toFixed(2)}x` : '';
+    console.log(`${r.server.padEnd(22)}${r.workload.padEnd(16)} ${fmt(r.stat.median, 3)} ${fmt(r.stat.p99, 3)} ${fmt(r.stat.perSec, 0)} ${fmt(r.stat.mbPerSec)} ${ratio.padStart(11)}`);
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+await main();
