@@ -12,6 +12,7 @@ import { HASH_BYTES, hashBuffer, newHasher, toHex } from './hash.js';
 import { ChunkHasher, type PartData } from './part-data.js';
 import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
+import { crashPoint } from '../util/crash-points.js';
 
 /** How a blob's bytes are stored. Recorded per blob in the metadata. */
 export const BlobCodec = { None: 0, Deflate: 1 } as const;
@@ -144,6 +145,7 @@ export class BlobStore {
     }
     const src = { size: part.size, open: () => part.chunks(), ...(part.file ? { file: part.file } : {}) };
     const created = await this.backend.put(key, src, { size: part.size, digest: part.digest }, opts);
+    crashPoint('blob-written');
     return { codec: BlobCodec.None, stored: part.size, created };
   }
 

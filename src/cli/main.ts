@@ -209,6 +209,27 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     });
 
   program
+    .command('list')
+    .addHelpText('after', '\nExamples:\n  $ mailcas list --user alice@example.org\n  $ mailcas list --user alice@example.org --mailbox Archive --json | jq .id')
+    .description("list a user's messages (id, mailbox, size, received, subject): from the metadata only")
+    .requiredOption('--user <user>', 'owner of the messages')
+    .option('--mailbox <mailbox>', 'only this mailbox')
+    .option('--json', 'one JSON object per message: id, mailbox, size, received, subject, from, date, messageId')
+    .action(async (o: { user: string; mailbox?: string; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        for (let after = 0; ; ) {
+          const page = s.listPage(o.user, { mailbox: o.mailbox, after, limit: 1000 });
+          for (const m of page) {
+            if (o.json) out(JSON.stringify({ id: m.id, mailbox: m.mailbox, size: m.size, received: new Date(m.received).toISOString(), subject: m.subject, from: m.from, date: m.date, messageId: m.messageId }));
+            else out(`${m.id}\t${m.mailbox}\t${m.size}\t${new Date(m.received).toISOString()}\t${(m.subject ?? '').replace(/[\t\r\n]+/g, ' ')}`);
+          }
+          if (page.length < 1000) break;
+          after = Number(page[page.length - 1].id);
+        }
+      });
+    });
+
+  program
     .command('export')
     .addHelpText('after', '\nExamples:\n  $ mailcas export --user alice@example.org --out /tmp/alice --mailbox INBOX')
     .description('write every message of a user to DIR/<id>.eml')

@@ -77,11 +77,18 @@ export class ImapService {
         else socket.once('drain', resolve).once('close', resolve);
       });
     const io = {
-      write: (b: Buffer | string): Promise<void> => {
+      write: async (b: Buffer | string): Promise<void> => {
         const buf = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+        if (buf.length >= 16 * 1024) {
+          // a large piece goes out as it is, after what is queued: no copy
+          if (queuedBytes) await send();
+          queued.push(buf);
+          queuedBytes = buf.length;
+          return send();
+        }
         queued.push(buf);
         queuedBytes += buf.length;
-        return queuedBytes >= 64 * 1024 ? send() : Promise.resolve();
+        return queuedBytes >= 64 * 1024 ? send() : undefined;
       },
       flush: send,
     };

@@ -22,18 +22,37 @@ export interface SessionIo {
 }
 
 /**
- * Answers to ENVELOPE, BODY and BODYSTRUCTURE by message id, shared by the
+ * Answers to RFC822.SIZE, INTERNALDATE, ENVELOPE, BODY and BODYSTRUCTURE by message id, shared by the
  * sessions of one server: a message never changes once stored, so an answer
  * stays right for as long as it is kept (as Dovecot keeps them in its cache
  * file). Bounded by entries, oldest dropped first.
  */
 export class AnswerCache {
-  private readonly map = new Map<string, ImapValue>();
-  constructor(private readonly max = 50_000) {}
-  get(id: string, item: string): ImapValue | undefined {
+  /** Answers in IMAP's wire form (latin1), ready to send. */
+  private readonly map = new Map<string, string>();
+  /** Opened messages (layout and header blocks decoded), fewer: they are larger. */
+  private readonly opened = new Map<string, MessageAccess>();
+  constructor(
+    private readonly max = 50_000,
+    private readonly maxOpened = 512,
+  ) {}
+  access(store: Store, user: string, id: string): MessageAccess {
+    const k = `${user} ${id}`;
+    const hit = this.opened.get(k);
+    if (hit) {
+      this.opened.delete(k); // most recently used last
+      this.opened.set(k, hit);
+      return hit;
+    }
+    const m = store.access(id, { user });
+    if (this.opened.size >= this.maxOpened) this.opened.delete(this.opened.keys().next().value!);
+    this.opened.set(k, m);
+    return m;
+  }
+  get(id: string, item: string): string | undefined {
     return this.map.get(`${id} ${item}`);
   }
-  set(id: string, item: string, v: ImapValue): void {
+  set(id: string, item: string, v: string): void {
     if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
     this.map.set(`${id} ${item}`, v);
   }
@@ -67,7 +86,7 @@ interface Selected {
   uids: number[];
 }
 
-type Prepared = { seq: number; uid: number; parts: ({ name: string; value: ImapValue } | { name: string; size: number; literal8: boolean; buffered: Buffer | null; stream: () => AsyncIterable<Buffer> })[] } | null;
+type Prepared = { seq: number; uid: number; parts: ({ name: string; wire: string } | { name: string; size: number; literal8: boolean; buffered: Buffer | null; stream: () => AsyncIterable<Buffer> })[] } | null;
 
 export class ImapSession {
   state: 'not-authenticated' | 'authenticated' | 'selected' | 'logout' = 'not-authenticated';
@@ -392,26 +411,33 @@ export class ImapSession {
   }
 
   private async prepare(t: { seq: number; uid: number }, items: FetchItem[]): Promise<Prepared> {
-    let m: MessageAccess;
-    try {
-      m = this.store.access(String(t.uid), { user: this.user! });
-    } catch (e) {
-      if (isMailcasError(e, 'E_NOT_FOUND')) return null; // expunged by another process since SELECT: left out
-      throw e;
-    }
+    const id = String(t.uid);
+    let access: MessageAccess | null = null;
+    /** The message, opened the first time an item needs it (answers kept in the cache need nothing). */
+    const open = (): MessageAccess => (access ??= this.opts.cache ? this.opts.cache.access(this.store, this.user!, id) : this.store.access(id, { user: this.user! }));
     const parts: NonNullable<Prepared>['parts'] = [];
     for (const it of items) {
-      if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', value: t.uid });
-      else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', value: [] });
+      if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', wire: String(t.uid) });
+      else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', wire: '()' });
       else {
-        const cached = it.kind === 'meta' ? this.opts.cache?.get(m.id, it.name) : undefined;
+        const cached = it.kind === 'meta' ? this.opts.cache?.get(id, it.name) : undefined;
         if (cached !== undefined) {
-          parts.push({ name: it.name, value: cached });
+          parts.push({ name: it.name, wire: cached });
           continue;
         }
+        let m: MessageAccess;
+        try {
+          m = open();
+        } catch (e) {
+          if (isMailcasError(e, 'E_NOT_FOUND')) return null; // expunged by another process since SELECT: left out
+          throw e;
+        }
         const a = await answerItem(m, it);
-        if ('value' in a && it.kind === 'meta' && it.name !== 'RFC822.SIZE' && it.name !== 'INTERNALDATE') this.opts.cache?.set(m.id, it.name, a.value);
-        if ('value' in a) parts.push(a);
+        if ('value' in a) {
+          const wire = toWire(a.value).toString('latin1');
+          if (it.kind === 'meta') this.opts.cache?.set(id, it.name, wire);
+          parts.push({ name: a.name, wire });
+        }
         else {
           const literal8 = it.kind === 'section' && it.binary;
           let buffered: Buffer | null = null;
@@ -432,8 +458,8 @@ export class ImapSession {
     for (let i = 0; i < p.parts.length; i++) {
       const x = p.parts[i];
       const sep = i ? ' ' : '';
-      if ('value' in x) {
-        head += `${sep}${x.name} ${toWire(x.value).toString('latin1')}`;
+      if ('wire' in x) {
+        head += `${sep}${x.name} ${x.wire}`;
         continue;
       }
       await this.io.write(Buffer.from(`${head}${sep}${x.name} ${x.literal8 ? '~' : ''}{${x.size}}\r\n`, 'latin1'));

@@ -1,4 +1,5 @@
 import { immediate, sqliteError, type Db } from '../meta/db.js';
+import { crashPoint } from '../util/crash-points.js';
 import type { AsyncMutex } from '../util/async-mutex.js';
 
 /**
@@ -72,6 +73,7 @@ export class CommitQueue<T, R> {
           const lazy = !batch.some((b) => this.durable(b.item));
           try {
             if (lazy) this.db.pragma('synchronous = NORMAL');
+            crashPoint('before-commit');
             results = immediate(this.db, () =>
               batch.map((b) => {
                 try {
@@ -88,6 +90,7 @@ export class CommitQueue<T, R> {
             // every other writer on this connection (expunge, gc, repair) commits durably
             if (lazy) this.db.pragma('synchronous = FULL');
           }
+          crashPoint('after-commit');
           batch.forEach((b, i) => {
             const x = results[i];
             if (x.ok) b.resolve(x.r);

@@ -144,43 +144,77 @@ export class Base64Wrapper {
   }
 
   push(b: Buffer): Buffer {
+    let head: Buffer | null = null;
+    let from = 0;
     if (this.carry.length) {
-      b = Buffer.concat([this.carry, b]);
+      // the group the last push left open is completed from this chunk: no copy of the chunk itself
+      const need = 3 - this.carry.length;
+      if (b.length < need) {
+        this.carry = Buffer.concat([this.carry, b]);
+        return EMPTY;
+      }
+      head = Buffer.concat([this.carry, b.subarray(0, need)]);
+      from = need;
       this.carry = EMPTY;
     }
-    const whole = b.length - (b.length % 3);
+    const whole = from + Math.floor((b.length - from) / 3) * 3;
     if (whole < b.length) this.carry = Buffer.from(b.subarray(whole));
-    if (whole === 0) return EMPTY;
-    return this.encode(b, whole, false);
+    if (!head && whole === 0) return EMPTY;
+    return this.encode(head, b, from, whole, false);
   }
 
   end(): Buffer {
     const c = this.carry;
     this.carry = EMPTY;
-    return c.length ? this.encode(c, c.length, true) : EMPTY;
+    return c.length ? this.encode(null, c, 0, c.length, true) : EMPTY;
   }
 
-  private encode(b: Buffer, n: number, last: boolean): Buffer {
+  /** Encodes `head` (one whole group, or null) then b[from, to); `last`: the final, padded group may be partial. */
+  private encode(head: Buffer | null, b: Buffer, from: number, to: number, last: boolean): Buffer {
     const L = this.lineLen;
+    const n = (head ? 3 : 0) + (to - from);
     const groups = Math.ceil(n / 3);
     const chars = groups * 4;
     const eolLen = this.cr ? 2 : 1;
     const breaks = L > 0 ? Math.ceil((chars + this.col) / L) : 0;
     const out = Buffer.allocUnsafe(chars + breaks * eolLen);
-    const full = last ? n - (n % 3) : n;
     let o = 0;
-    let i = 0;
     let col = this.col;
+    const eol = (): void => {
+      if (this.cr) out[o++] = 13;
+      out[o++] = 10;
+      col = 0;
+    };
+    if (head) {
+      if (L > 0 && col === L) eol();
+      o = encodeGroups(head, 0, 3, out, o);
+      col += 4;
+    }
+    const full = last ? to - ((to - from) % 3) : to;
+    let i = from;
     if (L === 0) {
-      o = encodeGroups(b, 0, full, out, 0);
+      o = encodeGroups(b, i, full, out, o);
       i = full;
     } else {
-      while (i < full) {
-        if (col === L) {
-          if (this.cr) out[o++] = 13;
-          out[o++] = 10;
-          col = 0;
+      // whole lines in bulk: Node's native encoder for many lines at once, then the lines moved apart in place
+      // to make room for the line breaks (several times the table loop on attachments)
+      const bpl = (L >> 2) * 3;
+      if (L % 4 === 0 && (col === 0 || col === L) && full - i >= 4 * bpl) {
+        const nl = Math.floor((full - i) / bpl);
+        if (col === L) eol();
+        const base = o + (nl - 1) * eolLen;
+        out.write(b.toString('base64', i, i + nl * bpl), base, 'latin1');
+        for (let k = 0; k < nl; k++) {
+          const src = base + k * L;
+          if (o !== src) out.copyWithin(o, src, src + L);
+          o += L;
+          if (k < nl - 1) eol();
         }
+        i += nl * bpl;
+        col = L;
+      }
+      while (i < full) {
+        if (col === L) eol();
         // as many whole groups as fit on this line
         const take = Math.min(full - i, ((L - col) >> 2) * 3);
         o = encodeGroups(b, i, i + take, out, o);
@@ -188,14 +222,10 @@ export class Base64Wrapper {
         col += (take / 3) * 4;
       }
     }
-    if (i < n) {
+    if (i < to) {
       // final 1 or 2 bytes, padded
-      if (L > 0 && col === L) {
-        if (this.cr) out[o++] = 13;
-        out[o++] = 10;
-        col = 0;
-      }
-      const two = n - i === 2;
+      if (L > 0 && col === L) eol();
+      const two = to - i === 2;
       const v = (b[i] << 16) | ((two ? b[i + 1] : 0) << 8);
       out[o++] = ALPHABET[v >> 18];
       out[o++] = ALPHABET[(v >> 12) & 63];

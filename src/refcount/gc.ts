@@ -6,6 +6,7 @@ import { hashBuffer } from '../cas/hash.js';
 import { forEachLimit } from '../util/pool.js';
 import { bumpCounter, immediate, sqliteError } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
+import { crashPoint } from '../util/crash-points.js';
 
 export interface GcOptions {
   /** Blobs unreferenced (or orphaned) for less than this many seconds are kept. */
@@ -71,7 +72,11 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
       const now = clock();
       const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number; tier: number; pack: number | null; pack_length: number | null }[];
       // the objects first (several at once: each is a request on an object store), then their rows, in this transaction
-      if (!dry) await forEachLimit(rows.filter((r) => r.pack === null), DELETE_CONCURRENCY, (r) => store.tierBackend(r.tier).delete(r.hash.toString('hex')));
+      if (!dry)
+        await forEachLimit(rows.filter((r) => r.pack === null), DELETE_CONCURRENCY, async (r) => {
+          await store.tierBackend(r.tier).delete(r.hash.toString('hex'));
+          crashPoint('gc-deleted');
+        });
       for (const r of rows) {
         if (!dry) {
           if (r.pack !== null) packShrinks.run(r.pack_length, r.pack_length, now, r.pack);
@@ -113,7 +118,10 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
           }
           return true;
         });
-        if (!dry) await forEachLimit(doomed, DELETE_CONCURRENCY, (o) => backend.delete(o.key));
+        if (!dry) await forEachLimit(doomed, DELETE_CONCURRENCY, async (o) => {
+          await backend.delete(o.key);
+          crashPoint('gc-deleted');
+        });
         for (const o of doomed) {
           if (!dry && o.key.length !== PACK_NAME_HEX) rep.expiredLeases += delLeases.run(Buffer.from(o.key, 'hex')).changes;
           rep.deletedOrphans++;

@@ -9,6 +9,7 @@ import { inWriteTxn } from '../refcount/gc.js';
 import { forEachLimit } from '../util/pool.js';
 import { Leases } from '../refcount/leases.js';
 import { PACK_ENTRY_MAX_BYTES, PACK_TARGET_BYTES, TIER_BATCH } from '../limits.js';
+import { crashPoint } from '../util/crash-points.js';
 
 export interface TierOptions {
   /** Move blobs created at least this long ago (0: all). */
@@ -113,6 +114,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
           const src: PutSource = { size: row.stored, open: () => streamOf(hot, hex) };
           await cold.put(hex, src, { size: row.stored, digest }, { overwrite: true }); // whatever was there, it is now these verified bytes
           const switched = await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.db.prepare('UPDATE blobs SET tier = 1, pack = NULL WHERE hash = ? AND tier = 0').run(row.hash).changes));
+          crashPoint('tier-switched');
           if (switched) {
             rep.objects++;
             rep.objectBytes += row.stored;
@@ -137,6 +139,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       // the pack is known before it is written: gc never takes it for an orphan (one that never gets entries is dropped after the grace period)
       const id = await ctx.writeLock.run(() => immediate(ctx.db, () => Number(ctx.db.prepare('INSERT INTO packs(name, size, live, created) VALUES (?, ?, 0, ?)').run(name, size, Date.now()).lastInsertRowid)));
       await cold.put(name, bufferSource(body), { size, digest: hashBuffer(body) });
+      crashPoint('pack-written');
       const live = await ctx.writeLock.run(() =>
         immediate(ctx.db, () => {
           const set = ctx.db.prepare('UPDATE blobs SET tier = 1, pack = ?, pack_offset = ?, pack_length = ? WHERE hash = ? AND tier = 0');

@@ -205,8 +205,10 @@ describe('LMTP with real clients', () => {
     expect(log).toMatch(/lmtp-listening/);
     const big = writeMsg(messageWith(crypto.randomBytes(20 * 1024 * 1024), { subject: 'in flight' }));
     const tx = python(sock, 0, 's@x', ['u@example.org'], [big]);
-    for (let i = 0; i < 200 && !fs.existsSync(path.join(store, 'tmp')) ; i++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 300)); // DATA under way
+    // DATA under way: the 20 MB message is being spooled to a temp file in the store
+    const spooling = (): boolean => fs.existsSync(path.join(store, 'tmp')) && fs.readdirSync(path.join(store, 'tmp')).length > 0;
+    for (let i = 0; i < 1000 && !spooling(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(spooling()).toBe(true);
     p.kill('SIGTERM');
     const [res] = await tx;
     expect(res.replies![0][1]).toBe(250);
