@@ -1,0 +1,85 @@
+/**
+ * The long reliability run: the crash-injection harness (SIGKILLs at random
+ * moments and at named crash points across import, deliver, LMTP, expunge,
+ * gc, tier, flush and check; on the filesystem and, when an S3 server is
+ * set up, on a tiered store) and the hostile-input fuzzer, then a table.
+ *
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N]
+ *
+ * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
+ * anything acknowledged was lost, changed, or a check failed.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import os from 'node:os';
+import { runCrashHarness, type CrashHarnessReport } from '../test/harness/crash-harness.js';
+import { runFuzz } from '../test/harness/fuzz-harness.js';
+import { corpusFiles } from '../test/helpers.js';
+import { freshBucket, s3Env } from '../test/s3-env.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const kills = arg('kills', 1000);
+const fuzzCases = arg('fuzz', 100_000);
+const minutes = arg('minutes', 90);
+const seed = arg('seed', Math.floor(Math.random() * 2 ** 31));
+const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
+const BIN = path.join(ROOT, 'bin', 'mailcas.js');
+const LMTP = path.join(ROOT, 'test', 'delivery', 'lmtp_client.py');
+const pool = corpusFiles().filter((_, i) => i % 3 === 0);
+const deadline = Date.now() + minutes * 60_000;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-soak-'));
+console.log(`soak: seed ${seed}, ${kills} kills, ${fuzzCases} fuzz cases, at most ${minutes} min (replay: --seed ${seed})`);
+
+// the kills in rounds of 100 on fresh stores (a store that grows without end slows every check), a fifth on a tiered store with S3
+const rounds: CrashHarnessReport[] = [];
+const env = s3Env();
+let done = 0;
+for (let round = 0; done < kills && Date.now() < deadline - 5 * 60_000; round++) {
+  const tiered = !!env && round % 5 === 4;
+  const n = Math.min(100, kills - done);
+  const init = tiered ? ['--s3', `s3://${(await freshBucket('soak')).bucket}/soak`, '--tiered', '--s3-endpoint', env!.endpoint] : undefined;
+  const rep = await runCrashHarness({ seed: seed + round, kills: n, bin: BIN, store: path.join(work, `store-${round}`), pool, lmtpClient: LMTP, tiered, init, deadlineMs: deadline - Date.now() - 5 * 60_000 });
+  rounds.push(rep);
+  done += rep.kills;
+  console.log(`round ${round} (${tiered ? 'tiered, S3' : 'filesystem'}, seed ${seed + round}): ${rep.kills} kills, ${rep.acknowledged} acknowledged, ${rep.verified} verified, lost ${rep.lost.length}, changed ${rep.mismatched.length}, check failures ${rep.checkFailures.length}`);
+  for (const f of [...rep.lost, ...rep.mismatched, ...rep.checkFailures]) console.log(`  ! ${f}`);
+  fs.rmSync(path.join(work, `store-${round}`), { recursive: true, force: true });
+}
+const fuzz = await runFuzz({ seed, cases: fuzzCases, pool, storeDir: path.join(work, 'fuzz'), deadlineMs: Math.max(60_000, deadline - Date.now()) });
+fs.rmSync(work, { recursive: true, force: true });
+
+const sum = (f: (r: CrashHarnessReport) => number): number => rounds.reduce((a, r) => a + f(r), 0);
+const ops: Record<string, number> = {};
+const at: Record<string, number> = {};
+for (const r of rounds) {
+  for (const [k, v] of Object.entries(r.operations)) ops[k] = (ops[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(r.killsAt)) at[k] = (at[k] ?? 0) + v;
+}
+const rows: [string, string | number][] = [
+  ['seed', seed],
+  ['operations run', `${sum((r) => Object.values(r.operations).reduce((a, b) => a + b, 0))} (${Object.entries(ops).map(([k, v]) => `${k} ${v}`).join(', ')})`],
+  ['SIGKILLs survived', sum((r) => r.kills)],
+  ['  at crash points', Object.entries(at).filter(([k]) => !k.endsWith('@random')).reduce((a, [, v]) => a + v, 0)],
+  ['  at random moments', Object.entries(at).filter(([k]) => k.endsWith('@random')).reduce((a, [, v]) => a + v, 0)],
+  ['messages acknowledged', sum((r) => r.acknowledged)],
+  ['messages verified byte-exact', sum((r) => r.verified)],
+  ['expunged (acknowledged)', sum((r) => r.expunged)],
+  ['acknowledged messages lost', sum((r) => r.lost.length)],
+  ['acknowledged messages changed', sum((r) => r.mismatched.length)],
+  ['check failures', sum((r) => r.checkFailures.length)],
+  ['refcount drift', sum((r) => r.drift)],
+  ['fuzz cases', fuzz.cases],
+  ['  round-tripped exactly', fuzz.exact],
+  ['  refused naming a limit', `${Object.values(fuzz.refused).reduce((a, b) => a + b, 0)} (${Object.entries(fuzz.refused).map(([k, v]) => `${k} ${v}`).join(', ')})`],
+  ['  failures', fuzz.failures.length],
+  ['  slowest case (ms)', Math.round(fuzz.slowestMs)],
+];
+console.log('');
+for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
+console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
+for (const f of fuzz.failures.slice(0, 20)) console.log(`  ! ${f}`);
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length;
+process.exitCode = bad ? 1 : 0;
