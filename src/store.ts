@@ -458,6 +458,19 @@ export class Store implements StoreContext {
   async markCorrupt(hash: Buffer): Promise<void> {
     if (this.closed) return;
     try {
+      // a read damaged on the way (a flaky network, a bad cable) is not damage at rest: read it again (up to
+      // three times) before saying the object is damaged
+      const row = this.refcounts.row(hash);
+      for (let i = 0; row && i < 3; i++) {
+        if ((await this.blobStore.scan({ key: hash, codec: row.codec, size: row.size, domainKey: this.domainKey(row.domain), ...placeOf(row) })).ok) {
+          this.log.warn('blob-read-damaged-in-transit', { key: hash.toString('hex') });
+          return;
+        }
+      }
+    } catch {
+      // the second read failed too: mark it
+    }
+    try {
       await this.writeLock.run(() => immediate(this.db, () => this.refcounts.markCorrupt(hash)));
       this.log.info('blob-marked-corrupt', { key: hash.toString('hex') }); // the read's own error says what failed
     } catch (e) {

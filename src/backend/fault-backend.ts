@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 
@@ -13,6 +13,12 @@ export interface FaultHooks {
   afterDelete?(key: string): Promise<void> | void;
   /** Fail each operation with this probability (transient E_BACKEND). */
   failRate?: number;
+  /** Delay each operation by up to this many ms (uniform). */
+  maxDelayMs?: number;
+  /** Cut a read short (the stream ends early) with this probability. */
+  shortReadRate?: number;
+  /** Flip one bit of a read's bytes with this probability. */
+  corruptRate?: number;
 }
 
 /**
@@ -34,6 +40,7 @@ export class FaultBackend implements BlobBackend {
 
   async put(key: string, src: PutSource, expect: PutExpect, opts?: PutOptions): Promise<boolean> {
     await this.hooks.beforePut?.(key);
+    await this.delay();
     this.maybeFail('put');
     const r = await this.inner.put(key, src, expect, opts);
     await this.hooks.afterPut?.(key);
@@ -41,8 +48,28 @@ export class FaultBackend implements BlobBackend {
   }
   async get(key: string, range?: ByteRange): Promise<Readable | null> {
     await this.hooks.beforeGet?.(key);
+    await this.delay();
     this.maybeFail('get');
-    return this.inner.get(key, range);
+    const r = await this.inner.get(key, range);
+    const { shortReadRate = 0, corruptRate = 0 } = this.hooks;
+    if (!r || (!shortReadRate && !corruptRate)) return r;
+    const short = Math.random() < shortReadRate;
+    const corrupt = Math.random() < corruptRate;
+    if (!short && !corrupt) return r;
+    // the bytes as read, then damaged: a prefix only, or one bit flipped somewhere
+    const chunks: Buffer[] = [];
+    for await (const c of r) chunks.push(c as Buffer);
+    let b = Buffer.concat(chunks);
+    if (short && b.length) b = b.subarray(0, Math.floor(Math.random() * b.length));
+    if (corrupt && b.length) {
+      b = Buffer.from(b);
+      b[Math.floor(Math.random() * b.length)] ^= 1 << Math.floor(Math.random() * 8);
+    }
+    return Readable.from([b]);
+  }
+
+  private async delay(): Promise<void> {
+    if (this.hooks.maxDelayMs) await new Promise((res) => setTimeout(res, Math.random() * this.hooks.maxDelayMs!));
   }
   stat(key: string): Promise<ObjectInfo | null> {
     this.maybeFail('stat');

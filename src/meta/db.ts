@@ -1,3 +1,4 @@
+import path from 'node:path';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
@@ -14,7 +15,11 @@ export type Db = Database.Database;
  * report, check) never wait for a writer. Creating or upgrading the schema
  * runs in one IMMEDIATE transaction, re-checked inside it.
  */
+/** The database file this process opened last: named in errors raised where the caller did not say. */
+let lastFile: string | undefined;
+
 export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
+  lastFile = file;
   let db: Db;
   try {
     db = new Database(file, opts.readonly ? { readonly: true, fileMustExist: true } : {});
@@ -67,7 +72,7 @@ export function immediate<T>(db: Db, fn: () => T): T {
  * database and a full disk are temporary (exit 75, LMTP 4xx); a damaged
  * or unreadable database is a store problem with a stated remedy.
  */
-export function sqliteError(e: unknown, file?: string): unknown {
+export function sqliteError(e: unknown, file: string | undefined = lastFile): unknown {
   if (!(e instanceof Database.SqliteError)) return e;
   const code = e.code ?? '';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
@@ -77,7 +82,14 @@ export function sqliteError(e: unknown, file?: string): unknown {
     });
   }
   if (code.startsWith('SQLITE_FULL')) return new MailcasError('E_STORE', `the store's disk is full: ${e.message}`, { cause: e, transient: true });
-  if (code.startsWith('SQLITE_IOERR')) return new MailcasError('E_STORE', `I/O error on the store's database${file ? ` ${file}` : ''}: ${e.message}`, { cause: e, transient: true });
+  if (code.startsWith('SQLITE_IOERR')) {
+    // SQLite reports a write that found no space as an I/O error: say which it is when the volume is full
+    const free = file ? freeBytes(file) : null;
+    if (free !== null && free < 1024 * 1024) {
+      return new MailcasError('E_STORE', `the store's disk is full (${free} bytes free on the volume of ${file}): free space, then try again`, { cause: e, transient: true });
+    }
+    return new MailcasError('E_STORE', `I/O error on the store's database${file ? ` ${file}` : ''}: ${e.message}`, { cause: e, transient: true });
+  }
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
     return new MailcasError(
       'E_STORE',
@@ -97,6 +109,16 @@ function storeError(e: unknown, file: string): unknown {
   if (e instanceof MailcasError) return e;
   const why = fs.existsSync(file) ? (e as Error).message : `${(e as Error).message} (does the store directory exist and is it writable?)`;
   return new MailcasError('E_STORE', `cannot open the store's database ${file}: ${why}`, { cause: e });
+}
+
+/** Bytes free to this user on the volume holding `file`; null when that cannot be told. */
+function freeBytes(file: string): number | null {
+  try {
+    const st = fs.statfsSync(path.dirname(file));
+    return st.bavail * st.bsize;
+  } catch {
+    return null;
+  }
 }
 
 export function getMeta(db: Db, key: string): Buffer | string | number | null {
