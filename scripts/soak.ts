@@ -4,7 +4,7 @@
  * gc, tier, flush and check; on the filesystem and, when an S3 server is
  * set up, on a tiered store) and the hostile-input fuzzer, then a table.
  *
- *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N]
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N]
  *
  * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
  * anything acknowledged was lost, changed, or a check failed.
@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { runCrashHarness, type CrashHarnessReport } from '../test/harness/crash-harness.js';
 import { runFuzz } from '../test/harness/fuzz-harness.js';
+import { runConcurrency } from '../test/harness/concurrency-harness.js';
 import { corpusFiles } from '../test/helpers.js';
 import { freshBucket, s3Env } from '../test/s3-env.js';
 
@@ -48,6 +49,9 @@ for (let round = 0; done < kills && Date.now() < deadline - 5 * 60_000; round++)
   for (const f of [...rep.lost, ...rep.mismatched, ...rep.checkFailures]) console.log(`  ! ${f}`);
   fs.rmSync(path.join(work, `store-${round}`), { recursive: true, force: true });
 }
+const concSeconds = arg('concurrency-seconds', 300);
+const conc = await runConcurrency({ seed, seconds: concSeconds, bin: BIN, store: path.join(work, 'conc'), pool, lmtpClient: LMTP });
+console.log(`concurrency (${concSeconds} s): ${JSON.stringify(conc.commands)}; failures ${conc.failures.length}, lost ${conc.lost.length}, changed ${conc.mismatched.length}, check ${conc.check ?? 'clean'}`);
 const fuzz = await runFuzz({ seed, cases: fuzzCases, pool, storeDir: path.join(work, 'fuzz'), deadlineMs: Math.max(60_000, deadline - Date.now()) });
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -71,6 +75,8 @@ const rows: [string, string | number][] = [
   ['acknowledged messages changed', sum((r) => r.mismatched.length)],
   ['check failures', sum((r) => r.checkFailures.length)],
   ['refcount drift', sum((r) => r.drift)],
+  ['concurrent commands (one store)', `${Object.values(conc.commands).reduce((a, b) => a + b, 0)} (${Object.entries(conc.commands).map(([k, v]) => `${k} ${v}`).join(', ')})`],
+  ['  failed / lost / changed', `${conc.failures.length} / ${conc.lost.length} / ${conc.mismatched.length}; check ${conc.check ?? 'clean'}`],
   ['fuzz cases', fuzz.cases],
   ['  round-tripped exactly', fuzz.exact],
   ['  refused naming a limit', `${Object.values(fuzz.refused).reduce((a, b) => a + b, 0)} (${Object.entries(fuzz.refused).map(([k, v]) => `${k} ${v}`).join(', ')})`],
@@ -81,5 +87,5 @@ console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
 for (const f of fuzz.failures.slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length;
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0);
 process.exitCode = bad ? 1 : 0;

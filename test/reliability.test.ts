@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCrashHarness } from './harness/crash-harness.js';
 import { runFuzz } from './harness/fuzz-harness.js';
+import { runConcurrency } from './harness/concurrency-harness.js';
 import { BIN, ROOT, corpusFiles, tmpDir } from './helpers.js';
 import { freshBucket, s3Env } from './s3-env.js';
 
@@ -38,6 +39,15 @@ describe(`reliability harnesses (seed ${seed})`, () => {
     console.log(`crash harness (tiered, seed ${seed + 1}): ${JSON.stringify(rep)}`);
     expect({ lost: rep.lost, mismatched: rep.mismatched, checkFailures: rep.checkFailures, drift: rep.drift }).toEqual({ lost: [], mismatched: [], checkFailures: [], drift: 0 });
     expect(rep.verified).toBeGreaterThan(0);
+  });
+
+  it('many writers at once (3 importers, 2 deliverers, LMTP, expunges of content ingested again, gc --grace 0, check): all succeed, counts exact, every message exact', async () => {
+    const rep = await runConcurrency({ seed, seconds: 20, bin: BIN, store: path.join(tmpDir(), 'store'), pool, lmtpClient: LMTP_CLIENT });
+    console.log(`concurrency (seed ${seed}): ${JSON.stringify(rep)}`);
+    expect({ failures: rep.failures, lost: rep.lost, mismatched: rep.mismatched, check: rep.check }).toEqual({ failures: [], lost: [], mismatched: [], check: null });
+    expect(rep.verified).toBeGreaterThan(20);
+    expect(rep.expunged).toBeGreaterThan(0);
+    expect(rep.commands.gc).toBeGreaterThan(2);
   });
 
   it('fuzzer: mutated corpus messages and hostile shapes round-trip exactly or are refused naming a limit', async () => {
