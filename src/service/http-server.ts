@@ -28,8 +28,10 @@ export class HttpService {
     this.server = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: opts.headersTimeoutMs ?? 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, this.handler);
     this.server.maxConnections = opts.maxConnections ?? DEFAULT_HTTP_MAX_CONNECTIONS;
     this.server.setTimeout(opts.idleTimeoutMs ?? 60_000, (socket) => socket.destroy());
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // requests that never reached the API: headers over the limit (431), too slow (408), not HTTP (400)
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
     });
   }
