@@ -15,6 +15,7 @@ import os from 'node:os';
 import { runCrashHarness, type CrashHarnessReport } from '../test/harness/crash-harness.js';
 import { runFuzz } from '../test/harness/fuzz-harness.js';
 import { runConcurrency } from '../test/harness/concurrency-harness.js';
+import { runModel } from '../test/harness/scaleout-model.js';
 import { corpusFiles } from '../test/helpers.js';
 import { freshBucket, s3Env } from '../test/s3-env.js';
 
@@ -52,6 +53,18 @@ for (let round = 0; done < kills && Date.now() < deadline - 5 * 60_000; round++)
 const concSeconds = arg('concurrency-seconds', 300);
 const conc = await runConcurrency({ seed, seconds: concSeconds, bin: BIN, store: path.join(work, 'conc'), pool, lmtpClient: LMTP });
 console.log(`concurrency (${concSeconds} s): ${JSON.stringify(conc.commands)}; failures ${conc.failures.length}, lost ${conc.lost.length}, changed ${conc.mismatched.length}, check ${conc.check ?? 'clean'}`);
+// the scale-out protocol model (docs/SCALE-OUT.md): many seeds of 2-4 nodes and a collector, with crashes
+const modelSeeds = arg('model-seeds', 5000);
+const model = { seeds: 0, steps: 0, collected: 0, violations: [] as string[], leaks: 0 };
+for (let i = 0; i < modelSeeds; i++) {
+  const rep = runModel({ seed: seed + i, nodes: 2 + (i % 3), contents: 1 + (i % 4), steps: 4000, crashRate: [0, 0.005, 0.02][i % 3] });
+  model.seeds++;
+  model.steps += rep.steps;
+  model.collected += rep.deletedInstances;
+  if (rep.violations.length) model.violations.push(`seed ${seed + i}: ${rep.violations[0]}`);
+  if (rep.leaked.length) model.leaks++;
+}
+console.log(`scale-out model: ${model.seeds} seeds, ${model.steps} steps, ${model.collected} instances collected, ${model.violations.length} violations, ${model.leaks} leaks`);
 const fuzz = await runFuzz({ seed, cases: fuzzCases, pool, storeDir: path.join(work, 'fuzz'), deadlineMs: Math.max(60_000, deadline - Date.now()) });
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -77,6 +90,8 @@ const rows: [string, string | number][] = [
   ['refcount drift', sum((r) => r.drift)],
   ['concurrent commands (one store)', `${Object.values(conc.commands).reduce((a, b) => a + b, 0)} (${Object.entries(conc.commands).map(([k, v]) => `${k} ${v}`).join(', ')})`],
   ['  failed / lost / changed', `${conc.failures.length} / ${conc.lost.length} / ${conc.mismatched.length}; check ${conc.check ?? 'clean'}`],
+  ['scale-out model seeds / steps', `${model.seeds} / ${model.steps} (${model.collected} instances collected)`],
+  ['  violations / leaks', `${model.violations.length} / ${model.leaks}`],
   ['fuzz cases', fuzz.cases],
   ['  round-tripped exactly', fuzz.exact],
   ['  refused naming a limit', `${Object.values(fuzz.refused).reduce((a, b) => a + b, 0)} (${Object.entries(fuzz.refused).map(([k, v]) => `${k} ${v}`).join(', ')})`],
@@ -87,5 +102,5 @@ console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
 for (const f of fuzz.failures.slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0);
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks;
 process.exitCode = bad ? 1 : 0;
