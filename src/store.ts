@@ -567,6 +567,12 @@ export class Store implements StoreContext {
     return rows.map(toRecord);
   }
 
+  /** Every user of the store with their message count and bytes (as delivered). */
+  users(): { user: string; messages: number; bytes: number }[] {
+    this.assertOpen();
+    return this.stmt('users', 'SELECT user, COUNT(*) AS messages, SUM(size) AS bytes FROM messages GROUP BY user ORDER BY user').all() as { user: string; messages: number; bytes: number }[];
+  }
+
   /** A user's mailboxes: name, message count, total size, highest id. */
   mailboxes(user: string): { name: string; messages: number; bytes: number; lastId: number }[] {
     this.assertOpen();

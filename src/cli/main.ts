@@ -27,6 +27,8 @@ import { DEFAULT_MAX_JSON_BYTES } from '../service/http-api.js';
 import { Tokens } from '../service/tokens.js';
 import { ImapService } from '../imap/imap-server.js';
 import { PasswordFile } from '../imap/passwd.js';
+import { loads, parseNodes, planMoves } from '../cluster/placement.js';
+import { moveUser } from '../cluster/move-user.js';
 import { defaultLogger } from '../util/logger.js';
 
 /** Exit codes (sysexits.h where one fits). */
@@ -566,6 +568,66 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         process.once('SIGINT', () => stop('SIGINT'));
       });
       log({ event: 'imap-stopped' });
+    });
+
+  program
+    .command('move-user')
+    .addHelpText('after', '\nExamples:\n  $ mailcas --store /srv/node1 move-user --user alice --to /srv/node2\n\nCrash-safe and resumable: every message is copied and read back on the target before any is removed from the\nsource; run the same command again after an interruption. Mail delivered to the source during the move stays there:\nrun it again after switching delivery.')
+    .description("move a user's messages and mailboxes to another store (same ids order, mailboxes and received times; exact bytes)")
+    .requiredOption('--user <user>', 'the user to move')
+    .requiredOption('--to <dir>', 'the target store (created when missing)')
+    .option('--json', 'one JSON line with what was moved')
+    .action(async (o: { user: string; to: string; json?: boolean }, cmd: Command) => {
+      if (path.resolve(o.to) === path.resolve(storeDir(cmd))) throw new MailcasError('E_USAGE', '--to is the store itself');
+      await withStore(cmd, async (from) => {
+        const to = await Store.open(o.to, { workers: 0 });
+        try {
+          const rep = await moveUser(from, to, o.user);
+          if (o.json) out(JSON.stringify(rep));
+          else out(`${o.user}: ${rep.messages} messages (${rep.bytes} bytes) now on ${o.to}: ${rep.copied} copied, ${rep.alreadyThere} already there; ${rep.expunged} removed from ${storeDir(cmd)}`);
+        } finally {
+          await to.close();
+        }
+      });
+    });
+
+  const cluster = program.command('cluster').description('nodes sharing one bucket: where users belong (see docs/SCALE-OUT.md)');
+  cluster
+    .command('plan')
+    .addHelpText(
+      'after',
+      '\nNodes file: lines "NAME WEIGHT STORE_DIR" (weight: capacity share, e.g. disk size in GB).\n\nExamples:\n  $ mailcas cluster plan --nodes /etc/mailcas/nodes\n  $ mailcas cluster plan --nodes nodes.txt --json | jq .moves',
+    )
+    .description('place users on nodes by weighted rendezvous hashing and print the moves needed (reads each node store; changes nothing)')
+    .requiredOption('--nodes <file>', 'lines "NAME WEIGHT STORE_DIR"')
+    .option('--json', 'one JSON object: moves, and users/messages/bytes per node after them')
+    .action(async (o: { nodes: string; json?: boolean }) => {
+      let nodes: ReturnType<typeof parseNodes>;
+      try {
+        nodes = parseNodes(fs.readFileSync(o.nodes, 'utf8'));
+      } catch (e) {
+        throw new MailcasError('E_USAGE', `${o.nodes}: ${(e as Error).message}`);
+      }
+      const current: { user: string; node: string; messages: number; bytes: number }[] = [];
+      for (const n of nodes) {
+        if (!n.store) throw new MailcasError('E_USAGE', `${o.nodes}: node ${n.name} has no store directory`);
+        if (!fs.existsSync(path.join(n.store, 'meta.sqlite'))) continue; // a new, empty node
+        const s = await Store.open(n.store);
+        try {
+          for (const u of s.users()) current.push({ ...u, node: n.name });
+        } finally {
+          await s.close();
+        }
+      }
+      const moves = planMoves(current, nodes);
+      const after = loads(current, nodes);
+      if (o.json) {
+        out(JSON.stringify({ users: current.length, moves, nodes: Object.fromEntries(after) }));
+        return;
+      }
+      for (const m of moves) out(`mailcas --store ${nodes.find((n) => n.name === m.from)!.store} move-user --user ${m.user} --to ${nodes.find((n) => n.name === m.to)!.store}   # ${m.messages} messages, ${m.bytes} bytes`);
+      out(`# ${moves.length} of ${current.length} users move (${moves.reduce((a, m) => a + m.bytes, 0)} bytes of mail)`);
+      for (const [name, l] of after) out(`# after: ${name}: ${l.users} users, ${l.messages} messages, ${l.bytes} bytes`);
     });
 
   return program;
