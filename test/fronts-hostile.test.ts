@@ -69,6 +69,7 @@ describe('HTTP front under hostile requests', () => {
     const answers = await Promise.all(paths.map(async (p) => ({ p, status: (await get(p)).status })));
     for (const a of answers) expect(a.status, a.p).toBe(404);
     expect((await get('/v1/users/%E0%A4%A/messages/1')).status).toBe(400);
+    expect((await get(`/v1/users/u1/messages/${ownId}/section/%E0%A4%A`)).status).toBe(400);
     expect((await get(`/v1/users/u1/messages/${ownId}/section/${encodeURIComponent('1.2.3.4.5.6.7.8.9')}`)).status).toBe(404);
     expect((await get(`/v1/users/u1/messages/${ownId}/section/${encodeURIComponent("HEADER.FIELDS (x') OR 1=1")}`)).status).toBe(400);
     expect((await get(`/v1/users/u1/messages/${ownId}/fetch?items=${encodeURIComponent('(' + 'UID '.repeat(500) + ')')}`)).status).toBe(400);

@@ -113,7 +113,12 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
       throw e;
     }
     if (parts.length === 5) return whole(req, res, m, user);
-    const rest = parts.slice(6).map((p) => decodeURIComponent(p)).join('/');
+    let rest: string;
+    try {
+      rest = parts.slice(6).map((p) => decodeURIComponent(p)).join('/');
+    } catch {
+      throw new HttpError(400, 'bad_request', 'the section in the path is not valid percent-encoding');
+    }
     if (parts[5] === 'fetch' && parts.length === 6) return fetchItems(res, m, url.searchParams);
     if (parts[5] === 'section' && parts.length <= 7) return section(req, res, m, `BODY.PEEK[${rest}]`);
     if (parts[5] === 'binary' && parts.length <= 7) return section(req, res, m, `BINARY.PEEK[${rest}]`);
