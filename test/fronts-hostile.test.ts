@@ -165,3 +165,52 @@ describe('IMAP front under hostile input', () => {
     expect(await imapTalk(['a LOGIN u1 {2+}\r\npw\r\n', 'b LOGOUT\r\n'])).toMatch(/a OK[\s\S]*\* BYE[\s\S]*b OK LOGOUT/);
   });
 });
+
+describe('LMTP front under hostile input', () => {
+  it('garbage commands, a pipelined flood, an over-long line and a client that goes quiet: clear replies, and the server goes on', async () => {
+    const { LmtpService } = await import('../src/delivery/lmtp-server.js');
+    const svc = new LmtpService(store, { maxMessageBytes: store.config.maxMessageBytes, idleTimeoutMs: 800 });
+    const port = Number((await svc.listen({ host: '127.0.0.1', port: 0 })).split(':').pop());
+    const talk = (chunks: (string | Buffer)[], quietMs = 500): Promise<string> =>
+      new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let out = '';
+        let t: NodeJS.Timeout;
+        const arm = (): void => {
+          clearTimeout(t);
+          t = setTimeout(() => {
+            s.destroy();
+            resolve(out);
+          }, quietMs);
+        };
+        s.on('data', (d) => {
+          out += d;
+          arm();
+        });
+        s.on('close', () => {
+          clearTimeout(t);
+          resolve(out);
+        });
+        s.on('error', () => undefined);
+        s.once('data', () => chunks.forEach((c) => s.write(c)));
+        arm();
+      });
+    try {
+      const garbage = await talk(['LHLO x\r\n', 'FROB\r\n', 'MAIL FROM:<<<>>\r\n', '\0\0\0\r\n']);
+      expect(garbage).toMatch(/^220 /);
+      expect(garbage.split('\r\n').filter((l) => /^5\d\d /.test(l)).length).toBeGreaterThanOrEqual(2);
+      const flood = await talk(['LHLO x\r\n' + 'NOOP\r\n'.repeat(500)], 1500);
+      expect(flood.split('\r\n').filter((l) => l.startsWith('250 ')).length).toBeGreaterThan(100);
+      const longLine = await talk(['LHLO x\r\n', Buffer.alloc(2 * 1024 * 1024, 0x41), '\r\n'], 1500);
+      expect(longLine).toMatch(/^220 /);
+      // a client that says nothing is told 421 and disconnected after the idle limit
+      const quiet = await talk([], 3000);
+      expect(quiet).toMatch(/421 /);
+      // and a well-behaved session still delivers
+      const ok = await talk(['LHLO x\r\n', 'MAIL FROM:<a@x>\r\n', 'RCPT TO:<u1@example.org>\r\n', 'DATA\r\n', 'Subject: fine\r\n\r\nhello\r\n.\r\n', 'QUIT\r\n'], 1500);
+      expect(ok).toMatch(/250 2\.0\.0 <u1@example\.org> stored as message \d+/);
+    } finally {
+      await svc.close();
+    }
+  });
+});

@@ -459,9 +459,11 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--max-header-bytes <n>', `largest header block accepted (default ${DEFAULT_LMTP_LIMITS.maxHeaderBytes})`, (v) => positiveInt(v, '--max-header-bytes'), DEFAULT_LMTP_LIMITS.maxHeaderBytes)
     .option('--max-mime-depth <n>', `deepest MIME nesting accepted (default ${MAX_MIME_DEPTH})`, (v) => positiveInt(v, '--max-mime-depth'), MAX_MIME_DEPTH)
     .option('--add-headers', 'prepend Return-Path (and Delivered-To for a single recipient); default: store exactly the DATA bytes')
+    .option('--idle-timeout <seconds>', 'close a session idle this long with 421 (default 300)', (v) => positiveInt(v, '--idle-timeout'), 300)
+    .option('--max-sessions <n>', 'sessions at once, more get 421 (default 1000)', (v) => positiveInt(v, '--max-sessions'), 1000)
     .action(
       async (
-        o: { listen?: string; socket?: string; users?: string; userFormat: 'local' | 'address'; recipientDelimiter?: string; maxRecipients: number; maxLineBytes: number; maxHeaderBytes: number; maxMimeDepth: number; addHeaders?: boolean },
+        o: { listen?: string; socket?: string; users?: string; userFormat: 'local' | 'address'; recipientDelimiter?: string; maxRecipients: number; maxLineBytes: number; maxHeaderBytes: number; maxMimeDepth: number; addHeaders?: boolean; idleTimeout: number; maxSessions: number },
         cmd: Command,
       ) => {
         if (!o.listen && !o.socket) throw new MailcasError('E_USAGE', 'lmtp needs --listen HOST:PORT and/or --socket PATH');
@@ -472,7 +474,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         const services: LmtpService[] = [];
         try {
           for (const w of [...(where ? [where] : []), ...(o.socket ? [{ socket: o.socket }] : [])]) {
-            const svc = new LmtpService(s, { rules, maxRecipients: o.maxRecipients, maxMessageBytes: s.config.maxMessageBytes, limits: { maxLineBytes: o.maxLineBytes, maxHeaderBytes: o.maxHeaderBytes }, addHeaders: o.addHeaders, log });
+            const svc = new LmtpService(s, { rules, maxRecipients: o.maxRecipients, maxMessageBytes: s.config.maxMessageBytes, limits: { maxLineBytes: o.maxLineBytes, maxHeaderBytes: o.maxHeaderBytes }, addHeaders: o.addHeaders, log, idleTimeoutMs: o.idleTimeout * 1000, maxSessions: o.maxSessions });
             services.push(svc);
             log({ event: 'lmtp-listening', on: await svc.listen(w), store: path.resolve(s.dir) });
           }

@@ -22,6 +22,10 @@ export interface LmtpOptions {
   hostname?: string;
   /** One line per delivery. */
   log?: (line: Record<string, unknown>) => void;
+  /** A session idle this long is closed with 421 (default 5 minutes, RFC 5321's minimum for most commands). */
+  idleTimeoutMs?: number;
+  /** Sessions at once; more are refused with 421 (default 1000). */
+  maxSessions?: number;
 }
 
 export const DEFAULT_LMTP_LIMITS: DataLimits = { maxLineBytes: 1024 * 1024, maxHeaderBytes: 1024 * 1024 };
@@ -64,6 +68,8 @@ export class LmtpService {
       authOptional: true,
       logger: false,
       closeTimeout: 200,
+      socketTimeout: opts.idleTimeoutMs ?? 5 * 60_000,
+      maxClients: opts.maxSessions ?? 1000,
       onMailFrom: (_addr, _session, cb) => cb(this.closing ? err(421, '4.3.2 shutting down, try again later') : undefined),
       onRcptTo: (address, session, cb) => {
         if (session.envelope.rcptTo.length >= this.maxRecipients) {
