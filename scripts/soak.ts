@@ -35,24 +35,36 @@ const deadline = Date.now() + minutes * 60_000;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-soak-'));
 console.log(`soak: seed ${seed}, ${kills} kills, ${fuzzCases} fuzz cases, at most ${minutes} min (replay: --seed ${seed})`);
 
-// the kills in rounds of 100 on fresh stores (a store that grows without end slows every check), a fifth on a tiered store with S3
+// the kills in rounds of 100 on fresh stores (a store that grows without end slows every check)
 const rounds: CrashHarnessReport[] = [];
 const env = s3Env();
 let done = 0;
 for (let round = 0; done < kills && Date.now() < deadline - 5 * 60_000; round++) {
+  // every fifth round on a tiered store (files, then S3 packs), every fifth on an S3-direct store
   const tiered = !!env && round % 5 === 4;
+  const direct = !!env && round % 5 === 2;
   const n = Math.min(100, kills - done);
-  const init = tiered ? ['--s3', `s3://${(await freshBucket('soak')).bucket}/soak`, '--tiered', '--s3-endpoint', env!.endpoint] : undefined;
+  const init = tiered || direct ? ['--s3', `s3://${(await freshBucket('soak')).bucket}/soak`, ...(tiered ? ['--tiered'] : []), '--s3-endpoint', env!.endpoint] : undefined;
   const rep = await runCrashHarness({ seed: seed + round, kills: n, bin: BIN, store: path.join(work, `store-${round}`), pool, lmtpClient: LMTP, tiered, init, deadlineMs: deadline - Date.now() - 5 * 60_000 });
   rounds.push(rep);
   done += rep.kills;
-  console.log(`round ${round} (${tiered ? 'tiered, S3' : 'filesystem'}, seed ${seed + round}): ${rep.kills} kills, ${rep.acknowledged} acknowledged, ${rep.verified} verified, lost ${rep.lost.length}, changed ${rep.mismatched.length}, check failures ${rep.checkFailures.length}`);
+  console.log(`round ${round} (${tiered ? 'tiered, S3' : direct ? 'S3 direct' : 'filesystem'}, seed ${seed + round}): ${rep.kills} kills, ${rep.acknowledged} acknowledged, ${rep.verified} verified, lost ${rep.lost.length}, changed ${rep.mismatched.length}, check failures ${rep.checkFailures.length}`);
   for (const f of [...rep.lost, ...rep.mismatched, ...rep.checkFailures]) console.log(`  ! ${f}`);
   fs.rmSync(path.join(work, `store-${round}`), { recursive: true, force: true });
 }
 const concSeconds = arg('concurrency-seconds', 300);
-const conc = await runConcurrency({ seed, seconds: concSeconds, bin: BIN, store: path.join(work, 'conc'), pool, lmtpClient: LMTP });
-console.log(`concurrency (${concSeconds} s): ${JSON.stringify(conc.commands)}; failures ${conc.failures.length}, lost ${conc.lost.length}, changed ${conc.mismatched.length}, check ${conc.check ?? 'clean'}`);
+// on the filesystem, then (with an S3 server) the same time on a tiered store with tier running too
+const concRuns = [await runConcurrency({ seed, seconds: concSeconds, bin: BIN, store: path.join(work, 'conc'), pool, lmtpClient: LMTP })];
+if (env) concRuns.push(await runConcurrency({ seed: seed + 1, seconds: concSeconds, bin: BIN, store: path.join(work, 'conc-s3'), pool, lmtpClient: LMTP, tiered: true, init: ['--s3', `s3://${(await freshBucket('soak')).bucket}/conc`, '--tiered', '--s3-endpoint', env.endpoint] }));
+const conc = {
+  commands: {} as Record<string, number>,
+  failures: concRuns.flatMap((c) => c.failures),
+  lost: concRuns.flatMap((c) => c.lost),
+  mismatched: concRuns.flatMap((c) => c.mismatched),
+  check: concRuns.map((c) => c.check).filter(Boolean).join('; ') || null,
+};
+for (const c of concRuns) for (const [k, v] of Object.entries(c.commands)) conc.commands[k] = (conc.commands[k] ?? 0) + v;
+console.log(`concurrency (${concRuns.length} x ${concSeconds} s): ${JSON.stringify(conc.commands)}; failures ${conc.failures.length}, lost ${conc.lost.length}, changed ${conc.mismatched.length}, check ${conc.check ?? 'clean'}`);
 // the scale-out protocol model (docs/SCALE-OUT.md): many seeds of 2-4 nodes and a collector, with crashes
 const modelSeeds = arg('model-seeds', 5000);
 const model = { seeds: 0, steps: 0, collected: 0, violations: [] as string[], leaks: 0 };
