@@ -29,6 +29,7 @@ import { ImapService } from '../imap/imap-server.js';
 import { PasswordFile } from '../imap/passwd.js';
 import { loads, parseNodes, planMoves } from '../cluster/placement.js';
 import { moveUser } from '../cluster/move-user.js';
+import { applyConfig, findConfigFile, parseConfigFile, validateConfig } from './config-file.js';
 import { defaultLogger } from '../util/logger.js';
 
 /** Exit codes (sysexits.h where one fits). */
@@ -87,6 +88,7 @@ export function buildProgram(): Command {
     .option('--max-message-bytes <n>', 'refuse messages larger than this (default 536870912, or $MAILCAS_MAX_MESSAGE_BYTES)')
     .option('--max-parts <n>', `refuse messages with more MIME parts than this (default ${DEFAULT_MAX_PARTS}, or $MAILCAS_MAX_PARTS)`)
     .option('--debug', 'print the stack trace of an internal error (also $MAILCAS_DEBUG=1)')
+    .option('--config <file>', 'defaults for any option, per command (default: $MAILCAS_CONFIG, else /etc/mailcas/mailcas.conf if present; see the README)')
     .version(version(), '-V, --version', 'print the version')
     .addHelpText(
       'after',
@@ -720,6 +722,27 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   });
   try {
+    const file = findConfigFile(argv.slice(2));
+    if (file) {
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new MailcasError('E_USAGE', `cannot read the config file ${file}: ${(e as Error).message}`);
+      }
+      const cfg = parseConfigFile(text, file);
+      validateConfig(cfg, program, file);
+      // each command's section is applied just before its own arguments are parsed (those win)
+      const hook = (c: Command): void => {
+        if (!c.commands.length) return;
+        c.hook('preSubcommand', (parent, sub) => {
+          if (parent === program) applyConfig(cfg, program, file);
+          applyConfig(cfg, sub, file);
+        });
+        c.commands.forEach(hook);
+      };
+      hook(program);
+    }
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
