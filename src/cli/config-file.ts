@@ -69,8 +69,10 @@ export function validateConfig(cfg: ConfigFile, program: Command, file: string):
   for (const [section, entries] of cfg) {
     const cmd = commands.get(section);
     if (!cmd) throw new MailcasError('E_USAGE', `${file}: no command [${section}]`);
-    for (const [key, { line }] of entries) {
-      if (!cmd.options.some((o) => o.long === `--${key}`) || key === 'config') throw new MailcasError('E_USAGE', `${file} line ${line}: [${section || 'global'}] has no option ${key} (see mailcas ${section} --help)`);
+    for (const [key, { value, line }] of entries) {
+      const opt = cmd.options.find((o) => o.long === `--${key}`);
+      if (!opt || key === 'config') throw new MailcasError('E_USAGE', `${file} line ${line}: [${section || 'global'}] has no option ${key} (see mailcas ${section} --help)`);
+      parseValue(opt, key, value, line, file); // a bad value is found now, whichever command runs
     }
   }
 }
@@ -86,18 +88,21 @@ export function applyConfig(cfg: ConfigFile, cmd: Command, file: string): void {
     const source = cmd.getOptionValueSource(name);
     if (source === 'cli' || source === 'env') continue;
     if (ENV_OF[key] && process.env[ENV_OF[key]]) continue;
-    let v: unknown = value;
-    if (!opt.required && !opt.optional) {
-      // a flag: true or false
-      if (!/^(true|false|yes|no|on|off|1|0)$/i.test(value)) throw new MailcasError('E_USAGE', `${file} line ${line}: ${key} is a flag: true or false`);
-      v = /^(true|yes|on|1)$/i.test(value);
-    } else if (opt.parseArg) {
-      try {
-        v = opt.parseArg(value, undefined as never);
-      } catch (e) {
-        throw new MailcasError('E_USAGE', `${file} line ${line}: ${(e as Error).message}`);
-      }
-    }
-    cmd.setOptionValueWithSource(name, v, 'config');
+    cmd.setOptionValueWithSource(name, parseValue(opt, key, value, line, file), 'config');
+  }
+}
+
+/** A value from the file as its option takes it: a flag true or false, else through the option's own parser. */
+function parseValue(opt: Option, key: string, value: string, line: number, file: string): unknown {
+  if (!opt.required && !opt.optional) {
+    if (!/^(true|false|yes|no|on|off|1|0)$/i.test(value)) throw new MailcasError('E_USAGE', `${file} line ${line}: ${key} is a flag: true or false`);
+    return /^(true|yes|on|1)$/i.test(value);
+  }
+  if (opt.argChoices && !opt.argChoices.includes(value)) throw new MailcasError('E_USAGE', `${file} line ${line}: ${key} must be one of ${opt.argChoices.join(', ')}`);
+  if (!opt.parseArg) return value;
+  try {
+    return opt.parseArg(value, undefined as never);
+  } catch (e) {
+    throw new MailcasError('E_USAGE', `${file} line ${line}: ${(e as Error).message}`);
   }
 }
