@@ -158,6 +158,15 @@ describe('IMAP front under hostile input', () => {
     expect(out).toMatch(/\* 1 FETCH \(UID \d+\)\r\nb4 OK/);
   });
 
+  it('answers kept in the server cache are exact: the same header section with different partial ranges, twice', async () => {
+    const out = await imapTalk(['a LOGIN u1 pw\r\n', 'b EXAMINE INBOX\r\n', 'c FETCH 1 (BODY.PEEK[HEADER]<0.10>)\r\n', 'd FETCH 1 (BODY.PEEK[HEADER]<0.20>)\r\n', 'e FETCH 1 (BODY.PEEK[HEADER]<0.10> BODY.PEEK[HEADER])\r\n']);
+    const header = fs.readFileSync(corpusFiles()[0]).toString('latin1');
+    const h = header.slice(0, header.indexOf('\n\n') + 2);
+    expect(out).toContain(`* 1 FETCH (BODY[HEADER]<0> {10}\r\n${h.slice(0, 10)})\r\nc OK`);
+    expect(out).toContain(`* 1 FETCH (BODY[HEADER]<0> {20}\r\n${h.slice(0, 20)})\r\nd OK`);
+    expect(out).toContain(`* 1 FETCH (BODY[HEADER]<0> {10}\r\n${h.slice(0, 10)} BODY[HEADER] {${h.length}}\r\n${h})\r\ne OK`);
+  });
+
   it('literal-length abuse and over-long lines close the session with BYE; garbage floods end in BYE; the server goes on', async () => {
     expect(await imapTalk(['a LOGIN {999999999}\r\n'])).toMatch(/\* BYE literal of 999999999 bytes is over the limit/);
     expect(await imapTalk([Buffer.alloc(200 * 1024, 0x41)])).toMatch(/\* BYE command line longer than/);

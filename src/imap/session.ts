@@ -22,7 +22,8 @@ export interface SessionIo {
 }
 
 /**
- * Answers to RFC822.SIZE, INTERNALDATE, ENVELOPE, BODY and BODYSTRUCTURE by message id, shared by the
+ * Answers to RFC822.SIZE, INTERNALDATE, ENVELOPE, BODY, BODYSTRUCTURE and header sections (HEADER,
+ * HEADER.FIELDS, n.MIME; up to 16 KiB) by message id, shared by the
  * sessions of one server: a message never changes once stored, so an answer
  * stays right for as long as it is kept (as Dovecot keeps them in its cache
  * file). Bounded by entries, oldest dropped first.
@@ -30,10 +31,12 @@ export interface SessionIo {
 export class AnswerCache {
   /** Answers in IMAP's wire form (latin1), ready to send. */
   private readonly map = new Map<string, string>();
+  private chars = 0;
   /** Opened messages (layout and header blocks decoded), fewer: they are larger. */
   private readonly opened = new Map<string, MessageAccess>();
   constructor(
-    private readonly max = 50_000,
+    private readonly max = 100_000,
+    private readonly maxChars = 64 * 1024 * 1024,
     private readonly maxOpened = 512,
   ) {}
   access(store: Store, user: string, id: string): MessageAccess {
@@ -53,8 +56,19 @@ export class AnswerCache {
     return this.map.get(`${id} ${item}`);
   }
   set(id: string, item: string, v: string): void {
-    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
-    this.map.set(`${id} ${item}`, v);
+    const k = `${id} ${item}`;
+    const old = this.map.get(k);
+    if (old !== undefined) {
+      this.map.delete(k);
+      this.chars -= old.length;
+    }
+    while (this.map.size && (this.map.size >= this.max || this.chars + v.length > this.maxChars)) {
+      const [ok, ov] = this.map.entries().next().value!;
+      this.map.delete(ok);
+      this.chars -= ov.length;
+    }
+    this.map.set(k, v);
+    this.chars += v.length;
   }
 }
 
@@ -420,7 +434,10 @@ export class ImapSession {
       if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', wire: String(t.uid) });
       else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', wire: '()' });
       else {
-        const cached = it.kind === 'meta' ? this.opts.cache?.get(id, it.name) : undefined;
+        const cacheable = it.kind === 'meta' || (it.kind === 'section' && !it.binary && /^(HEADER|MIME)/.test(it.section.text));
+        // the response name of a partial holds its origin only: the key holds its length too
+        const key = it.kind === 'section' && it.partial ? `${it.name}.${it.partial.length}` : it.name;
+        const cached = cacheable ? this.opts.cache?.get(id, key) : undefined;
         if (cached !== undefined) {
           parts.push({ name: it.name, wire: cached });
           continue;
@@ -435,7 +452,7 @@ export class ImapSession {
         const a = await answerItem(m, it);
         if ('value' in a) {
           const wire = toWire(a.value).toString('latin1');
-          if (it.kind === 'meta') this.opts.cache?.set(id, it.name, wire);
+          if (it.kind === 'meta') this.opts.cache?.set(id, key, wire);
           parts.push({ name: a.name, wire });
         }
         else {
@@ -445,6 +462,13 @@ export class ImapSession {
             const chunks: Buffer[] = [];
             for await (const c of a.bytes()) chunks.push(c);
             buffered = Buffer.concat(chunks);
+          }
+          if (cacheable && buffered && a.size <= 16 * 1024) {
+            // a header section: kept in wire form like the structure items
+            const wire = `{${a.size}}\r\n${buffered.toString('latin1')}`;
+            this.opts.cache?.set(id, key, wire);
+            parts.push({ name: a.name, wire });
+            continue;
           }
           parts.push({ name: a.name, size: a.size, literal8, buffered, stream: a.bytes });
         }
