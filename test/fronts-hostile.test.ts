@@ -158,6 +158,16 @@ describe('IMAP front under hostile input', () => {
     expect(out).toMatch(/\* 1 FETCH \(UID \d+\)\r\nb4 OK/);
   });
 
+  it('a FETCH whose later message fails (BINARY of a multipart part) answers the earlier ones, then NO; the server lives on', async () => {
+    await store.ingest(Buffer.from('Subject: leaf\r\n\r\nplain\r\n'), { user: 'u1', mailbox: 'Multi' });
+    const nested = 'Subject: nested\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\nx\r\n--i--\r\n--o--\r\n';
+    for (let i = 0; i < 3; i++) await store.ingest(Buffer.from(nested), { user: 'u1', mailbox: 'Multi' });
+    const out = await imapTalk(['a LOGIN u1 pw\r\n', 'b EXAMINE Multi\r\n', 'c FETCH 1:* (BINARY.PEEK[1])\r\n', 'd NOOP\r\n']);
+    expect(out).toContain('* 1 FETCH (BINARY[1] ~{7}\r\nplain\r\n)');
+    expect(out).toMatch(/c NO \[CANNOT\] part 1 is a multipart/);
+    expect(out).toMatch(/d OK/);
+  });
+
   it('answers kept in the server cache are exact: the same header section with different partial ranges, twice', async () => {
     const out = await imapTalk(['a LOGIN u1 pw\r\n', 'b EXAMINE INBOX\r\n', 'c FETCH 1 (BODY.PEEK[HEADER]<0.10>)\r\n', 'd FETCH 1 (BODY.PEEK[HEADER]<0.20>)\r\n', 'e FETCH 1 (BODY.PEEK[HEADER]<0.10> BODY.PEEK[HEADER])\r\n']);
     const header = fs.readFileSync(corpusFiles()[0]).toString('latin1');

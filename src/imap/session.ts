@@ -400,9 +400,13 @@ export class ImapSession {
     const targets = this.targets(argText(args[0]), uid);
     const window = this.opts.fetchWindow ?? DEFAULT_FETCH_WINDOW;
     // messages are read `window` ahead of the one going out: on a remote store, latency overlaps
-    const pending: Promise<Prepared>[] = [];
+    const pending: (Promise<Prepared> | undefined)[] = [];
     const start = (k: number): void => {
-      if (k < targets.length && !pending[k]) pending[k] = this.prepare(targets[k], items);
+      if (k >= targets.length || pending[k]) return;
+      const p = this.prepare(targets[k], items);
+      // a read that fails before its turn must not be an unhandled rejection: its turn awaits it and answers NO
+      p.catch(() => undefined);
+      pending[k] = p;
     };
     for (let k = 0; k < Math.min(window, targets.length); k++) start(k);
     try {
@@ -419,8 +423,7 @@ export class ImapSession {
         }
       }
     } finally {
-      // a failure part way: let the reads already started settle quietly
-      for (const p of pending) if (p) p.catch(() => undefined);
+      pending.length = 0;
     }
   }
 
