@@ -708,6 +708,8 @@ function mergeTier(a: TierReport, b: TierReport): TierReport {
     objectBytes: a.objectBytes + b.objectBytes,
     packed: a.packed + b.packed,
     packedBytes: a.packedBytes + b.packedBytes,
+    recompressed: a.recompressed + b.recompressed,
+    recompressSavedBytes: a.recompressSavedBytes + b.recompressSavedBytes,
     packs: a.packs + b.packs,
     keptLeased: a.keptLeased + b.keptLeased,
     corrupt: [...a.corrupt, ...b.corrupt],

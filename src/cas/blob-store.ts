@@ -14,9 +14,9 @@ import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 import { crashPoint } from '../util/crash-points.js';
 
-/** How a blob's bytes are stored. Recorded per blob in the metadata. */
-export const BlobCodec = { None: 0, Deflate: 1 } as const;
-export type BlobCodec = (typeof BlobCodec)[keyof typeof BlobCodec];
+import { BlobCodec, decodeWhole, decoderStream, knownCodec } from './blob-codec.js';
+
+export { BlobCodec, ALL_BLOB_CODECS } from './blob-codec.js';
 
 export interface CompressionPolicy {
   enabled: boolean;
@@ -33,11 +33,11 @@ const deflateRaw = promisify(zlib.deflateRaw);
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
 
-async function* inflateWhole(s: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+async function* decodeCollected(s: AsyncIterable<Buffer>, codec: BlobCodec, size: number): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c);
   // one byte over the canonical size is enough to know it is wrong (and bounds a damaged stream)
-  yield zlib.inflateRawSync(parts.length === 1 ? parts[0] : Buffer.concat(parts), { maxOutputLength: size + 1 });
+  yield decodeWhole(parts.length === 1 ? parts[0] : Buffer.concat(parts), codec, size);
 }
 
 /** Formats that are compressed already, recognised by their leading bytes (never by the declared type). */
@@ -330,7 +330,7 @@ export class BlobStore {
   /** The object's canonical bytes, unverified (inflated when stored deflated). */
   private async *canonical(loc: Omit<BlobLocation, 'chunks'>): AsyncGenerator<Buffer> {
     const hex = toHex(loc.key);
-    if (loc.codec !== BlobCodec.None && loc.codec !== BlobCodec.Deflate) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
+    if (!knownCodec(loc.codec)) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
     const backend = this.tierBackend(loc.tier ?? 0);
     this.stats.reads++;
     const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(hex);
@@ -339,9 +339,9 @@ export class BlobStore {
       throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     }
     let src: AsyncIterable<Buffer> = this.counted(s);
-    if (loc.codec === BlobCodec.Deflate) {
-      // small blobs (most text) inflate synchronously: no thread-pool round trip
-      src = loc.size <= SYNC_INFLATE_MAX ? inflateWhole(src, loc.size) : pipeline(src, zlib.createInflateRaw({ chunkSize: 256 * 1024 }), () => {});
+    if (loc.codec !== BlobCodec.None) {
+      // small blobs (most text) decode synchronously: no thread-pool round trip
+      src = loc.size <= SYNC_INFLATE_MAX ? decodeCollected(src, loc.codec, loc.size) : pipeline(src, decoderStream(loc.codec), () => {});
     }
     try {
       for await (const c of src) yield c;

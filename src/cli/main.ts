@@ -677,8 +677,8 @@ function nonNegativeInt(v: string, flag: string): number {
   return n;
 }
 
-function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
-  return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes)${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;
+function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; recompressed: number; recompressSavedBytes: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
+  return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes${r.recompressed ? `; ${r.recompressed} re-encoded with brotli, ${r.recompressSavedBytes} bytes saved` : ''})${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;
 }
 
 function positiveInt(v: string, flag: string): number {

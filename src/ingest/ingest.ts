@@ -4,7 +4,7 @@ import type { BlobNeed } from './build-message.js';
 import type { PrepareOptions, Prepared } from './prepare.js';
 import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
-import { BlobCodec } from '../cas/blob-store.js';
+import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
 import { forEachLimit } from '../util/pool.js';
 import { PUT_CONCURRENCY } from '../limits.js';
 import type { StoreContext } from '../store-context.js';
@@ -231,7 +231,7 @@ async function confirmExisting(ctx: StoreContext, need: BlobNeed, expected: numb
   const domainKey = ctx.domainKey(domain);
   let why = 'missing';
   if (stat) {
-    for (const codec of [expected, ...[BlobCodec.None, BlobCodec.Deflate].filter((c) => c !== expected)]) {
+    for (const codec of [expected, ...ALL_BLOB_CODECS.filter((c) => c !== expected)]) {
       const r = await ctx.blobStore.scan({ key, codec, size: need.data.size, domainKey });
       if (r.ok) return { codec, stored: stat.size };
       why = r.why;

@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS blobs (
   domain       TEXT    NOT NULL,   -- dedup domain ('' = global)
   size         INTEGER NOT NULL,   -- canonical bytes
   stored       INTEGER NOT NULL,   -- bytes in the backend
-  codec        INTEGER NOT NULL,   -- 0 raw, 1 deflate
+  codec        INTEGER NOT NULL,   -- 0 raw, 1 deflate, 2 brotli (cas/blob-codec.ts)
   refs         INTEGER NOT NULL,
   created      INTEGER NOT NULL,
   zero_since   INTEGER,            -- unix ms when refs last reached 0

@@ -3,7 +3,7 @@ import type { StoreContext } from '../store-context.js';
 import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
-import { BlobCodec } from '../cas/blob-store.js';
+import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
 import { bumpCounter, counter, immediate, openDb, type Db } from '../meta/db.js';
 import { PACK_NAME_HEX, inWriteTxn } from './gc.js';
 import { placeOf } from './refcounts.js';
@@ -378,7 +378,7 @@ async function filterAsync<T>(xs: T[], keep: (x: T) => Promise<boolean>): Promis
 async function detectCodec(ctx: StoreContext, hash: Buffer, size: number): Promise<{ codec: number; domain: string; chunks: Buffer | null } | null> {
   const domains = [''];
   for (const r of ctx.db.prepare('SELECT DISTINCT domain FROM blobs').all() as { domain: string }[]) if (r.domain) domains.push(r.domain);
-  for (const codec of [BlobCodec.None, BlobCodec.Deflate]) {
+  for (const codec of ALL_BLOB_CODECS) {
     for (const domain of domains) {
       const r = await ctx.blobStore.scan({ key: hash, codec, size, domainKey: ctx.domainKey(domain) });
       if (r.ok) return { codec, domain, chunks: r.chunks };

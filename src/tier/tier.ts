@@ -4,6 +4,7 @@ import type { StoreContext } from '../store-context.js';
 import type { PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
+import { BlobCodec, brotliEncode, decodeWhole } from '../cas/blob-codec.js';
 import { immediate } from '../meta/db.js';
 import { inWriteTxn } from '../refcount/gc.js';
 import { forEachLimit } from '../util/pool.js';
@@ -27,10 +28,13 @@ export interface TierReport {
   /** Blobs moved as objects of their own, and their stored bytes. */
   objects: number;
   objectBytes: number;
-  /** Blobs moved into packs, their stored bytes, and the packs written. */
+  /** Blobs moved into packs, their stored bytes (as packed), and the packs written. */
   packed: number;
   packedBytes: number;
   packs: number;
+  /** Of the packed: entries re-encoded with brotli on the way, and the bytes that saved. */
+  recompressed: number;
+  recompressSavedBytes: number;
   /** Hot copies kept for now because an ingest in flight holds a lease on them (gc removes them later). */
   keptLeased: number;
   /** Blobs whose hot copy does not read back (marked corrupt, left where they are). */
@@ -62,7 +66,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
   if (!cold) throw new MailcasError('E_USAGE', 'this store has no cold tier (create it with init --s3 URL --tiered or --write-behind)');
   const hot = ctx.blobStore.backend;
   const clock = opts.now ?? Date.now;
-  const rep: TierReport = { dryRun: !!opts.dryRun, objects: 0, objectBytes: 0, packed: 0, packedBytes: 0, packs: 0, keptLeased: 0, corrupt: [], pendingUploads: 0, pendingBytes: 0 };
+  const rep: TierReport = { dryRun: !!opts.dryRun, objects: 0, objectBytes: 0, packed: 0, packedBytes: 0, packs: 0, recompressed: 0, recompressSavedBytes: 0, keptLeased: 0, corrupt: [], pendingUploads: 0, pendingBytes: 0 };
   const pick = ctx.db.prepare(
     `SELECT hash, size, stored, codec, domain FROM blobs
      WHERE tier = 0 AND refs > 0 AND corrupt = 0 AND created <= ? AND size >= ? AND hash > ? ORDER BY hash LIMIT ?`,
@@ -89,7 +93,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       continue;
     }
     // verify each hot copy before it is copied anywhere: corruption is marked, never spread
-    const good: { row: Candidate; bytes: Buffer | null }[] = [];
+    const good: { row: Candidate; bytes: Buffer | null; codec: number }[] = [];
     await forEachLimit(rows, 4, async (r) => {
       const ok = await ctx.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: ctx.domainKey(r.domain), tier: 0 });
       if (!ok.ok) {
@@ -97,7 +101,16 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
         await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.refcounts.markCorrupt(r.hash)));
         return;
       }
-      good.push({ row: r, bytes: r.stored <= PACK_ENTRY_MAX_BYTES ? await readAll(hot, r.hash.toString('hex')) : null });
+      if (r.stored > PACK_ENTRY_MAX_BYTES) return void good.push({ row: r, bytes: null, codec: r.codec });
+      const bytes = await readAll(hot, r.hash.toString('hex'));
+      // older mail is packed better compressed: a deflated entry is re-encoded with brotli when that is smaller
+      const better = r.codec === BlobCodec.Deflate ? await coldEncoding(bytes, r, ctx.domainKey(r.domain)) : null;
+      if (better === 'damaged') return;
+      if (better) {
+        rep.recompressed++;
+        rep.recompressSavedBytes += bytes.length - better.length;
+      }
+      good.push({ row: r, bytes: better ?? bytes, codec: better ? BlobCodec.Brotli : r.codec });
     });
     const moved: Buffer[] = [];
     // large blobs: one object each
@@ -128,10 +141,10 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
     // small blobs: packs of about PACK_TARGET_BYTES
     const small = good.filter((g) => g.bytes);
     for (let i = 0; i < small.length; ) {
-      const entries: { row: Candidate; bytes: Buffer; offset: number }[] = [];
+      const entries: { row: Candidate; bytes: Buffer; codec: number; offset: number }[] = [];
       let size = 0;
       for (; i < small.length && (size < PACK_TARGET_BYTES || !entries.length); i++) {
-        entries.push({ row: small[i].row, bytes: small[i].bytes!, offset: size });
+        entries.push({ row: small[i].row, bytes: small[i].bytes!, codec: small[i].codec, offset: size });
         size += small[i].bytes!.length;
       }
       const body = Buffer.concat(entries.map((e) => e.bytes), size);
@@ -142,10 +155,11 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       crashPoint('pack-written');
       const live = await ctx.writeLock.run(() =>
         immediate(ctx.db, () => {
-          const set = ctx.db.prepare('UPDATE blobs SET tier = 1, pack = ?, pack_offset = ?, pack_length = ? WHERE hash = ? AND tier = 0');
+          // the entry's codec and size switch with its place: a reader sees the old form or the new, whole
+          const set = ctx.db.prepare('UPDATE blobs SET tier = 1, pack = ?, pack_offset = ?, pack_length = ?, codec = ?, stored = ? WHERE hash = ? AND tier = 0');
           let n = 0;
           for (const e of entries) {
-            if (set.run(id, e.offset, e.bytes.length, e.row.hash).changes) {
+            if (set.run(id, e.offset, e.bytes.length, e.codec, e.bytes.length, e.row.hash).changes) {
               n += e.bytes.length;
               rep.packed++;
               rep.packedBytes += e.bytes.length;
@@ -191,6 +205,28 @@ async function dropHotCopies(ctx: StoreContext, hashes: Buffer[], rep: TierRepor
 export function pending(ctx: Pick<StoreContext, 'db'>): { blobs: number; bytes: number } {
   const r = ctx.db.prepare('SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM blobs WHERE tier = 0 AND refs > 0').get() as { n: number; b: number };
   return { blobs: r.n, bytes: r.b };
+}
+
+/**
+ * The brotli form of a deflated hot entry, checked before it is used: it
+ * decodes to bytes with the blob's own hash. Null when it would not save at
+ * least 2% (the deflated bytes are packed as they are); 'damaged' when the
+ * bytes read now do not decode to the blob (they did when scan read them:
+ * the blob stays hot, and the next run or a read finds out).
+ */
+async function coldEncoding(deflated: Buffer, row: Candidate, domainKey: Buffer | null): Promise<Buffer | null | 'damaged'> {
+  let canonical: Buffer;
+  try {
+    canonical = decodeWhole(deflated, BlobCodec.Deflate, row.size);
+  } catch {
+    return 'damaged';
+  }
+  if (canonical.length !== row.size || !hashBuffer(canonical, domainKey ?? undefined).equals(row.hash)) return 'damaged';
+  const b = await brotliEncode(canonical);
+  if (b.length > deflated.length * 0.98) return null;
+  const back = decodeWhole(b, BlobCodec.Brotli, row.size);
+  if (!back.equals(canonical)) throw new MailcasError('E_INTERNAL', `blob ${row.hash.toString('hex')}: brotli did not give back its bytes`);
+  return b;
 }
 
 async function readAll(b: StoreContext['blobStore']['backend'], key: string): Promise<Buffer> {

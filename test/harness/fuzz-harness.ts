@@ -5,9 +5,11 @@
  * base64 and quoted-printable, duplicated parts), each ingested and fetched
  * back. Every case must round-trip byte-exact or be refused with a clear
  * error that names a limit; never a crash, never a hang (the slowest case is
- * reported). Seeded: a failure prints the seed and case number to replay.
+ * reported). The cases come from fast-check, seeded: a failure is shrunk to
+ * the smallest failing case and printed with the seed and path to replay it.
  */
 import fs from 'node:fs';
+import fc from 'fast-check';
 import { Store } from '../../src/store.js';
 import { isMailcasError } from '../../src/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -85,41 +87,86 @@ const MUTATIONS: Record<string, Mutation> = {
 };
 const NAMES = Object.keys(MUTATIONS);
 
+/** One case: a base message (a corpus file or a generated hostile shape) and up to three seeded mutations. */
+interface FuzzCase {
+  shape: number | null;
+  base: number;
+  size: number;
+  mutations: { name: string; seed: number }[];
+}
+
+const caseArb = (pool: number, shapes: number): fc.Arbitrary<FuzzCase> =>
+  fc.record({
+    shape: fc.oneof({ weight: 9, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: shapes - 1 }) }),
+    base: fc.nat({ max: pool - 1 }),
+    size: fc.integer({ min: 4096, max: 4096 + 64 * 1024 }),
+    mutations: fc.array(fc.record({ name: fc.constantFrom(...NAMES), seed: fc.nat() }), { minLength: 1, maxLength: 3 }),
+  });
+
+const describeCase = (c: FuzzCase): string => `${c.shape === null ? `corpus #${c.base}` : `shape #${c.shape}`}: ${c.mutations.map((m) => `${m.name}(${m.seed})`).join('+')}`;
+
+/**
+ * Runs the cases through fast-check (seeded: the same seed gives the same
+ * cases). The first failing case stops the run and is shrunk to a smallest
+ * failing one (fewer, simpler mutations), which is what the failure names,
+ * with fast-check's replay path.
+ */
 export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
-  const r = prng(o.seed);
   const rep: FuzzReport = { seed: o.seed, cases: 0, exact: 0, refused: {}, failures: [], slowestMs: 0, bytes: 0 };
   const s = await Store.init(o.storeDir, { logger: silentLogger, workers: 0 });
   const shapes = Object.values(hostileShapes);
   const deadline = o.deadlineMs ? Date.now() + o.deadlineMs : Infinity;
   const bases = o.pool.map((f) => fs.readFileSync(f));
-  try {
-    for (let k = 0; k < o.cases && Date.now() < deadline; k++) {
-      let b = r() < 0.9 ? bases[int(r, bases.length)] : shapes[int(r, shapes.length)](4096 + int(r, 64 * 1024));
-      const applied: string[] = [];
-      for (let m = 1 + int(r, 3); m > 0; m--) {
-        const name = NAMES[int(r, NAMES.length)];
-        applied.push(name);
-        b = MUTATIONS[name](b, r);
-      }
+  let shrinking = false;
+  const build = (c: FuzzCase): Buffer => {
+    let b = c.shape === null ? bases[c.base % bases.length] : shapes[c.shape](c.size);
+    for (const m of c.mutations) b = MUTATIONS[m.name](b, prng(m.seed));
+    return b;
+  };
+  /** One case: null when it round-trips or is refused naming a limit, else what went wrong. */
+  const run = async (c: FuzzCase, k: number): Promise<string | null> => {
+    const b = build(c);
+    if (!shrinking) {
       rep.cases++;
       rep.bytes += b.length;
-      const t0 = performance.now();
-      try {
-        const { id } = await s.ingest(b, { user: 'fuzz' });
-        const back = await s.fetchBuffer(id, { user: 'fuzz' });
-        if (back.equals(b)) rep.exact++;
-        else rep.failures.push(`seed ${o.seed} case ${k} (${applied.join('+')}): fetched bytes differ`);
-        if (k % 50 === 0) await s.expunge('fuzz', [id]); // keep the store small; gc below
-      } catch (e) {
-        // a clear refusal names its limit; an empty message is refused for what it is
-        if (isMailcasError(e) && (e.code === 'E_TOO_LARGE' || e.code === 'E_REFUSED') && /limit|empty/.test(e.message)) {
+    }
+    const t0 = performance.now();
+    try {
+      const { id } = await s.ingest(b, { user: 'fuzz' });
+      const back = await s.fetchBuffer(id, { user: 'fuzz' });
+      if (k % 50 === 0 || shrinking) await s.expunge('fuzz', [id]); // keep the store small; gc below
+      if (!back.equals(b)) return 'fetched bytes differ';
+      if (!shrinking) rep.exact++;
+    } catch (e) {
+      // a clear refusal names its limit; an empty message is refused for what it is
+      if (isMailcasError(e) && (e.code === 'E_TOO_LARGE' || e.code === 'E_REFUSED') && /limit|empty/.test(e.message)) {
+        if (!shrinking) {
           const what = String(e.data.what ?? (e.code === 'E_REFUSED' ? 'empty' : 'size'));
           rep.refused[what] = (rep.refused[what] ?? 0) + 1;
-        } else rep.failures.push(`seed ${o.seed} case ${k} (${applied.join('+')}): ${(e as Error).message}`);
-      }
-      rep.slowestMs = Math.max(rep.slowestMs, performance.now() - t0);
-      if (k % 1000 === 999) await s.gc({ graceSeconds: 0 });
+        }
+      } else return (e as Error).message;
+    } finally {
+      if (!shrinking) rep.slowestMs = Math.max(rep.slowestMs, performance.now() - t0);
     }
+    return null;
+  };
+  let k = 0;
+  try {
+    await fc.assert(
+      fc.asyncProperty(caseArb(bases.length, shapes.length), async (c) => {
+        const i = k++;
+        const why = await run(c, i);
+        if (!shrinking && i % 1000 === 999) await s.gc({ graceSeconds: 0 });
+        if (why) {
+          shrinking = true;
+          throw new Error(`${describeCase(c)}: ${why}`);
+        }
+      }),
+      { seed: o.seed, numRuns: o.cases, interruptAfterTimeLimit: deadline === Infinity ? undefined : Math.max(1, deadline - Date.now()), markInterruptAsFailure: false },
+    );
+  } catch (e) {
+    // fast-check's report: the seed, the replay path and the smallest failing case
+    rep.failures.push(`seed ${o.seed}: ${(e as Error).message.split('\n').slice(0, 6).join(' | ')}`);
   } finally {
     await s.close();
   }
