@@ -94,6 +94,28 @@ describe('brotli for cold pack entries', () => {
     await s.close();
   });
 
+  it('large deflated objects go cold as brotli objects too (through a temp file); exact, ranges exact, check --deep clean', async () => {
+    const { s, dir } = await tieredStore();
+    const big = prose(1_500_000, 3);
+    const m = text(big, 'big');
+    const { id } = await s.ingest(m, { user: 'u' });
+    const hot = s.db.prepare('SELECT codec, stored FROM blobs WHERE size >= 1000000').get() as { codec: number; stored: number };
+    expect(hot.codec).toBe(BlobCodec.Deflate);
+    expect(hot.stored).toBeGreaterThan(256 * 1024); // an object of its own, not a pack entry
+    const t = await s.tier({ olderThanMs: 0 });
+    expect(t.objects).toBe(1);
+    expect(t.recompressed).toBe(1);
+    const cold = s.db.prepare('SELECT codec, stored, tier, pack FROM blobs WHERE size >= 1000000').get() as { codec: number; stored: number; tier: number; pack: number | null };
+    expect(cold).toMatchObject({ codec: BlobCodec.Brotli, tier: 1, pack: null });
+    expect(cold.stored).toBe(t.objectBytes);
+    expect(hot.stored - cold.stored).toBe(t.recompressSavedBytes);
+    expect((await s.fetchBuffer(id)).equals(m)).toBe(true);
+    expect((await s.access(id).buffer(700_000, 900_000)).equals(m.subarray(700_000, 900_000))).toBe(true);
+    expect((await s.check({ deep: true })).consistent).toBe(true);
+    expect(fs.readdirSync(path.join(dir, 'tmp')).filter((f) => f.includes('brotli'))).toEqual([]); // the temp file is gone
+    await s.close();
+  });
+
   it('a damaged brotli entry in a pack: fetch fails naming the message, check --deep lists the blob; nothing else is affected', async () => {
     const { s, cold } = await tieredStore();
     const msgs = Array.from({ length: 5 }, (_, i) => text(prose(20_000 + i * 3000, 100 + i), `d${i}`));

@@ -27,10 +27,12 @@ export function knownCodec(c: number): c is BlobCodec {
 /** Brotli quality for cold entries: 5 compresses as fast as deflate level 6; 6-9 gain under 2% for 2-20x the time. */
 export const COLD_BROTLI_QUALITY = 5;
 
-function brotliParams(size: number): zlib.BrotliOptions {
+/** Brotli settings for a blob of this canonical size (streams too). */
+export function brotliStreamParams(size: number): zlib.BrotliOptions {
   // a window no larger than the input (at least brotli's minimum) keeps the decoder's memory small
   const lgwin = Math.max(zlib.constants.BROTLI_MIN_WINDOW_BITS, Math.min(22, Math.ceil(Math.log2(Math.max(2, size)))));
   return {
+    chunkSize: 256 * 1024,
     params: {
       [zlib.constants.BROTLI_PARAM_QUALITY]: COLD_BROTLI_QUALITY,
       [zlib.constants.BROTLI_PARAM_LGWIN]: lgwin,
@@ -43,7 +45,7 @@ const brotliAsync = promisify(zlib.brotliCompress) as (b: Buffer, o: zlib.Brotli
 
 /** Brotli-compresses canonical bytes; large inputs on the thread pool, so the event loop keeps serving. */
 export async function brotliEncode(canonical: Buffer): Promise<Buffer> {
-  return canonical.length > 64 * 1024 ? brotliAsync(canonical, brotliParams(canonical.length)) : zlib.brotliCompressSync(canonical, brotliParams(canonical.length));
+  return canonical.length > 64 * 1024 ? brotliAsync(canonical, brotliStreamParams(canonical.length)) : zlib.brotliCompressSync(canonical, brotliStreamParams(canonical.length));
 }
 
 /** Decodes a whole stored form; at most size + 1 bytes come out (enough to know a damaged stream is wrong). */

@@ -372,7 +372,8 @@ function readHead(file: string, n: number): Buffer {
   }
 }
 
-function* fileChunks(file: string, size: number): Generator<Buffer> {
+/** A file's first size bytes, 256 KiB at a time (synchronous reads: for put sources). */
+export function* fileChunks(file: string, size: number): Generator<Buffer> {
   const fd = fs.openSync(file, 'r');
   try {
     for (let pos = 0; pos < size; ) {

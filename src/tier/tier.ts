@@ -4,7 +4,8 @@ import type { StoreContext } from '../store-context.js';
 import type { PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
-import { BlobCodec, brotliEncode, decodeWhole } from '../cas/blob-codec.js';
+import { BlobCodec } from '../cas/blob-codec.js';
+import { coldEntry, coldFile } from './cold-encoding.js';
 import { immediate } from '../meta/db.js';
 import { inWriteTxn } from '../refcount/gc.js';
 import { forEachLimit } from '../util/pool.js';
@@ -25,14 +26,14 @@ export interface TierOptions {
 
 export interface TierReport {
   dryRun: boolean;
-  /** Blobs moved as objects of their own, and their stored bytes. */
+  /** Blobs moved as objects of their own, and their stored bytes (as moved). */
   objects: number;
   objectBytes: number;
   /** Blobs moved into packs, their stored bytes (as packed), and the packs written. */
   packed: number;
   packedBytes: number;
   packs: number;
-  /** Of the packed: entries re-encoded with brotli on the way, and the bytes that saved. */
+  /** Of the moved: blobs re-encoded with brotli on the way, and the bytes that saved. */
   recompressed: number;
   recompressSavedBytes: number;
   /** Hot copies kept for now because an ingest in flight holds a lease on them (gc removes them later). */
@@ -104,7 +105,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       if (r.stored > PACK_ENTRY_MAX_BYTES) return void good.push({ row: r, bytes: null, codec: r.codec });
       const bytes = await readAll(hot, r.hash.toString('hex'));
       // older mail is packed better compressed: a deflated entry is re-encoded with brotli when that is smaller
-      const better = r.codec === BlobCodec.Deflate ? await coldEncoding(bytes, r, ctx.domainKey(r.domain)) : null;
+      const better = r.codec === BlobCodec.Deflate ? await coldEntry(bytes, r, ctx.domainKey(r.domain)) : null;
       if (better === 'damaged') return;
       if (better) {
         rep.recompressed++;
@@ -119,21 +120,32 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       4,
       async ({ row }) => {
         const hex = row.hash.toString('hex');
-        const digest = await digestOf(hot, hex);
+        // a deflated object goes cold as brotli when that is smaller (re-encoded through a temp file)
+        const re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot, hex), row.stored, row, ctx.domainKey(row.domain), ctx.tmpDir) : null;
+        if (re === 'damaged') return;
         // a lease while the cold copy is written: gc must not take it for an orphan before the switch
         const token = Leases.newToken();
-        await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.leases.take(token, [row.hash], Date.now() + ctx.leaseTtlMs)));
         try {
-          const src: PutSource = { size: row.stored, open: () => streamOf(hot, hex) };
-          await cold.put(hex, src, { size: row.stored, digest }, { overwrite: true }); // whatever was there, it is now these verified bytes
-          const switched = await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.db.prepare('UPDATE blobs SET tier = 1, pack = NULL WHERE hash = ? AND tier = 0').run(row.hash).changes));
+          await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.leases.take(token, [row.hash], Date.now() + ctx.leaseTtlMs)));
+          const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hot, hex) };
+          const size = re ? re.size : row.stored;
+          const codec = re ? BlobCodec.Brotli : row.codec;
+          await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
+          const switched = await ctx.writeLock.run(() =>
+            immediate(ctx.db, () => ctx.db.prepare('UPDATE blobs SET tier = 1, pack = NULL, codec = ?, stored = ? WHERE hash = ? AND tier = 0').run(codec, size, row.hash).changes),
+          );
           crashPoint('tier-switched');
           if (switched) {
             rep.objects++;
-            rep.objectBytes += row.stored;
+            rep.objectBytes += size;
+            if (re) {
+              rep.recompressed++;
+              rep.recompressSavedBytes += row.stored - size;
+            }
             moved.push(row.hash);
           }
         } finally {
+          re?.remove();
           await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.leases.release(token)));
         }
       },
@@ -205,28 +217,6 @@ async function dropHotCopies(ctx: StoreContext, hashes: Buffer[], rep: TierRepor
 export function pending(ctx: Pick<StoreContext, 'db'>): { blobs: number; bytes: number } {
   const r = ctx.db.prepare('SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM blobs WHERE tier = 0 AND refs > 0').get() as { n: number; b: number };
   return { blobs: r.n, bytes: r.b };
-}
-
-/**
- * The brotli form of a deflated hot entry, checked before it is used: it
- * decodes to bytes with the blob's own hash. Null when it would not save at
- * least 2% (the deflated bytes are packed as they are); 'damaged' when the
- * bytes read now do not decode to the blob (they did when scan read them:
- * the blob stays hot, and the next run or a read finds out).
- */
-async function coldEncoding(deflated: Buffer, row: Candidate, domainKey: Buffer | null): Promise<Buffer | null | 'damaged'> {
-  let canonical: Buffer;
-  try {
-    canonical = decodeWhole(deflated, BlobCodec.Deflate, row.size);
-  } catch {
-    return 'damaged';
-  }
-  if (canonical.length !== row.size || !hashBuffer(canonical, domainKey ?? undefined).equals(row.hash)) return 'damaged';
-  const b = await brotliEncode(canonical);
-  if (b.length > deflated.length * 0.98) return null;
-  const back = decodeWhole(b, BlobCodec.Brotli, row.size);
-  if (!back.equals(canonical)) throw new MailcasError('E_INTERNAL', `blob ${row.hash.toString('hex')}: brotli did not give back its bytes`);
-  return b;
 }
 
 async function readAll(b: StoreContext['blobStore']['backend'], key: string): Promise<Buffer> {
