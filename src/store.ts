@@ -18,6 +18,7 @@ import { Refcounts, countRefs, placeOf, type BlobRow } from './refcount/refcount
 import { Leases } from './refcount/leases.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
+import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
 import { ingestMessage, type CommitItem, type Committer, type IngestOptions, type IngestResult, type LeaseRequest, type Preparer, type Recipient, type RecipientResult } from './ingest/ingest.js';
 import { prepareMessage } from './ingest/prepare.js';
 import { BuildPool } from './ingest/worker-pool.js';
@@ -629,6 +630,14 @@ export class Store implements StoreContext {
     this.assertOpen();
     const policy = this.backendConfig.kind === 'tiered' ? this.backendConfig.policy : DEFAULT_TIER_POLICY;
     return runTier(this, { olderThanMs: policy.olderThanMs, minSize: policy.minSize, ...opts });
+  }
+
+  /** Recompresses older mail's header blocks with a dictionary trained on the store now (see runCompact); 30 days and older by default. */
+  async compact(opts: Partial<CompactOptions> = {}): Promise<CompactReport> {
+    this.assertOpen();
+    const { report, dictionary } = await runCompact(this, { olderThanMs: DEFAULT_TIER_POLICY.olderThanMs, ...opts });
+    if (dictionary) this.currentDict = dictionary;
+    return report;
   }
 
   /** Uploads everything still only in the hot tier (write-behind's backlog), now. */

@@ -400,6 +400,35 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     });
 
   program
+    .command('compact')
+    .addHelpText('after', '\nExamples:\n  $ mailcas compact                    # mail 30 days and older\n  $ mailcas compact --older-than 0 --vacuum --json')
+    .description("recompress older mail's header blocks with a dictionary trained on the store as it is now; safe while other commands run")
+    .option('--older-than <duration>', 'messages received at least this long ago: 30d, 12h, 90m, 45s, or 0 for all (default 30d)', parseDuration)
+    .option('--vacuum', 'then rebuild the database file to give the space back (needs free disk as large as the database; deliveries wait meanwhile)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { olderThan?: number; vacuum?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        let bar: ReturnType<typeof progressBar> | null = null;
+        let seen = 0;
+        const r = await s.compact({
+          ...(o.olderThan !== undefined ? { olderThanMs: o.olderThan } : {}),
+          vacuum: !!o.vacuum,
+          progress: (done, total) => {
+            bar ??= progressBar('compact', total, 'items');
+            bar.tick(done - seen);
+            seen = done;
+          },
+        });
+        (bar as ReturnType<typeof progressBar> | null)?.stop();
+        out(
+          o.json
+            ? JSON.stringify(r)
+            : `looked at ${r.messages} messages, rewrote ${r.rewritten} (header bytes ${r.bytesBefore} -> ${r.bytesAfter}${r.bytesBefore ? `, ${Math.round((100 * (r.bytesBefore - r.bytesAfter)) / r.bytesBefore)}% smaller` : ''}); ${r.trained ? `trained dictionary ${r.dictionary}` : r.dictionary ? `dictionary ${r.dictionary}` : 'no dictionary yet (too little mail)'}; ${r.pagesFreed} database pages freed`,
+        );
+      });
+    });
+
+  program
     .command('flush')
     .addHelpText('after', '\nExamples:\n  $ mailcas flush\n  $ mailcas flush --json')
     .description('upload everything still only on local files (the write-behind backlog) now')

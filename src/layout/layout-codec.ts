@@ -123,9 +123,9 @@ export const LayoutCodec = {
 } as const;
 export type LayoutCodec = (typeof LayoutCodec)[keyof typeof LayoutCodec];
 
-export function packLayout(raw: Buffer, dict: Buffer | null): { data: Buffer; codec: LayoutCodec } {
+export function packLayout(raw: Buffer, dict: Buffer | null, level = 6): { data: Buffer; codec: LayoutCodec } {
   if (raw.length < 64) return { data: raw, codec: LayoutCodec.None };
-  const opts: zlib.ZlibOptions = { level: 6 };
+  const opts: zlib.ZlibOptions = { level };
   if (dict) opts.dictionary = dict;
   const z = zlib.deflateRawSync(raw, opts);
   if (z.length >= raw.length) return { data: raw, codec: LayoutCodec.None };

@@ -47,14 +47,11 @@ export function trainDictionary(headerBlocks: Buffer[]): Buffer {
  * whole store (so the dictionary follows the mail the store actually holds).
  * Layouts keep the dictionary they were written with; all stay readable.
  */
-export async function maybeTrainDictionary(ctx: StoreContext, after: number): Promise<{ id: number; data: Buffer } | null> {
+/** Header blocks sampled evenly across the whole store (up to SAMPLE messages). */
+export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>): Buffer[] {
   const db = ctx.db;
-  const k = (db.prepare('SELECT count(*) AS n FROM dictionaries').get() as { n: number }).n;
-  // min/max are index lookups; count(*) would scan a large table on every check
   const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
-  if (lo === null || hi === null) return null;
-  const n = hi - lo + 1;
-  if (n < after * 4 ** k) return null;
+  if (lo === null || hi === null) return [];
   const pick = db.prepare('SELECT layout, codec, dict, inline, inline_codec FROM messages WHERE id >= ? ORDER BY id LIMIT 1');
   const step = Math.max(1, (hi - lo + 1) / SAMPLE);
   const blocks: Buffer[] = [];
@@ -67,13 +64,36 @@ export async function maybeTrainDictionary(ctx: StoreContext, after: number): Pr
       /* an undecodable row is check's business, not ours */
     }
   }
+  return blocks;
+}
+
+/** Records a new dictionary (new layouts use the newest); returns it. */
+export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffer, why: Record<string, unknown>): { id: number; data: Buffer } {
+  const id = Number(ctx.db.prepare('INSERT INTO dictionaries(data, created) VALUES (?, ?)').run(data, Date.now()).lastInsertRowid);
+  ctx.log.info('dictionary-trained', { id, bytes: data.length, ...why });
+  return { id, data };
+}
+
+/**
+ * Trains a header dictionary when the store reaches `after` messages, and
+ * again at 4x, 16x, ... that count, each time on a sample spread over the
+ * whole store (so the dictionary follows the mail the store actually holds).
+ * Layouts keep the dictionary they were written with; all stay readable.
+ */
+export async function maybeTrainDictionary(ctx: StoreContext, after: number): Promise<{ id: number; data: Buffer } | null> {
+  const db = ctx.db;
+  const k = (db.prepare('SELECT count(*) AS n FROM dictionaries').get() as { n: number }).n;
+  // min/max are index lookups; count(*) would scan a large table on every check
+  const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
+  if (lo === null || hi === null) return null;
+  const n = hi - lo + 1;
+  if (n < after * 4 ** k) return null;
+  const blocks = sampleHeaderBlocks(ctx);
   const data = trainDictionary(blocks);
   if (data.length < 1024) return null;
   return ctx.writeLock.run(() => {
     const now = (db.prepare('SELECT count(*) AS n FROM dictionaries').get() as { n: number }).n;
     if (now !== k) return db.prepare('SELECT id, data FROM dictionaries ORDER BY id DESC LIMIT 1').get() as { id: number; data: Buffer };
-    const id = Number(db.prepare('INSERT INTO dictionaries(data, created) VALUES (?, ?)').run(data, Date.now()).lastInsertRowid);
-    ctx.log.info('dictionary-trained', { id, bytes: data.length, sample: blocks.length, messages: n });
-    return { id, data };
+    return addDictionary(ctx, data, { sample: blocks.length, messages: n });
   });
 }
