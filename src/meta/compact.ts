@@ -16,6 +16,7 @@ import type { StoreContext } from '../store-context.js';
 import { LayoutCodec, packLayout, unpackLayout } from '../layout/layout-codec.js';
 import { addDictionary, sampleHeaderBlocks, trainDictionary } from './dictionary.js';
 import { immediate } from './db.js';
+import { crashPoint } from '../util/crash-points.js';
 
 export interface CompactOptions {
   /** Messages received at least this long ago (0: all). */
@@ -116,6 +117,7 @@ export async function runCompact(ctx: StoreContext, opts: CompactOptions): Promi
           }
         }),
       );
+      crashPoint('compact-written');
     }
     opts.progress?.(rep.messages, total);
     await new Promise((r) => setImmediate(r)); // a long-running server keeps serving between batches

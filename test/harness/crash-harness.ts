@@ -46,7 +46,7 @@ export interface CrashHarnessReport {
   drift: number;
 }
 
-const POINTS = ['blob-written', 'before-commit', 'after-commit', 'gc-deleted', 'pack-written', 'tier-switched'];
+const POINTS = ['blob-written', 'before-commit', 'after-commit', 'gc-deleted', 'pack-written', 'tier-switched', 'compact-written'];
 
 /** A small seeded PRNG (mulberry32). */
 export function prng(seed: number): () => number {
@@ -118,7 +118,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   const count = (op: string): void => void (rep.operations[op] = (rep.operations[op] ?? 0) + 1);
 
   while (rep.kills < o.kills && Date.now() < deadline) {
-    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', ...(o.tiered ? ['tier', 'flush'] : [])];
+    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', 'compact', ...(o.tiered ? ['tier', 'flush'] : [])];
     const op = pick(ops);
     count(op);
     // how it ends: a named crash point (hit the n-th time), a random moment, or not at all
@@ -177,6 +177,8 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
       r = await run(o.bin, ['--store', o.store, 'flush'], { env, killAfterMs });
     } else if (op === 'check') {
       r = await run(o.bin, ['--store', o.store, 'check', '--json'], { env, killAfterMs });
+    } else if (op === 'compact') {
+      r = await run(o.bin, ['--store', o.store, 'compact', '--older-than', '0', ...(rnd() < 0.3 ? ['--vacuum'] : [])], { env, killAfterMs });
     }
     if (!r) continue;
     const killed = r.signal === 'SIGKILL';
