@@ -14,7 +14,7 @@ import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 import { crashPoint } from '../util/crash-points.js';
 
-import { BlobCodec, decodeWhole, decoderStream, knownCodec } from './blob-codec.js';
+import { BlobCodec, decodeWhole, decoderStream, fromFrame, knownCodec } from './blob-codec.js';
 
 export { BlobCodec, ALL_BLOB_CODECS } from './blob-codec.js';
 
@@ -32,6 +32,14 @@ const deflateRaw = promisify(zlib.deflateRaw);
 
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
+
+async function* cutFromFrame(s: AsyncIterable<Buffer>, offset: number, size: number): AsyncGenerator<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c);
+  const b = fromFrame(parts.length === 1 ? parts[0] : Buffer.concat(parts), offset, size);
+  if (!b) throw new Error(`the frame ends before byte ${offset + size}`); // damaged data (no syscall): an integrity error below
+  yield b;
+}
 
 async function* decodeCollected(s: AsyncIterable<Buffer>, codec: BlobCodec, size: number): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
@@ -87,6 +95,8 @@ export interface BlobLocation {
 }
 
 export interface PackEntry {
+  /** codec BrotliFrame: where the blob starts in the frame's decoded bytes (offset/length are the frame's). */
+  frameOffset?: number | null;
   name: string;
   offset: number;
   length: number;
@@ -339,7 +349,9 @@ export class BlobStore {
       throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     }
     let src: AsyncIterable<Buffer> = this.counted(s);
-    if (loc.codec !== BlobCodec.None) {
+    if (loc.codec === BlobCodec.BrotliFrame) {
+      src = cutFromFrame(src, loc.pack?.frameOffset ?? 0, loc.size);
+    } else if (loc.codec !== BlobCodec.None) {
       // small blobs (most text) decode synchronously: no thread-pool round trip
       src = loc.size <= SYNC_INFLATE_MAX ? decodeCollected(src, loc.codec, loc.size) : pipeline(src, decoderStream(loc.codec), () => {});
     }

@@ -7,7 +7,7 @@
  * their tier (hot, cold object, cold pack entry); a generation counter
  * moves with every change of reference counts.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -89,8 +89,9 @@ CREATE TABLE IF NOT EXISTS blobs (
   chunks       BLOB,               -- BLAKE3 of each VERIFY_CHUNK_BYTES chunk of the canonical bytes (blobs over one chunk)
   tier         INTEGER NOT NULL DEFAULT 0, -- 0: the primary backend (hot); 1: the cold tier (an object, or an entry of a pack)
   pack         INTEGER,            -- cold: the pack holding it (packs.id), or NULL for an object of its own
-  pack_offset  INTEGER,
-  pack_length  INTEGER
+  pack_offset  INTEGER,            -- where its bytes are in the pack: the entry, or (codec 3) the frame holding it
+  pack_length  INTEGER,
+  frame_offset INTEGER             -- codec 3: where it starts in its frame's decoded bytes
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_hot ON blobs(created) WHERE tier = 0;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
@@ -141,4 +142,9 @@ ALTER TABLE blobs ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blobs ADD COLUMN pack INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
+`;
+
+/** Version 3: cold pack entries may share a compressed frame. */
+export const MIGRATE_2_TO_3 = `
+ALTER TABLE blobs ADD COLUMN frame_offset INTEGER;
 `;

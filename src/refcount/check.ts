@@ -62,6 +62,7 @@ interface Row {
   tier: number;
   pack_name: string | null;
   pack_offset: number | null;
+  frame_offset: number | null;
   pack_length: number | null;
   stored: number;
 }
@@ -180,7 +181,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
   }
   const rows = new Map<string, Row>();
   for (const r of db
-    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
+    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, b.frame_offset, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
     .iterate() as IterableIterator<Row & { hash: Buffer }>) {
     const { hash, ...row } = r;
     rows.set(hash.toString('hex'), row);

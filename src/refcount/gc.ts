@@ -1,3 +1,5 @@
+import { BlobCodec, frameLength, fromFrame } from '../cas/blob-codec.js';
+import { packPieces, type PackCandidate } from '../tier/cold-encoding.js';
 import type { StoreContext } from '../store-context.js';
 import crypto from 'node:crypto';
 import { DEFAULT_GC_GRACE_SECONDS, DELETE_CONCURRENCY, GC_BATCH, REPACK_BELOW } from '../limits.js';
@@ -79,7 +81,7 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
         });
       for (const r of rows) {
         if (!dry) {
-          if (r.pack !== null) packShrinks.run(r.pack_length, r.pack_length, now, r.pack);
+          if (r.pack !== null) packShrinks.run(r.stored, r.stored, now, r.pack); // its share of the pack (of a frame, for framed entries)
           delRow.run(r.hash);
           rep.expiredLeases += delLeases.run(r.hash).changes; // expired ones only: live leases were excluded above
         }
@@ -180,26 +182,53 @@ async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, gra
     live: number;
   }[];
   for (const p of sparse) {
-    const entries = db.prepare('SELECT hash, size, codec, domain, pack_offset, pack_length FROM blobs WHERE pack = ? ORDER BY pack_offset').all(p.id) as {
+    const entries = db.prepare('SELECT hash, size, stored, codec, domain, pack_offset, pack_length, frame_offset FROM blobs WHERE pack = ? ORDER BY pack_offset').all(p.id) as {
       hash: Buffer;
       size: number;
+      stored: number;
       codec: number;
       domain: string;
       pack_offset: number;
       pack_length: number;
+      frame_offset: number | null;
     }[];
-    const keep: { hash: Buffer; bytes: Buffer }[] = [];
+    // what stays: each piece as it is (a blob, or a frame all of whose blobs are still here), or,
+    // for a frame some of whose blobs are gone, those that remain framed anew (so a repacked pack is whole)
+    const byPiece = new Map<number, { bytes: Buffer; members: { e: (typeof entries)[number]; canonical: Buffer | null }[] }>();
     for (const e of entries) {
-      const loc = { key: e.hash, codec: e.codec, size: e.size, domainKey: ctx.domainKey(e.domain), tier: 1, pack: { name: p.name, offset: e.pack_offset, length: e.pack_length } };
+      const loc = { key: e.hash, codec: e.codec, size: e.size, domainKey: ctx.domainKey(e.domain), tier: 1, pack: { name: p.name, offset: e.pack_offset, length: e.pack_length, frameOffset: e.frame_offset } };
       if (!(await ctx.blobStore.scan(loc)).ok) continue; // a damaged entry stays where it is (check reports it)
-      const s = await cold.get(p.name, { start: e.pack_offset, end: e.pack_offset + e.pack_length });
-      const parts: Buffer[] = [];
-      for await (const c of s!) parts.push(c as Buffer);
-      keep.push({ hash: e.hash, bytes: Buffer.concat(parts) });
+      let piece = byPiece.get(e.pack_offset);
+      if (!piece) {
+        const s = await cold.get(p.name, { start: e.pack_offset, end: e.pack_offset + e.pack_length });
+        const parts: Buffer[] = [];
+        for await (const c of s!) parts.push(c as Buffer);
+        piece = { bytes: Buffer.concat(parts), members: [] };
+        byPiece.set(e.pack_offset, piece);
+      }
+      let canonical: Buffer | null = null;
+      if (e.codec === BlobCodec.BrotliFrame) {
+        try {
+          canonical = fromFrame(piece.bytes, e.frame_offset ?? 0, e.size);
+        } catch {
+          continue; // damaged since scan read it: stays where it is
+        }
+        if (!canonical || !hashBuffer(canonical, ctx.domainKey(e.domain) ?? undefined).equals(e.hash)) continue; // changed since scan read it: stays where it is
+      }
+      piece.members.push({ e, canonical });
     }
+    const out: { bytes: Buffer; members: { hash: Buffer; codec: number; stored: number; frameOffset: number | null; reframed: boolean }[] }[] = [];
+    const loose: PackCandidate[] = [];
+    for (const piece of byPiece.values()) {
+      const framed = piece.members.filter((m) => m.canonical);
+      const whole = !framed.length || framed.reduce((a, m) => a + m.e.size, 0) === frameLength(piece.bytes);
+      if (whole) out.push({ bytes: piece.bytes, members: piece.members.map((m) => ({ hash: m.e.hash, codec: m.e.codec, stored: m.e.stored, frameOffset: m.e.frame_offset, reframed: false })) });
+      else for (const m of framed) loose.push({ hash: m.e.hash, codec: BlobCodec.None, hot: m.canonical!, canonical: m.canonical! });
+    }
+    for (const piece of await packPieces(loose)) out.push({ bytes: piece.bytes, members: piece.members.map((m) => ({ ...m, reframed: true })) });
     let newId: number | null = null;
-    if (keep.length) {
-      const body = Buffer.concat(keep.map((k) => k.bytes));
+    if (out.length) {
+      const body = Buffer.concat(out.map((k) => k.bytes));
       const name = crypto.randomBytes(16).toString('hex');
       newId = await ctx.writeLock.run(() => immediate(db, () => Number(db.prepare('INSERT INTO packs(name, size, live, created) VALUES (?, ?, 0, ?)').run(name, body.length, Date.now()).lastInsertRowid)));
       await cold.put(name, bufferSource(body), { size: body.length, digest: hashBuffer(body) });
@@ -208,9 +237,13 @@ async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, gra
       immediate(db, () => {
         let off = 0;
         let live = 0;
-        const move = db.prepare('UPDATE blobs SET pack = ?, pack_offset = ?, pack_length = ? WHERE hash = ? AND pack = ?');
-        for (const k of keep) {
-          if (move.run(newId, off, k.bytes.length, k.hash, p.id).changes) live += k.bytes.length;
+        const move = db.prepare('UPDATE blobs SET pack = ?, pack_offset = ? WHERE hash = ? AND pack = ?');
+        const reframe = db.prepare('UPDATE blobs SET pack = ?, pack_offset = ?, pack_length = ?, frame_offset = ?, codec = ?, stored = ? WHERE hash = ? AND pack = ?');
+        for (const k of out) {
+          for (const m of k.members) {
+            const changed = m.reframed ? reframe.run(newId, off, k.bytes.length, m.frameOffset, m.codec, m.stored, m.hash, p.id).changes : move.run(newId, off, m.hash, p.id).changes;
+            if (changed) live += m.stored;
+          }
           off += k.bytes.length;
         }
         if (newId !== null) db.prepare('UPDATE packs SET live = ? WHERE id = ?').run(live, newId);

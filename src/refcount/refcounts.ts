@@ -41,16 +41,17 @@ export class Refcounts {
          pack = CASE WHEN @confirmed THEN NULL ELSE pack END,
          pack_offset = CASE WHEN @confirmed THEN NULL ELSE pack_offset END,
          pack_length = CASE WHEN @confirmed THEN NULL ELSE pack_length END,
+         frame_offset = CASE WHEN @confirmed THEN NULL ELSE frame_offset END,
          chunks = coalesce(chunks, excluded.chunks)`,
     );
     this.inc = db.prepare('UPDATE blobs SET refs = refs + ?, zero_since = NULL WHERE hash = ?');
     this.dec = db.prepare('UPDATE blobs SET refs = refs - @count, zero_since = CASE WHEN refs - @count <= 0 THEN @now ELSE NULL END WHERE hash = @hash');
     this.getRow = db.prepare(
-      `SELECT b.hash, b.domain, b.size, b.stored, b.codec, b.refs, b.corrupt, b.chunks, b.tier, b.pack_offset, b.pack_length, p.name AS pack_name
+      `SELECT b.hash, b.domain, b.size, b.stored, b.codec, b.refs, b.corrupt, b.chunks, b.tier, b.pack_offset, b.pack_length, b.frame_offset, p.name AS pack_name
        FROM blobs b LEFT JOIN packs p ON p.id = b.pack WHERE b.hash = ?`,
     );
     // a blob written again where new blobs go leaves its old pack entry dead: the pack's live bytes drop
-    this.leavePack = db.prepare('UPDATE packs SET live = live - (SELECT pack_length FROM blobs WHERE hash = @hash) WHERE id = (SELECT pack FROM blobs WHERE hash = @hash)');
+    this.leavePack = db.prepare('UPDATE packs SET live = live - (SELECT stored FROM blobs WHERE hash = @hash) WHERE id = (SELECT pack FROM blobs WHERE hash = @hash)');
     this.mark = db.prepare('UPDATE blobs SET corrupt = 1 WHERE hash = ?');
   }
 
@@ -95,12 +96,16 @@ export interface BlobRow {
   tier: number;
   pack_name: string | null;
   pack_offset: number | null;
+  frame_offset: number | null;
   pack_length: number | null;
 }
 
 /** Where a blob row says its bytes are, for BlobStore.read / scan. */
-export function placeOf(row: Pick<BlobRow, 'tier' | 'pack_name' | 'pack_offset' | 'pack_length'>): { tier: number; pack: { name: string; offset: number; length: number } | null } {
-  return { tier: row.tier, pack: row.pack_name ? { name: row.pack_name, offset: row.pack_offset!, length: row.pack_length! } : null };
+export function placeOf(row: Pick<BlobRow, 'tier' | 'pack_name' | 'pack_offset' | 'pack_length' | 'frame_offset'>): {
+  tier: number;
+  pack: { name: string; offset: number; length: number; frameOffset: number | null } | null;
+} {
+  return { tier: row.tier, pack: row.pack_name ? { name: row.pack_name, offset: row.pack_offset!, length: row.pack_length!, frameOffset: row.frame_offset ?? null } : null };
 }
 
 /** Counts references per blob key (hex) from a list of blob keys. */

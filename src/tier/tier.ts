@@ -5,7 +5,7 @@ import type { PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
 import { BlobCodec } from '../cas/blob-codec.js';
-import { coldEntry, coldFile } from './cold-encoding.js';
+import { coldFile, packPieces, verifiedCanonical, type PackCandidate } from './cold-encoding.js';
 import { immediate } from '../meta/db.js';
 import { inWriteTxn } from '../refcount/gc.js';
 import { forEachLimit } from '../util/pool.js';
@@ -47,6 +47,7 @@ export interface TierReport {
 
 interface Candidate {
   hash: Buffer;
+  created: number;
   size: number;
   stored: number;
   codec: number;
@@ -65,21 +66,22 @@ interface Candidate {
 export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<TierReport> {
   const cold = ctx.blobStore.cold;
   if (!cold) throw new MailcasError('E_USAGE', 'this store has no cold tier (create it with init --s3 URL --tiered or --write-behind)');
-  const hot = ctx.blobStore.backend;
+  const hot_ = ctx.blobStore.backend;
   const clock = opts.now ?? Date.now;
   const rep: TierReport = { dryRun: !!opts.dryRun, objects: 0, objectBytes: 0, packed: 0, packedBytes: 0, packs: 0, recompressed: 0, recompressSavedBytes: 0, keptLeased: 0, corrupt: [], pendingUploads: 0, pendingBytes: 0 };
   const pick = ctx.db.prepare(
-    `SELECT hash, size, stored, codec, domain FROM blobs
-     WHERE tier = 0 AND refs > 0 AND corrupt = 0 AND created <= ? AND size >= ? AND hash > ? ORDER BY hash LIMIT ?`,
+    // in the order they arrived: neighbours in time share the most (frames compress them together)
+    `SELECT hash, created, size, stored, codec, domain FROM blobs
+     WHERE tier = 0 AND refs > 0 AND corrupt = 0 AND created <= ? AND size >= ? AND (created, hash) > (?, ?) ORDER BY created, hash LIMIT ?`,
   );
-  let after: Buffer = Buffer.alloc(0);
+  let after: { created: number; hash: Buffer } = { created: -Infinity, hash: Buffer.alloc(0) };
   let done = 0;
   for (;;) {
     const want = Math.min(TIER_BATCH, (opts.limit ?? Infinity) - done);
     if (want <= 0) break;
-    const rows = pick.all(clock() - opts.olderThanMs, opts.minSize ?? 0, after, want) as Candidate[];
+    const rows = pick.all(clock() - opts.olderThanMs, opts.minSize ?? 0, after.created, after.hash, want) as Candidate[];
     if (!rows.length) break;
-    after = rows[rows.length - 1].hash;
+    after = rows[rows.length - 1];
     done += rows.length;
     if (opts.dryRun) {
       for (const r of rows) {
@@ -94,7 +96,7 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       continue;
     }
     // verify each hot copy before it is copied anywhere: corruption is marked, never spread
-    const good: { row: Candidate; bytes: Buffer | null; codec: number }[] = [];
+    const good: { row: Candidate; small: PackCandidate | null }[] = [];
     await forEachLimit(rows, 4, async (r) => {
       const ok = await ctx.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: ctx.domainKey(r.domain), tier: 0 });
       if (!ok.ok) {
@@ -102,35 +104,31 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
         await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.refcounts.markCorrupt(r.hash)));
         return;
       }
-      if (r.stored > PACK_ENTRY_MAX_BYTES) return void good.push({ row: r, bytes: null, codec: r.codec });
-      const bytes = await readAll(hot, r.hash.toString('hex'));
-      // older mail is packed better compressed: a deflated entry is re-encoded with brotli when that is smaller
-      const better = r.codec === BlobCodec.Deflate ? await coldEntry(bytes, r, ctx.domainKey(r.domain)) : null;
-      if (better === 'damaged') return;
-      if (better) {
-        rep.recompressed++;
-        rep.recompressSavedBytes += bytes.length - better.length;
-      }
-      good.push({ row: r, bytes: better ?? bytes, codec: better ? BlobCodec.Brotli : r.codec });
+      if (r.stored > PACK_ENTRY_MAX_BYTES) return void good.push({ row: r, small: null });
+      const hot = await readAll(hot_, r.hash.toString('hex'));
+      // older mail is packed better compressed: deflated blobs are re-encoded with brotli (see cold-encoding.ts)
+      const canonical = r.codec === BlobCodec.Deflate ? verifiedCanonical(hot, r, ctx.domainKey(r.domain)) : null;
+      if (canonical === 'damaged') return; // damaged since scan read it: stays hot; the next run or a read finds out
+      good.push({ row: r, small: { hash: r.hash, codec: r.codec, hot, canonical } });
     });
     const moved: Buffer[] = [];
     // large blobs: one object each
     await forEachLimit(
-      good.filter((g) => !g.bytes),
+      good.filter((g) => !g.small),
       4,
       async ({ row }) => {
         const hex = row.hash.toString('hex');
         // a deflated object goes cold as brotli when that is smaller (re-encoded through a temp file)
-        const re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot, hex), row.stored, row, ctx.domainKey(row.domain), ctx.tmpDir) : null;
+        const re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot_, hex), row.stored, row, ctx.domainKey(row.domain), ctx.tmpDir) : null;
         if (re === 'damaged') return;
         // a lease while the cold copy is written: gc must not take it for an orphan before the switch
         const token = Leases.newToken();
         try {
           await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.leases.take(token, [row.hash], Date.now() + ctx.leaseTtlMs)));
-          const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hot, hex) };
+          const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hot_, hex) };
           const size = re ? re.size : row.stored;
           const codec = re ? BlobCodec.Brotli : row.codec;
-          await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
+          await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot_, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
           const switched = await ctx.writeLock.run(() =>
             immediate(ctx.db, () => ctx.db.prepare('UPDATE blobs SET tier = 1, pack = NULL, codec = ?, stored = ? WHERE hash = ? AND tier = 0').run(codec, size, row.hash).changes),
           );
@@ -150,16 +148,19 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
         }
       },
     );
-    // small blobs: packs of about PACK_TARGET_BYTES
-    const small = good.filter((g) => g.bytes);
-    for (let i = 0; i < small.length; ) {
-      const entries: { row: Candidate; bytes: Buffer; codec: number; offset: number }[] = [];
+    // small blobs: pieces (a blob, or a frame of several) in packs of about PACK_TARGET_BYTES
+    const small = good
+      .filter((g) => g.small)
+      .sort((a, b) => a.row.created - b.row.created || Buffer.compare(a.row.hash, b.row.hash));
+    const pieces = await packPieces(small.map((g) => g.small!));
+    for (let i = 0; i < pieces.length; ) {
+      const inPack: { piece: (typeof pieces)[number]; offset: number }[] = [];
       let size = 0;
-      for (; i < small.length && (size < PACK_TARGET_BYTES || !entries.length); i++) {
-        entries.push({ row: small[i].row, bytes: small[i].bytes!, codec: small[i].codec, offset: size });
-        size += small[i].bytes!.length;
+      for (; i < pieces.length && (size < PACK_TARGET_BYTES || !inPack.length); i++) {
+        inPack.push({ piece: pieces[i], offset: size });
+        size += pieces[i].bytes.length;
       }
-      const body = Buffer.concat(entries.map((e) => e.bytes), size);
+      const body = Buffer.concat(inPack.map((e) => e.piece.bytes), size);
       const name = crypto.randomBytes(16).toString('hex'); // 32 hex: never a blob key (64)
       // the pack is known before it is written: gc never takes it for an orphan (one that never gets entries is dropped after the grace period)
       const id = await ctx.writeLock.run(() => immediate(ctx.db, () => Number(ctx.db.prepare('INSERT INTO packs(name, size, live, created) VALUES (?, ?, 0, ?)').run(name, size, Date.now()).lastInsertRowid)));
@@ -167,15 +168,20 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       crashPoint('pack-written');
       const live = await ctx.writeLock.run(() =>
         immediate(ctx.db, () => {
-          // the entry's codec and size switch with its place: a reader sees the old form or the new, whole
-          const set = ctx.db.prepare('UPDATE blobs SET tier = 1, pack = ?, pack_offset = ?, pack_length = ?, codec = ?, stored = ? WHERE hash = ? AND tier = 0');
+          // a blob's codec, size and place switch together: a reader sees the old form or the new, whole
+          const set = ctx.db.prepare('UPDATE blobs SET tier = 1, pack = ?, pack_offset = ?, pack_length = ?, frame_offset = ?, codec = ?, stored = ? WHERE hash = ? AND tier = 0');
           let n = 0;
-          for (const e of entries) {
-            if (set.run(id, e.offset, e.bytes.length, e.codec, e.bytes.length, e.row.hash).changes) {
-              n += e.bytes.length;
+          for (const { piece, offset } of inPack) {
+            for (const m of piece.members) {
+              if (!set.run(id, offset, piece.bytes.length, m.frameOffset, m.codec, m.stored, m.hash).changes) continue; // taken back by an ingest meanwhile
+              n += m.stored;
               rep.packed++;
-              rep.packedBytes += e.bytes.length;
-              moved.push(e.row.hash);
+              rep.packedBytes += m.stored;
+              if (m.codec !== BlobCodec.None && m.codec !== BlobCodec.Deflate) {
+                rep.recompressed++;
+                rep.recompressSavedBytes += m.saved;
+              }
+              moved.push(m.hash);
             }
           }
           ctx.db.prepare('UPDATE packs SET live = ?, retired = CASE WHEN ? = 0 THEN ? ELSE NULL END WHERE id = ?').run(n, n, Date.now(), id);
