@@ -231,7 +231,7 @@ export class Store implements StoreContext {
 
   currentDictionary(): { id: number; data: Buffer } | null {
     if (this.currentDict === undefined) {
-      const r = this.db.prepare('SELECT id, data FROM dictionaries ORDER BY id DESC LIMIT 1').get() as { id: number; data: Buffer } | undefined;
+      const r = this.db.prepare("SELECT id, data FROM dictionaries WHERE kind = 'header' ORDER BY id DESC LIMIT 1").get() as { id: number; data: Buffer } | undefined;
       this.currentDict = r ?? null;
     }
     return this.currentDict;
@@ -403,7 +403,7 @@ export class Store implements StoreContext {
   private row(id: string, user?: string): MsgRow {
     this.assertOpen();
     const n = Number(id);
-    const r = Number.isSafeInteger(n) && n > 0 ? (this.stmt('getRow', 'SELECT id, user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, subject, from_addr, date, message_id FROM messages WHERE id = ?').get(n) as MsgRow | undefined) : undefined;
+    const r = Number.isSafeInteger(n) && n > 0 ? (this.stmt('getRow', 'SELECT id, user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, inline_dict, subject, from_addr, date, message_id FROM messages WHERE id = ?').get(n) as MsgRow | undefined) : undefined;
     if (!r || (user !== undefined && r.user !== user)) throw new MailcasError('E_NOT_FOUND', `message ${id} not found${user !== undefined ? ` for user ${user}` : ''}`);
     return r;
   }
@@ -682,6 +682,7 @@ interface MsgRow {
   layout: Buffer;
   inline: Buffer | null;
   inline_codec: number;
+  inline_dict: number | null;
   subject: string | null;
   from_addr: string | null;
   date: string | null;

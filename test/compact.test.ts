@@ -38,14 +38,20 @@ describe('compact', () => {
     expect(r.pagesFreed).toBeGreaterThan(0);
     const used = s.db.prepare('SELECT count(*) AS n FROM messages WHERE dict = ?').get(r.dictionary) as { n: number };
     expect(used.n).toBe(r.rewritten);
+    // inline bodies: a dictionary of their own
+    expect(r.inlineDictionary).not.toBeNull();
+    expect(r.inlineDictionary).not.toBe(r.dictionary);
+    expect(r.inlineRewritten).toBeGreaterThan(0);
+    expect(r.inlineBytesAfter).toBeLessThan(r.inlineBytesBefore * 0.95);
+    expect((s.db.prepare('SELECT count(*) AS n FROM messages WHERE inline_dict = ? AND inline_codec = 2').get(r.inlineDictionary) as { n: number }).n).toBe(r.inlineRewritten);
 
     for (const { id, f } of ids) expect((await s.fetchBuffer(id)).equals(fs.readFileSync(f))).toBe(true);
     for (const [id, b] of headers) expect((await s.access(id).buffer(0, b.length)).equals(b)).toBe(true);
     expect((await s.check()).consistent).toBe(true);
 
     const again = await s.compact({ olderThanMs: 0 });
-    expect({ trained: again.trained, rewritten: again.rewritten }).toEqual({ trained: false, rewritten: 0 });
-    // new mail uses the new dictionary
+    expect({ trained: again.trained, rewritten: again.rewritten, inline: again.inlineRewritten }).toEqual({ trained: false, rewritten: 0, inline: 0 });
+    // new mail uses the new header dictionary (never the inline one)
     const n = await s.ingest({ path: files[3] }, { user: 'v' });
     expect((s.db.prepare('SELECT dict FROM messages WHERE id = ?').get(Number(n.id)) as { dict: number }).dict).toBe(r.dictionary);
     await s.close();
@@ -68,7 +74,7 @@ describe('compact', () => {
     const c = await runCli(['--store', dir, 'compact', '--older-than', '0', '--vacuum', '--json']);
     expect(c.code).toBe(0);
     const j = JSON.parse(c.stdout.toString());
-    expect(Object.keys(j).sort()).toEqual(['bytesAfter', 'bytesBefore', 'dictionary', 'messages', 'pagesFreed', 'rewritten', 'trained']);
+    expect(Object.keys(j).sort()).toEqual(['bytesAfter', 'bytesBefore', 'dictionary', 'inlineBytesAfter', 'inlineBytesBefore', 'inlineDictionary', 'inlineRewritten', 'messages', 'pagesFreed', 'rewritten', 'trained']);
     expect(j.messages).toBe(ids.length - 40 + more.length);
     expect((await runCli(['--store', dir, 'check'])).code).toBe(0);
     const bad = await runCli(['--store', dir, 'compact', '--older-than', 'soon']);

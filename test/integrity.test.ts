@@ -282,6 +282,7 @@ describe('wrong bytes are never served', () => {
       DELETE FROM sqlite_sequence; ALTER TABLE blobs DROP COLUMN corrupt; ALTER TABLE blobs DROP COLUMN chunks;
       DROP INDEX blobs_hot; DROP INDEX blobs_pack; DROP TABLE packs;
       ALTER TABLE messages DROP COLUMN tree; ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length; ALTER TABLE blobs DROP COLUMN frame_offset;
+      ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind;
       PRAGMA user_version = 1;`);
     db.close();
     s = await open(dir);
@@ -294,13 +295,13 @@ describe('wrong bytes are never served', () => {
     expect((await s.check()).consistent).toBe(true);
     await s.close();
 
-    // and from version 2 (no frame_offset): upgraded in place to 3
+    // and from version 2 (no frame_offset, inline_dict, dictionary kind): upgraded in place to 3
     const db2 = new Database(path.join(dir, 'meta.sqlite'));
-    db2.exec('ALTER TABLE blobs DROP COLUMN frame_offset; PRAGMA user_version = 2;');
+    db2.exec('ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; PRAGMA user_version = 2;');
     db2.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(3);
-    expect((s.db.prepare("SELECT count(*) AS n FROM pragma_table_info('blobs') WHERE name = 'frame_offset'").get() as { n: number }).n).toBe(1);
+    for (const [t, c] of [['blobs', 'frame_offset'], ['messages', 'inline_dict'], ['dictionaries', 'kind']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
     expect((await s.fetchBuffer(ids[0])).toString()).toBe('Subject: 0\r\n\r\nbody 0\r\n');
     expect((await s.check()).consistent).toBe(true);
     await s.close();

@@ -423,7 +423,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         out(
           o.json
             ? JSON.stringify(r)
-            : `looked at ${r.messages} messages, rewrote ${r.rewritten} (header bytes ${r.bytesBefore} -> ${r.bytesAfter}${r.bytesBefore ? `, ${Math.round((100 * (r.bytesBefore - r.bytesAfter)) / r.bytesBefore)}% smaller` : ''}); ${r.trained ? `trained dictionary ${r.dictionary}` : r.dictionary ? `dictionary ${r.dictionary}` : 'no dictionary yet (too little mail)'}; ${r.pagesFreed} database pages freed`,
+            : `looked at ${r.messages} messages; header blocks of ${r.rewritten} rewritten (${r.bytesBefore} -> ${r.bytesAfter} bytes${pct(r.bytesBefore, r.bytesAfter)}), inline bodies of ${r.inlineRewritten} (${r.inlineBytesBefore} -> ${r.inlineBytesAfter} bytes${pct(r.inlineBytesBefore, r.inlineBytesAfter)}); ${r.trained ? `trained dictionary ${r.dictionary}` : r.dictionary ? `dictionary ${r.dictionary}` : 'no dictionary yet (too little mail)'}; ${r.pagesFreed} database pages freed`,
         );
       });
     });
@@ -705,6 +705,8 @@ function nonNegativeInt(v: string, flag: string): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new MailcasError('E_USAGE', `${flag} needs a whole number >= 0, got ${JSON.stringify(v)}`);
   return n;
 }
+
+const pct = (before: number, after: number): string => (before ? `, ${Math.round((100 * (before - after)) / before)}% smaller` : '');
 
 function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; recompressed: number; recompressSavedBytes: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
   return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes${r.recompressed ? `; ${r.recompressed} re-encoded with brotli, ${r.recompressSavedBytes} bytes saved` : ''})${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;

@@ -36,12 +36,14 @@ export interface LayoutColumns {
   dict: number | null;
   inline: Buffer | null;
   inline_codec: number;
+  /** Dictionary of the inline bodies (set by compact); undefined is read as none. */
+  inline_dict?: number | null;
 }
 
 /** Decodes a stored layout. `headOnly`: skip the inline bodies (header queries); inline parts then have no bytes. */
 export function unpackMessageLayout(r: LayoutColumns, dictionary: (id: number) => Buffer | null, headOnly = false): Layout {
   const head = unpackLayout(r.layout, r.codec, r.dict != null ? dictionary(r.dict) : null);
-  const inline = r.inline && !headOnly ? unpackLayout(r.inline, r.inline_codec, null) : undefined;
+  const inline = r.inline && !headOnly ? unpackLayout(r.inline, r.inline_codec, r.inline_dict != null ? dictionary(r.inline_dict) : null) : undefined;
   return decodeLayout(head, inline, headOnly);
 }
 

@@ -1,7 +1,7 @@
 /**
- * Compaction of older mail's metadata: header blocks recompressed with a
- * dictionary trained on the whole store as it is now, at deflate's highest
- * level. The log-structured counterpart of cold packs: new mail is written
+ * Compaction of older mail's metadata: header blocks, then inline bodies,
+ * recompressed with dictionaries trained on the whole store as it is now (one
+ * for each: they share little), at deflate's highest level. The log-structured counterpart of cold packs: new mail is written
  * fast (level 6, whatever dictionary the store had then); what has settled is
  * rewritten once, smaller.
  *
@@ -14,7 +14,7 @@
 import zlib from 'node:zlib';
 import type { StoreContext } from '../store-context.js';
 import { LayoutCodec, packLayout, unpackLayout } from '../layout/layout-codec.js';
-import { addDictionary, sampleHeaderBlocks, trainDictionary } from './dictionary.js';
+import { addDictionary, sampleHeaderBlocks, sampleInlineBodies, trainDictionary, type DictionaryKind } from './dictionary.js';
 import { immediate } from './db.js';
 import { crashPoint } from '../util/crash-points.js';
 
@@ -34,15 +34,20 @@ export interface CompactOptions {
 }
 
 export interface CompactReport {
-  /** The dictionary rewritten layouts use, and whether this run trained it. */
+  /** The dictionary rewritten header blocks use, and whether this run trained it. */
   dictionary: number | null;
   trained: boolean;
-  /** Messages looked at, and those rewritten (smaller by at least 1%). */
+  /** Messages looked at, and those whose header blocks were rewritten (smaller by at least 1%). */
   messages: number;
   rewritten: number;
   /** Compressed header bytes of the rewritten messages, before and after. */
   bytesBefore: number;
   bytesAfter: number;
+  /** The same for inline bodies (with a dictionary of their own, trained on the store's inline bodies). */
+  inlineDictionary: number | null;
+  inlineRewritten: number;
+  inlineBytesBefore: number;
+  inlineBytesAfter: number;
   /** Database pages freed (reused by new mail; with vacuum, given back to the filesystem). */
   pagesFreed: number;
 }
@@ -57,75 +62,102 @@ function sampleCost(heads: Buffer[], dict: Buffer): number {
   return n;
 }
 
+/** One kind of compressed column: the header blocks (layout) or the inline bodies. */
+interface Target {
+  kind: DictionaryKind;
+  data: 'layout' | 'inline';
+  codec: 'codec' | 'inline_codec';
+  dict: 'dict' | 'inline_dict';
+}
+const TARGETS: Target[] = [
+  { kind: 'header', data: 'layout', codec: 'codec', dict: 'dict' },
+  { kind: 'inline', data: 'inline', codec: 'inline_codec', dict: 'inline_dict' },
+];
+
 export async function runCompact(ctx: StoreContext, opts: CompactOptions): Promise<{ report: CompactReport; dictionary: { id: number; data: Buffer } | null }> {
   const db = ctx.db;
   const clock = opts.now ?? Date.now;
   const pages = () => (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
   const pagesBefore = pages();
-  const rep: CompactReport = { dictionary: null, trained: false, messages: 0, rewritten: 0, bytesBefore: 0, bytesAfter: 0, pagesFreed: 0 };
-
-  // 1. the dictionary: trained on header blocks from across the store; kept only if it beats the newest one on them
-  let dict = ctx.currentDictionary();
-  const blocks = sampleHeaderBlocks(ctx);
-  const fresh = trainDictionary(blocks);
-  if (fresh.length >= 1024) {
-    const probe = blocks.filter((_, i) => i % 2 === 1).slice(0, 2000);
-    if (!dict || sampleCost(probe, fresh) < sampleCost(probe, dict.data) * 0.98) {
-      const data = fresh;
-      dict = await ctx.writeLock.run(() => immediate(db, () => addDictionary(ctx, data, { sample: blocks.length, by: 'compact' })));
-      rep.trained = true;
-    }
-  }
-  if (!dict) return { report: rep, dictionary: null };
-  rep.dictionary = dict.id;
-
-  // 2. the rows, a batch at a time (reads outside the write lock; each batch applied in one short transaction)
+  const rep: CompactReport = { dictionary: null, inlineDictionary: null, trained: false, messages: 0, rewritten: 0, bytesBefore: 0, bytesAfter: 0, inlineRewritten: 0, inlineBytesBefore: 0, inlineBytesAfter: 0, pagesFreed: 0 };
   const cutoff = clock() - opts.olderThanMs;
   const total = (db.prepare('SELECT count(*) AS n FROM messages WHERE received <= ?').get(cutoff) as { n: number }).n;
-  const page = db.prepare('SELECT id, layout, codec, dict FROM messages WHERE id > ? AND received <= ? ORDER BY id LIMIT ?');
-  const set = db.prepare('UPDATE messages SET layout = ?, codec = ?, dict = ? WHERE id = ? AND layout = ?');
-  let after = 0;
-  for (;;) {
-    const rows = page.all(after, cutoff, BATCH) as { id: number; layout: Buffer; codec: number; dict: number | null }[];
-    if (!rows.length) break;
-    after = rows[rows.length - 1].id;
-    const updates: { id: number; old: Buffer; data: Buffer; codec: number; dict: number | null }[] = [];
-    for (const r of rows) {
-      rep.messages++;
-      if (r.dict === dict.id) continue;
-      let raw: Buffer;
-      try {
-        raw = unpackLayout(r.layout, r.codec, r.dict != null ? ctx.dictionary(r.dict) : null);
-      } catch {
-        continue; // an undecodable row is check's business
+  let headerDict: { id: number; data: Buffer } | null = null;
+
+  for (const t of TARGETS) {
+    // 1. the dictionary: trained on samples from across the store; kept only if it beats the newest of its kind on them
+    const newest = db.prepare(`SELECT id, data FROM dictionaries WHERE kind = ? ORDER BY id DESC LIMIT 1`).get(t.kind) as { id: number; data: Buffer } | undefined;
+    let dict = newest ?? null;
+    const samples = t.kind === 'header' ? sampleHeaderBlocks(ctx) : sampleInlineBodies(ctx);
+    const fresh = trainDictionary(samples.filter((_, i) => i % 2 === 0 || t.kind === 'header'));
+    if (fresh.length >= 1024) {
+      const probe = samples.filter((_, i) => i % 2 === 1).slice(0, 2000);
+      const base = dict ? sampleCost(probe, dict.data) : probe.reduce((a, b) => a + (b.length < 64 ? b.length : zlib.deflateRawSync(b, { level: LEVEL }).length), 0);
+      if (sampleCost(probe, fresh) < base * 0.98) {
+        dict = await ctx.writeLock.run(() => immediate(db, () => addDictionary(ctx, fresh, { sample: samples.length, by: 'compact' }, t.kind)));
+        if (t.kind === 'header') rep.trained = true;
       }
-      const p = packLayout(raw, dict.data, LEVEL);
-      if (p.data.length > r.layout.length * 0.99) continue;
-      // what is written decodes to exactly what was there
-      if (!unpackLayout(p.data, p.codec, p.codec === LayoutCodec.DeflateDict ? dict.data : null).equals(raw)) continue;
-      updates.push({ id: r.id, old: r.layout, data: p.data, codec: p.codec, dict: p.codec === LayoutCodec.DeflateDict ? dict.id : null });
     }
-    if (updates.length) {
-      await ctx.writeLock.run(() =>
-        immediate(db, () => {
-          for (const u of updates) {
-            if (set.run(u.data, u.codec, u.dict, u.id, u.old).changes) {
-              rep.rewritten++;
-              rep.bytesBefore += u.old.length;
-              rep.bytesAfter += u.data.length;
+    if (t.kind === 'header') {
+      headerDict = dict;
+      rep.dictionary = dict?.id ?? null;
+    } else rep.inlineDictionary = dict?.id ?? null;
+    if (!dict) continue;
+    const d = dict;
+
+    // 2. the rows, a batch at a time (reads outside the write lock; each batch applied in one short transaction)
+    const page = db.prepare(`SELECT id, ${t.data} AS data, ${t.codec} AS codec, ${t.dict} AS dict FROM messages WHERE id > ? AND received <= ? ORDER BY id LIMIT ?`);
+    const set = db.prepare(`UPDATE messages SET ${t.data} = ?, ${t.codec} = ?, ${t.dict} = ? WHERE id = ? AND ${t.data} = ?`);
+    let after = 0;
+    let seen = 0;
+    for (;;) {
+      const rows = page.all(after, cutoff, BATCH) as { id: number; data: Buffer | null; codec: number; dict: number | null }[];
+      if (!rows.length) break;
+      after = rows[rows.length - 1].id;
+      seen += rows.length;
+      const updates: { id: number; old: Buffer; data: Buffer; codec: number; dict: number | null }[] = [];
+      for (const r of rows) {
+        if (!r.data || r.dict === d.id) continue;
+        let raw: Buffer;
+        try {
+          raw = unpackLayout(r.data, r.codec, r.dict != null ? ctx.dictionary(r.dict) : null);
+        } catch {
+          continue; // an undecodable row is check's business
+        }
+        const p = packLayout(raw, d.data, LEVEL);
+        if (p.data.length > r.data.length * 0.99) continue;
+        // what is written decodes to exactly what was there
+        if (!unpackLayout(p.data, p.codec, p.codec === LayoutCodec.DeflateDict ? d.data : null).equals(raw)) continue;
+        updates.push({ id: r.id, old: r.data, data: p.data, codec: p.codec, dict: p.codec === LayoutCodec.DeflateDict ? d.id : null });
+      }
+      if (updates.length) {
+        await ctx.writeLock.run(() =>
+          immediate(db, () => {
+            for (const u of updates) {
+              if (!set.run(u.data, u.codec, u.dict, u.id, u.old).changes) continue; // changed or expunged meanwhile
+              if (t.kind === 'header') {
+                rep.rewritten++;
+                rep.bytesBefore += u.old.length;
+                rep.bytesAfter += u.data.length;
+              } else {
+                rep.inlineRewritten++;
+                rep.inlineBytesBefore += u.old.length;
+                rep.inlineBytesAfter += u.data.length;
+              }
             }
-          }
-        }),
-      );
-      crashPoint('compact-written');
+          }),
+        );
+        crashPoint('compact-written');
+      }
+      if (t.kind === 'header') rep.messages = seen;
+      opts.progress?.(seen + (t.kind === 'inline' ? total : 0), 2 * total);
+      await new Promise((r) => setImmediate(r)); // a long-running server keeps serving between batches
     }
-    opts.progress?.(rep.messages, total);
-    await new Promise((r) => setImmediate(r)); // a long-running server keeps serving between batches
   }
   if (opts.vacuum) {
     await ctx.writeLock.run(() => db.exec('VACUUM'));
     db.pragma('wal_checkpoint(TRUNCATE)');
   }
   rep.pagesFreed = Math.max(0, pagesBefore - pages());
-  return { report: rep, dictionary: dict };
+  return { report: rep, dictionary: headerDict };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
 import { busyTimeoutMs, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
-import { MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { COLUMNS_3, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
 export type Db = Database.Database;
 
@@ -43,8 +43,11 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
         const v = db.pragma('user_version', { simple: true }) as number; // another process may have done it
         if (v === SCHEMA_VERSION) return;
         if (v === 1) db.exec(MIGRATE_1_TO_2);
-        if (v === 1 || v === 2) db.exec(MIGRATE_2_TO_3);
         db.exec(SCHEMA_SQL);
+        for (const [table, column, decl] of COLUMNS_3) {
+          const has = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column);
+          if (!has) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
+        }
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       });
     }

@@ -1,5 +1,6 @@
 import type { StoreContext } from '../store-context.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
+import { unpackLayout } from '../layout/layout-codec.js';
 
 /** zlib's window: a preset dictionary longer than this is not used. */
 const DICT_BYTES = 32 * 1024;
@@ -52,7 +53,7 @@ export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>)
   const db = ctx.db;
   const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
   if (lo === null || hi === null) return [];
-  const pick = db.prepare('SELECT layout, codec, dict, inline, inline_codec FROM messages WHERE id >= ? ORDER BY id LIMIT 1');
+  const pick = db.prepare('SELECT layout, codec, dict, inline, inline_codec, inline_dict FROM messages WHERE id >= ? ORDER BY id LIMIT 1');
   const step = Math.max(1, (hi - lo + 1) / SAMPLE);
   const blocks: Buffer[] = [];
   for (let id = lo; id <= hi && blocks.length < SAMPLE * 4; id += step) {
@@ -67,10 +68,35 @@ export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>)
   return blocks;
 }
 
-/** Records a new dictionary (new layouts use the newest); returns it. */
-export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffer, why: Record<string, unknown>): { id: number; data: Buffer } {
-  const id = Number(ctx.db.prepare('INSERT INTO dictionaries(data, created) VALUES (?, ?)').run(data, Date.now()).lastInsertRowid);
-  ctx.log.info('dictionary-trained', { id, bytes: data.length, ...why });
+export type DictionaryKind = 'header' | 'inline';
+
+/** Inline bodies (decompressed) sampled evenly across the store, up to `max` bytes. */
+export function sampleInlineBodies(ctx: Pick<StoreContext, 'db' | 'dictionary'>, max = 4 * 1024 * 1024): Buffer[] {
+  const db = ctx.db;
+  const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
+  if (lo === null || hi === null) return [];
+  const pick = db.prepare('SELECT inline, inline_codec, inline_dict FROM messages WHERE id >= ? AND inline IS NOT NULL ORDER BY id LIMIT 1');
+  const step = Math.max(1, (hi - lo + 1) / SAMPLE);
+  const out: Buffer[] = [];
+  let n = 0;
+  for (let id = lo; id <= hi && n < max; id += step) {
+    const r = pick.get(Math.floor(id)) as { inline: Buffer; inline_codec: number; inline_dict: number | null } | undefined;
+    if (!r) break;
+    try {
+      const b = unpackLayout(r.inline, r.inline_codec, r.inline_dict != null ? ctx.dictionary(r.inline_dict) : null);
+      out.push(b);
+      n += b.length;
+    } catch {
+      /* check's business */
+    }
+  }
+  return out;
+}
+
+/** Records a new dictionary (new layouts use the newest header dictionary); returns it. */
+export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffer, why: Record<string, unknown>, kind: DictionaryKind = 'header'): { id: number; data: Buffer } {
+  const id = Number(ctx.db.prepare('INSERT INTO dictionaries(data, created, kind) VALUES (?, ?, ?)').run(data, Date.now(), kind).lastInsertRowid);
+  ctx.log.info('dictionary-trained', { id, kind, bytes: data.length, ...why });
   return { id, data };
 }
 
@@ -82,7 +108,7 @@ export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffe
  */
 export async function maybeTrainDictionary(ctx: StoreContext, after: number): Promise<{ id: number; data: Buffer } | null> {
   const db = ctx.db;
-  const k = (db.prepare('SELECT count(*) AS n FROM dictionaries').get() as { n: number }).n;
+  const k = (db.prepare("SELECT count(*) AS n FROM dictionaries WHERE kind = 'header'").get() as { n: number }).n;
   // min/max are index lookups; count(*) would scan a large table on every check
   const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
   if (lo === null || hi === null) return null;
@@ -92,8 +118,8 @@ export async function maybeTrainDictionary(ctx: StoreContext, after: number): Pr
   const data = trainDictionary(blocks);
   if (data.length < 1024) return null;
   return ctx.writeLock.run(() => {
-    const now = (db.prepare('SELECT count(*) AS n FROM dictionaries').get() as { n: number }).n;
-    if (now !== k) return db.prepare('SELECT id, data FROM dictionaries ORDER BY id DESC LIMIT 1').get() as { id: number; data: Buffer };
+    const now = (db.prepare("SELECT count(*) AS n FROM dictionaries WHERE kind = 'header'").get() as { n: number }).n;
+    if (now !== k) return db.prepare("SELECT id, data FROM dictionaries WHERE kind = 'header' ORDER BY id DESC LIMIT 1").get() as { id: number; data: Buffer };
     return addDictionary(ctx, data, { sample: blocks.length, messages: n });
   });
 }

@@ -40,7 +40,8 @@ function messagesTable(name: string): string {
   cc_addr    TEXT,
   message_id TEXT,
   in_reply_to TEXT,
-  tree       BLOB                  -- MIME structure as byte offsets (split/mime-tree.ts): BODYSTRUCTURE and sections without blob reads
+  tree       BLOB,                 -- MIME structure as byte offsets (split/mime-tree.ts): BODYSTRUCTURE and sections without blob reads
+  inline_dict INTEGER              -- preset dictionary of the inline bodies (inline_codec 2; set by compact)
 );`;
 }
 
@@ -119,7 +120,8 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS dictionaries (
   id      INTEGER PRIMARY KEY,
   data    BLOB    NOT NULL,
-  created INTEGER NOT NULL
+  created INTEGER NOT NULL,
+  kind    TEXT    NOT NULL DEFAULT 'header'  -- 'header': header blocks (new mail uses the newest); 'inline': inline bodies (compact)
 );
 
 -- counters (verification fallbacks and the like)
@@ -132,7 +134,7 @@ CREATE TABLE IF NOT EXISTS counters (
 /** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
 export const MIGRATE_1_TO_2 = `
 ${messagesTable('messages_v2')}
-INSERT INTO messages_v2 SELECT *, NULL FROM messages;
+INSERT INTO messages_v2 SELECT *, NULL, NULL FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
@@ -144,7 +146,9 @@ ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;
 
-/** Version 3: cold pack entries may share a compressed frame. */
-export const MIGRATE_2_TO_3 = `
-ALTER TABLE blobs ADD COLUMN frame_offset INTEGER;
-`;
+/** Version 3: columns added to existing tables (cold frames, inline dictionaries); each added where it is missing. */
+export const COLUMNS_3: [table: string, column: string, decl: string][] = [
+  ['blobs', 'frame_offset', 'INTEGER'],
+  ['messages', 'inline_dict', 'INTEGER'],
+  ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
+];

@@ -167,7 +167,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
   const actual = new Map<string, number>();
   const add = (k: string): void => void actual.set(k, (actual.get(k) ?? 0) + 1);
   const partRefs = db.prepare('SELECT hash FROM parts WHERE message_id = ? AND hash IS NOT NULL');
-  for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec FROM messages').iterate() as IterableIterator<LayoutColumns & { id: number }>) {
+  for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec, inline_dict FROM messages').iterate() as IterableIterator<LayoutColumns & { id: number }>) {
     rep.messages++;
     let refs: Buffer[];
     try {
