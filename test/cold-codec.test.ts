@@ -81,7 +81,15 @@ describe('brotli for cold pack entries', () => {
     expect(before.st - nowStored).toBe(t.recompressSavedBytes);
     expect(nowStored).toBeLessThan(before.st * 0.9);
 
+    // reading them all in order: each frame fetched and decoded once (one GET for all its blobs), at once or one by one
+    const pieces = new Set(rows.map((r) => r.pack_offset)).size;
+    let r0 = s.readStats().reads;
+    const all = await Promise.all(ids.map((id) => s.fetchBuffer(id)));
+    for (let i = 0; i < msgs.length; i++) expect(all[i].equals(msgs[i])).toBe(true);
+    expect(s.readStats().reads - r0).toBe(pieces);
+    r0 = s.readStats().reads;
     for (let i = 0; i < msgs.length; i++) expect((await s.fetchBuffer(ids[i])).equals(msgs[i])).toBe(true);
+    expect(s.readStats().reads - r0).toBe(rows.length - framed.length); // the frames are still cached; blobs of their own are read again
     expect((await s.access(ids[10]).buffer(1000, 2000)).equals(msgs[10].subarray(1000, 2000))).toBe(true);
     expect((await s.check({ deep: true })).consistent).toBe(true);
     await s.close();

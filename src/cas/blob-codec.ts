@@ -33,6 +33,11 @@ export function knownCodec(c: number): c is BlobCodec {
 /** A frame decodes to at most this many bytes (frames are built far smaller: FRAME_RAW_BYTES in limits.ts). */
 export const FRAME_DECODED_MAX = 16 * 1024 * 1024;
 
+/** A whole frame, decoded. */
+export function frameBytes(frame: Buffer): Buffer {
+  return zlib.brotliDecompressSync(frame, { maxOutputLength: FRAME_DECODED_MAX });
+}
+
 /** How many bytes a frame decodes to. */
 export function frameLength(frame: Buffer): number {
   return zlib.brotliDecompressSync(frame, { maxOutputLength: FRAME_DECODED_MAX }).length;

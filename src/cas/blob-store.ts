@@ -14,7 +14,8 @@ import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 import { crashPoint } from '../util/crash-points.js';
 
-import { BlobCodec, decodeWhole, decoderStream, fromFrame, knownCodec } from './blob-codec.js';
+import { BlobCodec, decodeWhole, decoderStream, frameBytes, knownCodec } from './blob-codec.js';
+import { FrameCache } from './frame-cache.js';
 
 export { BlobCodec, ALL_BLOB_CODECS } from './blob-codec.js';
 
@@ -32,14 +33,6 @@ const deflateRaw = promisify(zlib.deflateRaw);
 
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
-
-async function* cutFromFrame(s: AsyncIterable<Buffer>, offset: number, size: number): AsyncGenerator<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(c);
-  const b = fromFrame(parts.length === 1 ? parts[0] : Buffer.concat(parts), offset, size);
-  if (!b) throw new Error(`the frame ends before byte ${offset + size}`); // damaged data (no syscall): an integrity error below
-  yield b;
-}
 
 async function* decodeCollected(s: AsyncIterable<Buffer>, codec: BlobCodec, size: number): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
@@ -122,6 +115,9 @@ export class BlobStore {
 
   /** Backend reads (GET requests) and the bytes they returned, since the store opened: what a FETCH costs. */
   readonly stats = { reads: 0, bytes: 0 };
+
+  /** Decoded cold frames (8 MiB: 32 frames of 256 KiB). */
+  private readonly frames = new FrameCache(8 * 1024 * 1024);
 
   /** The backend of a tier. */
   tierBackend(tier: number): BlobBackend {
@@ -210,6 +206,15 @@ export class BlobStore {
    * not what its name says; E_BACKEND when the backend fails).
    */
   async *read(loc: BlobLocation): AsyncGenerator<Buffer> {
+    try {
+      yield* this.readVerified(loc);
+    } catch (e) {
+      if (isMailcasError(e, 'E_INTEGRITY')) this.forget(loc);
+      throw e;
+    }
+  }
+
+  private async *readVerified(loc: BlobLocation): AsyncGenerator<Buffer> {
     let chunks = loc.chunks;
     const n = Math.ceil(loc.size / VERIFY_CHUNK_BYTES);
     if (loc.size > VERIFY_CHUNK_BYTES && (!chunks || chunks.length !== n * HASH_BYTES)) {
@@ -322,6 +327,15 @@ export class BlobStore {
 
   /** One pass over the object: checks it against its name and returns the chunk digests of its canonical bytes. */
   private async learnChunks(loc: Omit<BlobLocation, 'chunks'>): Promise<Buffer> {
+    try {
+      return await this.hashAll(loc);
+    } catch (e) {
+      if (isMailcasError(e, 'E_INTEGRITY')) this.forget(loc);
+      throw e;
+    }
+  }
+
+  private async hashAll(loc: Omit<BlobLocation, 'chunks'>): Promise<Buffer> {
     const hex = toHex(loc.key);
     const h = newHasher(loc.domainKey ?? undefined);
     const ch = new ChunkHasher();
@@ -342,16 +356,48 @@ export class BlobStore {
     const hex = toHex(loc.key);
     if (!knownCodec(loc.codec)) throw new MailcasError('E_CORRUPT', `blob ${hex}: unknown codec ${loc.codec}`);
     const backend = this.tierBackend(loc.tier ?? 0);
+    const where = loc.pack ? `pack ${loc.pack.name} of the ${backend.properties.name} backend` : `the ${backend.properties.name} backend`;
+    if (loc.codec === BlobCodec.BrotliFrame && loc.pack) {
+      // its frame, fetched and decoded once for all the blobs in it that are read around the same time
+      const pack = loc.pack;
+      const frame = await this.frames.get(frameKey(pack), async () => {
+        this.stats.reads++;
+        let s: Awaited<ReturnType<BlobBackend['get']>>;
+        try {
+          s = await backend.get(pack.name, { start: pack.offset, end: pack.offset + pack.length });
+        } catch (e) {
+          if (e instanceof MailcasError) throw e;
+          throw new MailcasError('E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e, transient: true });
+        }
+        if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
+        const parts: Buffer[] = [];
+        try {
+          for await (const c of this.counted(s)) parts.push(c);
+        } catch (e) {
+          if (e instanceof MailcasError) throw e;
+          throw new MailcasError('E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e, transient: true });
+        } finally {
+          s.destroy();
+        }
+        try {
+          return frameBytes(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        } catch (e) {
+          throw integrity(hex, `its frame does not decode: ${(e as Error).message}`, e);
+        }
+      });
+      const at = pack.frameOffset ?? 0;
+      if (frame.length < at + loc.size) {
+        this.frames.drop(frameKey(pack));
+        throw integrity(hex, `its frame ends before byte ${at + loc.size}`);
+      }
+      yield frame.subarray(at, at + loc.size);
+      return;
+    }
     this.stats.reads++;
     const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(hex);
-    if (!s) {
-      const where = loc.pack ? `pack ${loc.pack.name} of the ${backend.properties.name} backend` : `the ${backend.properties.name} backend`;
-      throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
-    }
+    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     let src: AsyncIterable<Buffer> = this.counted(s);
-    if (loc.codec === BlobCodec.BrotliFrame) {
-      src = cutFromFrame(src, loc.pack?.frameOffset ?? 0, loc.size);
-    } else if (loc.codec !== BlobCodec.None) {
+    if (loc.codec !== BlobCodec.None) {
       // small blobs (most text) decode synchronously: no thread-pool round trip
       src = loc.size <= SYNC_INFLATE_MAX ? decodeCollected(src, loc.codec, loc.size) : pipeline(src, decoderStream(loc.codec), () => {});
     }
@@ -366,6 +412,15 @@ export class BlobStore {
       s.destroy();
     }
   }
+
+  /** A blob cut from a cached frame failed its check: the frame is read again next time. */
+  private forget(loc: Omit<BlobLocation, 'chunks'>): void {
+    if (loc.codec === BlobCodec.BrotliFrame && loc.pack) this.frames.drop(frameKey(loc.pack));
+  }
+}
+
+function frameKey(p: PackEntry): string {
+  return `${p.name}@${p.offset}`;
 }
 
 function integrity(hex: string, what: string, cause?: unknown): MailcasError {
