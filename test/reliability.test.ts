@@ -41,7 +41,7 @@ describe(`reliability harnesses (seed ${seed})`, () => {
     expect(rep.verified).toBeGreaterThan(0);
   });
 
-  it('many writers at once (3 importers, 2 deliverers, LMTP, expunges of content ingested again, gc --grace 0, check): all succeed, counts exact, every message exact', async () => {
+  it('many writers at once (3 importers, 2 deliverers, LMTP, expunges of content ingested again, gc --grace 0, check, compact): all succeed, counts exact, every message exact', async () => {
     const rep = await runConcurrency({ seed, seconds: 20, bin: BIN, store: path.join(tmpDir(), 'store'), pool, lmtpClient: LMTP_CLIENT });
     console.log(`concurrency (seed ${seed}): ${JSON.stringify(rep)}`);
     expect({ failures: rep.failures, lost: rep.lost, mismatched: rep.mismatched, check: rep.check }).toEqual({ failures: [], lost: [], mismatched: [], check: null });

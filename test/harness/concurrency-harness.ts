@@ -104,6 +104,7 @@ export async function runConcurrency(o: ConcurrencyOptions): Promise<Concurrency
   const gc = async (): Promise<void> => void note('gc', await cli(o.bin, ['--store', o.store, 'gc', '--grace', '0']));
   const check = async (): Promise<void> => void note('check', await cli(o.bin, ['--store', o.store, 'check', '--json']));
   const tier = async (): Promise<void> => void note('tier', await cli(o.bin, ['--store', o.store, 'tier', '--older-than', '0']));
+  const compact = async (): Promise<void> => void note('compact', await cli(o.bin, ['--store', o.store, 'compact', '--older-than', '0']));
   const lmtp = async (): Promise<void> => {
     const sock = path.join(work, 'lmtp.sock');
     const server = spawn(process.execPath, [o.bin, '--store', o.store, 'lmtp', '--socket', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -135,7 +136,7 @@ export async function runConcurrency(o: ConcurrencyOptions): Promise<Concurrency
     server.kill('SIGTERM');
     await new Promise((r) => server.once('close', r));
   };
-  await Promise.all([loop('import', importer), loop('import', importer), loop('import', importer), loop('deliver', deliverer), loop('deliver', deliverer), loop('expunge', expunger), loop('gc', gc), loop('check', check), lmtp(), ...(o.tiered ? [loop('tier', tier)] : [])]);
+  await Promise.all([loop('import', importer), loop('import', importer), loop('import', importer), loop('deliver', deliverer), loop('deliver', deliverer), loop('expunge', expunger), loop('gc', gc), loop('check', check), loop('compact', compact), lmtp(), ...(o.tiered ? [loop('tier', tier)] : [])]);
   // afterwards
   const chk = await cli(o.bin, ['--store', o.store, 'check', '--json']);
   const j = JSON.parse(chk.stdout || '{}');
