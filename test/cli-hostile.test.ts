@@ -192,10 +192,12 @@ describe('the command line under hostile arguments and environments', () => {
     expect(v.stdout.toString().trim()).toBe(JSON.parse(fs.readFileSync(path.join(path.dirname(BIN), '..', 'package.json'), 'utf8')).version);
     const top = (await runCli(['--help'])).stdout.toString();
     expect(top).toMatch(/Examples:\n\s+\$ mailcas/);
-    for (const cmd of ['ingest', 'import', 'fetch', 'export', 'expunge', 'gc', 'check', 'report', 'analyze']) {
+    for (const cmd of ['ingest', 'import', 'fetch', 'list', 'export', 'expunge', 'gc', 'check', 'report', 'analyze', 'tier', 'flush', 'compact', 'deliver', 'lmtp', 'serve', 'imap', 'move-user']) {
       const r = await runCli([cmd, '--help']);
       expect(r.code).toBe(0);
-      expect(r.stdout.toString(), cmd).toMatch(new RegExp(`Examples:\\n\\s+\\$ mailcas ${cmd}`));
+      expect(r.stdout.toString(), cmd).toMatch(new RegExp(`Examples:\\n\\s+\\$ mailcas [^\\n]*\\b${cmd}\\b`));
+      // each default said once (the parser prints "(default: X)" for options that have one)
+      expect(r.stdout.toString().replace(/\s+/g, ' '), cmd).not.toMatch(/\(default [^)]*\) \(default:/);
     }
   });
 });

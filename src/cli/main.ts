@@ -485,13 +485,13 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--users <file>', 'user map, lines "address user [mailbox]": other recipients get 550')
     .addOption(new Option('--user-format <format>', 'user from the local part (u1@example.org -> u1) or the whole address').choices(['local', 'address']).default('local'))
     .option('--recipient-delimiter <c>', 'e.g. +: u1+lists@... goes to user u1, mailbox lists')
-    .option('--max-recipients <n>', `recipients per transaction (default ${DEFAULT_MAX_RECIPIENTS})`, (v) => positiveInt(v, '--max-recipients'), DEFAULT_MAX_RECIPIENTS)
-    .option('--max-line-bytes <n>', `longest line accepted (default ${DEFAULT_LMTP_LIMITS.maxLineBytes})`, (v) => positiveInt(v, '--max-line-bytes'), DEFAULT_LMTP_LIMITS.maxLineBytes)
-    .option('--max-header-bytes <n>', `largest header block accepted (default ${DEFAULT_LMTP_LIMITS.maxHeaderBytes})`, (v) => positiveInt(v, '--max-header-bytes'), DEFAULT_LMTP_LIMITS.maxHeaderBytes)
-    .option('--max-mime-depth <n>', `deepest MIME nesting accepted (default ${MAX_MIME_DEPTH})`, (v) => positiveInt(v, '--max-mime-depth'), MAX_MIME_DEPTH)
+    .option('--max-recipients <n>', `recipients per transaction`, (v) => positiveInt(v, '--max-recipients'), DEFAULT_MAX_RECIPIENTS)
+    .option('--max-line-bytes <n>', `longest line accepted`, (v) => positiveInt(v, '--max-line-bytes'), DEFAULT_LMTP_LIMITS.maxLineBytes)
+    .option('--max-header-bytes <n>', `largest header block accepted`, (v) => positiveInt(v, '--max-header-bytes'), DEFAULT_LMTP_LIMITS.maxHeaderBytes)
+    .option('--max-mime-depth <n>', `deepest MIME nesting accepted`, (v) => positiveInt(v, '--max-mime-depth'), MAX_MIME_DEPTH)
     .option('--add-headers', 'prepend Return-Path (and Delivered-To for a single recipient); default: store exactly the DATA bytes')
-    .option('--idle-timeout <seconds>', 'close a session idle this long with 421 (default 300)', (v) => positiveInt(v, '--idle-timeout'), 300)
-    .option('--max-sessions <n>', 'sessions at once, more get 421 (default 1000)', (v) => positiveInt(v, '--max-sessions'), 1000)
+    .option('--idle-timeout <seconds>', 'close a session idle this long with 421', (v) => positiveInt(v, '--idle-timeout'), 300)
+    .option('--max-sessions <n>', 'sessions at once, more get 421', (v) => positiveInt(v, '--max-sessions'), 1000)
     .action(
       async (
         o: { listen?: string; socket?: string; users?: string; userFormat: 'local' | 'address'; recipientDelimiter?: string; maxRecipients: number; maxLineBytes: number; maxHeaderBytes: number; maxMimeDepth: number; addHeaders?: boolean; idleTimeout: number; maxSessions: number },
@@ -537,8 +537,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .description('serve the HTTP API an IMAP server or webmail calls: messages, FETCH items, sections, listings (read-only)')
     .requiredOption('--listen <host:port>', 'TCP address to listen on')
     .requiredOption('--tokens <file>', 'bearer tokens: lines "TOKEN USER[,USER...]" or "TOKEN *"')
-    .option('--max-connections <n>', `connections at once (default ${DEFAULT_HTTP_MAX_CONNECTIONS})`, (v) => positiveInt(v, '--max-connections'), DEFAULT_HTTP_MAX_CONNECTIONS)
-    .option('--max-json-bytes <n>', `section bytes one JSON fetch answer may carry (default ${DEFAULT_MAX_JSON_BYTES})`, (v) => positiveInt(v, '--max-json-bytes'), DEFAULT_MAX_JSON_BYTES)
+    .option('--max-connections <n>', `connections at once`, (v) => positiveInt(v, '--max-connections'), DEFAULT_HTTP_MAX_CONNECTIONS)
+    .option('--max-json-bytes <n>', `section bytes one JSON fetch answer may carry`, (v) => positiveInt(v, '--max-json-bytes'), DEFAULT_MAX_JSON_BYTES)
     .action(async (o: { listen: string; tokens: string; maxConnections: number; maxJsonBytes: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
       const tokens = Tokens.fromFile(o.tokens);
@@ -575,7 +575,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .description('serve a read-only IMAP4rev1 front over the store (FETCH, SEARCH, LIST, STATUS) for mail clients')
     .requiredOption('--listen <host:port>', 'TCP address to listen on')
     .requiredOption('--passwd <file>', 'users and passwords: lines "user:password" ({SCHEME} hashes as Dovecot writes them)')
-    .option('--max-sessions <n>', 'sessions at once (default 1000)', (v) => positiveInt(v, '--max-sessions'), 1000)
+    .option('--max-sessions <n>', 'sessions at once', (v) => positiveInt(v, '--max-sessions'), 1000)
     .action(async (o: { listen: string; passwd: string; maxSessions: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
       const passwd = PasswordFile.fromFile(o.passwd);
