@@ -402,7 +402,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
   program
     .command('compact')
     .addHelpText('after', '\nExamples:\n  $ mailcas compact                    # mail 30 days and older\n  $ mailcas compact --older-than 0 --vacuum --json')
-    .description("recompress older mail's header blocks with a dictionary trained on the store as it is now; safe while other commands run")
+    .description("recompress older mail's header blocks and inline bodies with dictionaries trained on the store as it is now; safe while other commands run")
     .option('--older-than <duration>', 'messages received at least this long ago: 30d, 12h, 90m, 45s, or 0 for all (default 30d)', parseDuration)
     .option('--vacuum', 'then rebuild the database file to give the space back (needs free disk as large as the database; deliveries wait meanwhile)')
     .option('--json', 'machine-readable output')
