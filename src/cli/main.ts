@@ -324,10 +324,13 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
             if (n) out(`  ${k}: ${n}${Array.isArray(v) ? ' ' + v.slice(0, 5).map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(' ') + (v.length > 5 ? ' ...' : '') : ''}`);
           };
           line('refcount drift', r.drift);
+          line('pack live-byte drift', r.packDrift);
           line('referenced blobs without a row', r.missingRows);
           line('referenced blobs missing from the backend', r.missingBlobs);
           line('orphan objects', r.orphans);
           line('orphan objects in the cold tier', r.coldOrphans);
+          line('local copies of blobs already in the cold tier (an interrupted tier or flush; gc removes them)', r.staleHotCopies);
+          line('cold copies of blobs stored locally again (gc removes them)', r.staleColdCopies);
           line('blobs only on local files (waiting for tier or flush)', r.pendingUploads);
           line('uncommitted objects (leased)', r.uncommitted);
           line('unreferenced blobs (gc reclaims)', r.unreferenced);

@@ -25,6 +25,8 @@ export interface CheckReport {
   objects: number;
   /** Stored count differs from the recount over all messages. */
   drift: { hash: string; stored: number; actual: number }[];
+  /** Packs whose live-byte figure (what gc repacks by) differs from the stored bytes of the blobs in them. */
+  packDrift: { pack: string; live: number; actual: number }[];
   /** Referenced by a message but no blob row. */
   missingRows: string[];
   /** Referenced by a message, but the object is not in the backend: data loss. */
@@ -33,6 +35,10 @@ export interface CheckReport {
   orphans: string[];
   /** The same in the cold tier: blob objects and pack objects nothing points at. */
   coldOrphans: string[];
+  /** Hot copies of blobs whose row says they are in the cold tier: left by a tier or flush that stopped between switching a blob and deleting its hot copy. Expected after a crash, not an inconsistency: gc (and repair) removes them. */
+  staleHotCopies: string[];
+  /** Cold objects of blobs whose row says they are elsewhere now: brought back to the hot tier by a new ingest of the same content after their count fell to zero. Not an inconsistency: gc (and repair) removes them. */
+  staleColdCopies: string[];
   /** Referenced blobs still only in the hot tier of a tiered store (the write-behind backlog), and their stored bytes. */
   pendingUploads: number;
   pendingBytes: number;
@@ -48,7 +54,7 @@ export interface CheckReport {
   corruptBlobs: string[];
   /** Messages that reference a missing or corrupt blob: they cannot be fetched until the content is ingested again or restored. */
   damagedMessages: string[];
-  repaired: { refcounts: number; rowsCreated: number; orphansDeleted: number; rowsDropped: number } | null;
+  repaired: { refcounts: number; rowsCreated: number; orphansDeleted: number; rowsDropped: number; packs: number } | null;
   /** Why a repair did less than asked (e.g. undecodable messages: no count lowered, nothing deleted). */
   repairNote?: string;
 }
@@ -117,7 +123,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     }
     const repaired = rep.repaired !== null && !rep.repairNote;
     rep.consistent =
-      (repaired || (rep.drift.length === 0 && rep.orphans.length === 0)) &&
+      (repaired || (rep.drift.length === 0 && rep.orphans.length === 0 && rep.packDrift.length === 0)) &&
       rep.missingRows.length === 0 &&
       rep.missingBlobs.length === 0 &&
       rep.corruptMessages.length === 0 &&
@@ -133,10 +139,13 @@ function emptyReport(): CheckReport {
     blobs: 0,
     objects: 0,
     drift: [],
+    packDrift: [],
     missingRows: [],
     missingBlobs: [],
     orphans: [],
     coldOrphans: [],
+    staleHotCopies: [],
+    staleColdCopies: [],
     pendingUploads: 0,
     pendingBytes: 0,
     uncommitted: [],
@@ -155,6 +164,11 @@ function snapshot(ctx: StoreContext, rep: CheckReport, objects: Listing): Findin
   try {
     reader.exec('BEGIN');
     const f = examine(ctx, reader, rep, objects);
+    rep.packDrift = (
+      reader
+        .prepare('SELECT p.name AS pack, p.live, coalesce((SELECT sum(stored) FROM blobs b WHERE b.pack = p.id), 0) AS actual FROM packs p WHERE p.retired IS NULL')
+        .all() as { pack: string; live: number; actual: number }[]
+    ).filter((p) => p.live !== p.actual);
     reader.exec('COMMIT');
     return f;
   } finally {
@@ -212,7 +226,8 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
     const row = rows.get(k);
     if (row && row.tier === 0) continue;
     if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
-    else if (!actual.has(k) || row) rep.orphans.push(k); // no row, or a hot copy left behind by tier
+    else if (row) rep.staleHotCopies.push(k); // the row says cold: a hot copy tier had not deleted yet
+    else if (!actual.has(k)) rep.orphans.push(k);
   }
   if (objects.cold) {
     const packs = new Set((db.prepare('SELECT name FROM packs').all() as { name: string }[]).map((p) => p.name));
@@ -224,6 +239,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
       const row = rows.get(k);
       if (row && row.tier === 1 && !row.pack_name) continue;
       if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
+      else if (row) rep.staleColdCopies.push(k); // the row says hot again (or in a pack): a copy gc removes
       else rep.coldOrphans.push(k);
     }
   }
@@ -275,7 +291,13 @@ async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing,
     return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? k));
   };
   rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
+  rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
   rep.coldOrphans = cold ? await filterAsync(rep.coldOrphans, async (k) => (await cold.stat(k)) !== null) : [];
+  const stillElsewhere = (k: string): boolean => {
+    const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
+    return !now || !(now.tier === 1 && !now.pack_name);
+  };
+  rep.staleColdCopies = cold ? await filterAsync(rep.staleColdCopies, async (k) => stillElsewhere(k) && (await cold.stat(k)) !== null) : [];
   rep.uncommitted = await filterAsync(rep.uncommitted, async (k) => (await hot.stat(k)) !== null || (!!cold && (await cold.stat(k)) !== null));
   rep.missingBlobs = await filterAsync(rep.missingBlobs, gone);
   rep.danglingRows = await filterAsync(rep.danglingRows, gone);
@@ -298,7 +320,7 @@ function damaged(ctx: StoreContext, rep: CheckReport): void {
  * deleted: its references might be more than the parts table says.
  */
 async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
-  const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0 };
+  const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0, packs: 0 };
   const cautious = rep.corruptMessages.length > 0;
   // find how each object of a missing row reads back before taking any lock (this reads blobs)
   const sizeOf = ctx.db.prepare('SELECT size FROM parts WHERE hash = ? LIMIT 1');
@@ -333,6 +355,9 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
         const drop = db.prepare('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
         for (const k of rep.danglingRows) fixed.rowsDropped += drop.run(Buffer.from(k, 'hex')).changes;
       }
+      // a pack's live bytes, recomputed here and now (tier and repack keep them exact in their own transactions)
+      const relive = db.prepare('UPDATE packs SET live = (SELECT coalesce(sum(stored), 0) FROM blobs b WHERE b.pack = packs.id) WHERE name = ? AND retired IS NULL');
+      for (const p of rep.packDrift) fixed.packs += relive.run(p.pack).changes;
       if (fixed.refcounts || fixed.rowsCreated) bumpCounter(db, GENERATION);
       return true;
     }),
@@ -343,7 +368,7 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
     const inTier = db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND tier = ? AND (tier = 0 OR pack IS NULL)');
     const knownPack = db.prepare('SELECT 1 FROM packs WHERE name = ?');
     const anyLease = db.prepare('SELECT 1 FROM leases WHERE hash = ?');
-    const tiers: [number, string[]][] = [[0, rep.orphans], [1, rep.coldOrphans]];
+    const tiers: [number, string[]][] = [[0, [...rep.orphans, ...rep.staleHotCopies]], [1, [...rep.coldOrphans, ...rep.staleColdCopies]]];
     for (const [tier, keys] of tiers) {
       const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
       for (let i = 0; i < keys.length; i += GC_BATCH) {

@@ -213,7 +213,8 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   const final = await run(o.bin, ['--store', o.store, 'check', '--json']);
   const fj = JSON.parse(final.stdout || '{}');
   rep.drift = (fj.drift ?? []).length;
-  if (final.code !== 0 || (fj.uncommitted ?? []).length || (fj.orphans ?? []).length) rep.checkFailures.push(`final check: code ${final.code}, ${JSON.stringify({ drift: fj.drift, missing: fj.missingBlobs, orphans: fj.orphans, uncommitted: fj.uncommitted })}`);
+  if (final.code !== 0 || (fj.uncommitted ?? []).length || (fj.orphans ?? []).length || (fj.coldOrphans ?? []).length || (fj.staleHotCopies ?? []).length || (fj.staleColdCopies ?? []).length)
+    rep.checkFailures.push(`final check: code ${final.code}, ${JSON.stringify({ drift: fj.drift, missing: fj.missingBlobs, orphans: fj.orphans, coldOrphans: fj.coldOrphans, uncommitted: fj.uncommitted, staleHotCopies: fj.staleHotCopies, staleColdCopies: fj.staleColdCopies })}`);
   const out = path.join(work, 'export');
   const ex = await run(o.bin, ['--store', o.store, 'export', '--user', 'u', '--out', out]);
   if (ex.code !== 0) rep.checkFailures.push(`export exited ${ex.code}: ${ex.stderr.trim()}`);
@@ -236,7 +237,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   return rep;
 }
 
-/** null when check is clean (uncommitted objects of crashed ingests allowed: gc reclaims them); else what is wrong. */
+/** null when check is clean (uncommitted objects of crashed ingests, and copies of blobs in the other tier, allowed: gc reclaims them); else what is wrong. */
 async function checkStore(bin: string, store: string): Promise<string | null> {
   const r = await run(bin, ['--store', store, 'check', '--json']);
   let j: Record<string, unknown[]>;
