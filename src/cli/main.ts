@@ -31,6 +31,7 @@ import { loads, parseNodes, planMoves } from '../cluster/placement.js';
 import { moveUser } from '../cluster/move-user.js';
 import { applyConfig, findConfigFile, parseConfigFile, validateConfig } from './config-file.js';
 import { defaultLogger } from '../util/logger.js';
+import { readOperatorFile } from '../util/operator-file.js';
 
 /** Exit codes (sysexits.h where one fits). */
 export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, noUser: 67, software: 70, ioErr: 74, tempFail: 75 } as const;
@@ -504,7 +505,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         const where = o.listen ? parseHostPort(o.listen) : null;
         const rules = { users: o.users ? loadUserMap(o.users) : undefined, userFormat: o.userFormat, delimiter: o.recipientDelimiter };
         const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth, background: true });
-        const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+        const log = jsonLine;
         const services: LmtpService[] = [];
         try {
           for (const w of [...(where ? [where] : []), ...(o.socket ? [{ socket: o.socket }] : [])]) {
@@ -517,17 +518,10 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
           await s.close();
           throw e;
         }
-        await new Promise<void>((resolve) => {
-          const stop = (sig: string): void => {
-            log({ event: 'lmtp-stopping', signal: sig });
-            void Promise.all(services.map((v) => v.close()))
-              .then(() => s.close())
-              .then(resolve);
-          };
-          process.once('SIGTERM', () => stop('SIGTERM'));
-          process.once('SIGINT', () => stop('SIGINT'));
+        await runUntilSignal('lmtp', async () => {
+          await Promise.all(services.map((v) => v.close()));
+          await s.close();
         });
-        log({ event: 'lmtp-stopped' });
       },
     );
 
@@ -547,7 +541,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       const tokens = Tokens.fromFile(o.tokens);
       if (!tokens.size) throw new MailcasError('E_USAGE', `the tokens file ${o.tokens} lists no token`);
       const s = await Store.open(storeDir(cmd));
-      const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+      const log = jsonLine;
       const svc = new HttpService(s, tokens, { log: defaultLogger(), maxConnections: o.maxConnections, maxJsonBytes: o.maxJsonBytes });
       try {
         log({ event: 'serve-listening', on: await svc.listen(where), store: path.resolve(s.dir), tokens: tokens.size });
@@ -555,18 +549,10 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         await s.close();
         throw e;
       }
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string): void => {
-          log({ event: 'serve-stopping', signal: sig });
-          void svc
-            .close()
-            .then(() => s.close())
-            .then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+      await runUntilSignal('serve', async () => {
+        await svc.close();
+        await s.close();
       });
-      log({ event: 'serve-stopped' });
     });
 
   program
@@ -584,7 +570,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       const passwd = PasswordFile.fromFile(o.passwd);
       if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user`);
       const s = await Store.open(storeDir(cmd));
-      const log = (line: Record<string, unknown>): void => void process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+      const log = jsonLine;
       const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions });
       try {
         log({ event: 'imap-listening', on: await svc.listen(where), store: path.resolve(s.dir), users: passwd.size });
@@ -592,18 +578,10 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         await s.close();
         throw e;
       }
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string): void => {
-          log({ event: 'imap-stopping', signal: sig });
-          void svc
-            .close()
-            .then(() => s.close())
-            .then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+      await runUntilSignal('imap', async () => {
+        await svc.close();
+        await s.close();
       });
-      log({ event: 'imap-stopped' });
     });
 
   program
@@ -709,6 +687,24 @@ function nonNegativeInt(v: string, flag: string): number {
   return n;
 }
 
+/** One JSON line on stderr: what the long-running commands log. */
+function jsonLine(line: Record<string, unknown>): void {
+  process.stderr.write(JSON.stringify({ t: new Date().toISOString(), ...line }) + '\n');
+}
+
+/** A long-running command: waits for SIGTERM or SIGINT, then closes (its services, then the store), logging both steps. */
+async function runUntilSignal(name: string, close: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      jsonLine({ event: `${name}-stopping`, signal: sig });
+      void close().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  jsonLine({ event: `${name}-stopped` });
+}
+
 const pct = (before: number, after: number): string => (before ? `, ${Math.round((100 * (before - after)) / before)}% smaller` : '');
 
 function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; recompressed: number; recompressSavedBytes: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
@@ -758,13 +754,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const file = findConfigFile(argv.slice(2));
     if (file) {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new MailcasError('E_USAGE', `cannot read the config file ${file}: ${(e as Error).message}`);
-      }
-      const cfg = parseConfigFile(text, file);
+      const cfg = parseConfigFile(readOperatorFile(file, 'config file'), file);
       validateConfig(cfg, program, file);
       // each command's section is applied just before its own arguments are parsed (those win)
       const hook = (c: Command): void => {

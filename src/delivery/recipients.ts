@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import { MailcasError } from '../errors.js';
+import { readOperatorFile } from '../util/operator-file.js';
 
 /** Where a recipient's copy goes. */
 export interface Mailbox {
@@ -51,12 +51,7 @@ export function mapRecipient(address: string, rules: RecipientRules = {}): Mailb
  * lines starting with # are ignored. Addresses are matched lower-cased.
  */
 export function loadUserMap(file: string): Map<string, { user: string; mailbox?: string }> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new MailcasError('E_USAGE', `cannot read the user map ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readOperatorFile(file, 'user map');
   const map = new Map<string, { user: string; mailbox?: string }>();
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();

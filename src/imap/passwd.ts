@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { MailcasError } from '../errors.js';
+import { readOperatorFile } from '../util/operator-file.js';
 
 /**
  * The IMAP front's password file: lines `user:password`, the password plain
@@ -13,13 +13,7 @@ export class PasswordFile {
   private readonly users = new Map<string, string>();
 
   static fromFile(file: string): PasswordFile {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new MailcasError('E_USAGE', `cannot read the password file ${file}: ${(e as Error).message}`);
-    }
-    return PasswordFile.parse(text, file);
+    return PasswordFile.parse(readOperatorFile(file, 'password file'), file);
   }
 
   static parse(text: string, where = 'passwd'): PasswordFile {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { MailcasError } from '../errors.js';
+import { readOperatorFile } from '../util/operator-file.js';
 
 /**
  * Bearer tokens of the HTTP service, from a file of lines `TOKEN USER[,USER...]`
@@ -12,13 +12,7 @@ export class Tokens {
   private readonly byDigest = new Map<string, Set<string> | '*'>();
 
   static fromFile(file: string): Tokens {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new MailcasError('E_USAGE', `cannot read the tokens file ${file}: ${(e as Error).message}`);
-    }
-    return Tokens.parse(text, file);
+    return Tokens.parse(readOperatorFile(file, 'tokens file'), file);
   }
 
   static parse(text: string, where = 'tokens'): Tokens {
