@@ -3,54 +3,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store.js';
-import { S3Backend } from '../src/backend/s3-backend.js';
 import { silentLogger } from '../src/util/logger.js';
 import { corpusFiles, runCli, tmpDir } from './helpers.js';
-import { freshBucket, s3Env } from './s3-env.js';
+import { bucketKeys, canRestartRgw, freshBucket, s3Env, startRgw, stopRgw } from './s3-env.js';
 import { messageWith } from './mailgen.js';
 
 const env = s3Env();
 const json = (b: Buffer) => b.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-
-async function bucketKeys(loc: Awaited<ReturnType<typeof freshBucket>>): Promise<string[]> {
-  const b = new S3Backend(loc);
-  const keys: string[] = [];
-  for await (const o of b.list()) keys.push(o.key);
-  await b.close();
-  return keys;
-}
-
-/** The test cluster's radosgw (scripts/ceph-rgw-up.sh): stop it, start it again. */
-const RGW_DIR = process.env.CEPH_RGW_DIR ?? '/tmp/mailcas-ceph-rgw';
-const canRestartRgw = env !== null && fs.existsSync(path.join(RGW_DIR, 'run', 'client.rgw.a.pid'));
-function stopRgw(): void {
-  const pid = Number(fs.readFileSync(path.join(RGW_DIR, 'run', 'client.rgw.a.pid'), 'utf8'));
-  process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    execFileSync('sleep', ['0.05']);
-  }
-}
-async function startRgw(): Promise<void> {
-  execFileSync('radosgw', ['-c', path.join(RGW_DIR, 'ceph.conf'), '-n', 'client.rgw.a']);
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`${env!.endpoint}/`);
-      if (r.status) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('radosgw did not come back');
-}
 
 describe.runIf(env !== null)('a store on S3 (Ceph RGW)', () => {
   it('the whole corpus round-trips through the CLI; re-import adds no blob bytes; expunge all + gc --grace 0 leaves the bucket empty; check clean', async () => {
@@ -114,7 +75,7 @@ describe.runIf(env !== null)('a store on S3 (Ceph RGW)', () => {
     expect((await runCli(['--store', fresh, 'ingest', '--user', 'u'], { input: m })).code).toBe(0);
   });
 
-  it.runIf(canRestartRgw)('the object store going down in the middle of a batch: ingests fail temporarily, nothing half-committed; after it returns every acknowledged message is exact and check is clean', async () => {
+  it.runIf(canRestartRgw())('the object store going down in the middle of a batch: ingests fail temporarily, nothing half-committed; after it returns every acknowledged message is exact and check is clean', async () => {
     const loc = await freshBucket();
     const dir = tmpDir();
     const s = await Store.open(dir, { s3: loc, logger: silentLogger, retry: { deadlineMs: 300, baseDelayMs: 20 } });
