@@ -42,29 +42,29 @@ export function trainDictionary(headerBlocks: Buffer[]): Buffer {
   return Buffer.from(picked.reverse().join(''), 'latin1');
 }
 
-/**
- * Trains a header dictionary when the store reaches `after` messages, and
- * again at 4x, 16x, ... that count, each time on a sample spread over the
- * whole store (so the dictionary follows the mail the store actually holds).
- * Layouts keep the dictionary they were written with; all stay readable.
- */
+/** Picks up to SAMPLE messages spread evenly over the store's ids (with a row matching `filter`), handing each to take() until it returns false. */
+function spreadRows<T>(db: StoreContext['db'], columns: string, filter: string, take: (row: T) => boolean): void {
+  const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
+  if (lo === null || hi === null) return;
+  const pick = db.prepare(`SELECT ${columns} FROM messages WHERE id >= ? ${filter} ORDER BY id LIMIT 1`);
+  const step = Math.max(1, (hi - lo + 1) / SAMPLE);
+  for (let id = lo; id <= hi; id += step) {
+    const r = pick.get(Math.floor(id)) as T | undefined;
+    if (!r || !take(r)) return;
+  }
+}
+
 /** Header blocks sampled evenly across the whole store (up to SAMPLE messages). */
 export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>): Buffer[] {
-  const db = ctx.db;
-  const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
-  if (lo === null || hi === null) return [];
-  const pick = db.prepare('SELECT layout, codec, dict, inline, inline_codec, inline_dict FROM messages WHERE id >= ? ORDER BY id LIMIT 1');
-  const step = Math.max(1, (hi - lo + 1) / SAMPLE);
   const blocks: Buffer[] = [];
-  for (let id = lo; id <= hi && blocks.length < SAMPLE * 4; id += step) {
-    const r = pick.get(Math.floor(id)) as LayoutColumns | undefined;
-    if (!r) break;
+  spreadRows<LayoutColumns>(ctx.db, 'layout, codec, dict, inline, inline_codec, inline_dict', '', (r) => {
     try {
       for (const s of unpackMessageLayout(r, (d) => ctx.dictionary(d), true).segments) if (s.k === 'header') blocks.push(s.bytes);
     } catch {
       /* an undecodable row is check's business, not ours */
     }
-  }
+    return blocks.length < SAMPLE * 4;
+  });
   return blocks;
 }
 
@@ -72,16 +72,9 @@ export type DictionaryKind = 'header' | 'inline';
 
 /** Inline bodies (decompressed) sampled evenly across the store, up to `max` bytes. */
 export function sampleInlineBodies(ctx: Pick<StoreContext, 'db' | 'dictionary'>, max = 4 * 1024 * 1024): Buffer[] {
-  const db = ctx.db;
-  const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
-  if (lo === null || hi === null) return [];
-  const pick = db.prepare('SELECT inline, inline_codec, inline_dict FROM messages WHERE id >= ? AND inline IS NOT NULL ORDER BY id LIMIT 1');
-  const step = Math.max(1, (hi - lo + 1) / SAMPLE);
   const out: Buffer[] = [];
   let n = 0;
-  for (let id = lo; id <= hi && n < max; id += step) {
-    const r = pick.get(Math.floor(id)) as { inline: Buffer; inline_codec: number; inline_dict: number | null } | undefined;
-    if (!r) break;
+  spreadRows<{ inline: Buffer; inline_codec: number; inline_dict: number | null }>(ctx.db, 'inline, inline_codec, inline_dict', 'AND inline IS NOT NULL', (r) => {
     try {
       const b = unpackLayout(r.inline, r.inline_codec, r.inline_dict != null ? ctx.dictionary(r.inline_dict) : null);
       out.push(b);
@@ -89,7 +82,8 @@ export function sampleInlineBodies(ctx: Pick<StoreContext, 'db' | 'dictionary'>,
     } catch {
       /* check's business */
     }
-  }
+    return n < max;
+  });
   return out;
 }
 
