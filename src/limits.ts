@@ -112,6 +112,9 @@ export const TIER_BATCH = 256;
 /** Cold-tier blobs of at most this many stored bytes go into packs; larger ones are objects of their own. */
 export const PACK_ENTRY_MAX_BYTES = 256 * 1024;
 
+/** A small deflated blob is re-encoded for the cold tier (in memory) only up to this many canonical bytes; larger ones (a pack entry can inflate far) are packed as they are. */
+export const COLD_REENCODE_MAX_BYTES = 4 * 1024 * 1024;
+
 /** Small compressible blobs are packed together in brotli frames of up to this many decoded bytes (a read decodes its frame: ~1 ms). */
 export const FRAME_RAW_BYTES = 256 * 1024;
 

@@ -38,17 +38,6 @@ export function frameBytes(frame: Buffer): Buffer {
   return zlib.brotliDecompressSync(frame, { maxOutputLength: FRAME_DECODED_MAX });
 }
 
-/** How many bytes a frame decodes to. */
-export function frameLength(frame: Buffer): number {
-  return zlib.brotliDecompressSync(frame, { maxOutputLength: FRAME_DECODED_MAX }).length;
-}
-
-/** One blob out of a frame: the frame decoded, the blob's bytes cut out (null when the frame is too short for it). */
-export function fromFrame(frame: Buffer, offset: number, size: number): Buffer | null {
-  const all = zlib.brotliDecompressSync(frame, { maxOutputLength: FRAME_DECODED_MAX });
-  return all.length >= offset + size ? all.subarray(offset, offset + size) : null;
-}
-
 /** Brotli quality for cold entries: 5 compresses as fast as deflate level 6; 6-9 gain under 2% for 2-20x the time. */
 export const COLD_BROTLI_QUALITY = 5;
 

@@ -205,7 +205,12 @@ export class BlobStore {
    * (E_INTEGRITY with data.key when the object is missing, short, long or
    * not what its name says; E_BACKEND when the backend fails).
    */
-  async *read(loc: BlobLocation): AsyncGenerator<Buffer> {
+  read(loc: BlobLocation): AsyncGenerator<Buffer> {
+    return loc.codec === BlobCodec.BrotliFrame ? this.readFramed(loc) : this.readVerified(loc);
+  }
+
+  /** A framed blob: a cut that fails its check drops the cached frame, so the next read fetches it again. */
+  private async *readFramed(loc: BlobLocation): AsyncGenerator<Buffer> {
     try {
       yield* this.readVerified(loc);
     } catch (e) {

@@ -1,4 +1,4 @@
-import { BlobCodec, frameLength, fromFrame } from '../cas/blob-codec.js';
+import { BlobCodec, frameBytes } from '../cas/blob-codec.js';
 import { packPieces, type PackCandidate } from '../tier/cold-encoding.js';
 import type { StoreContext } from '../store-context.js';
 import crypto from 'node:crypto';
@@ -194,7 +194,7 @@ async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, gra
     }[];
     // what stays: each piece as it is (a blob, or a frame all of whose blobs are still here), or,
     // for a frame some of whose blobs are gone, those that remain framed anew (so a repacked pack is whole)
-    const byPiece = new Map<number, { bytes: Buffer; members: { e: (typeof entries)[number]; canonical: Buffer | null }[] }>();
+    const byPiece = new Map<number, { bytes: Buffer; decoded?: Buffer | null; members: { e: (typeof entries)[number]; canonical: Buffer | null }[] }>();
     for (const e of entries) {
       const loc = { key: e.hash, codec: e.codec, size: e.size, domainKey: ctx.domainKey(e.domain), tier: 1, pack: { name: p.name, offset: e.pack_offset, length: e.pack_length, frameOffset: e.frame_offset } };
       if (!(await ctx.blobStore.scan(loc)).ok) continue; // a damaged entry stays where it is (check reports it)
@@ -208,11 +208,16 @@ async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, gra
       }
       let canonical: Buffer | null = null;
       if (e.codec === BlobCodec.BrotliFrame) {
-        try {
-          canonical = fromFrame(piece.bytes, e.frame_offset ?? 0, e.size);
-        } catch {
-          continue; // damaged since scan read it: stays where it is
+        // the frame decoded once for all its blobs
+        if (piece.decoded === undefined) {
+          try {
+            piece.decoded = frameBytes(piece.bytes);
+          } catch {
+            piece.decoded = null; // damaged since scan read it: its blobs stay where they are
+          }
         }
+        const at = e.frame_offset ?? 0;
+        canonical = piece.decoded && piece.decoded.length >= at + e.size ? piece.decoded.subarray(at, at + e.size) : null;
         if (!canonical || !hashBuffer(canonical, ctx.domainKey(e.domain) ?? undefined).equals(e.hash)) continue; // changed since scan read it: stays where it is
       }
       piece.members.push({ e, canonical });
@@ -221,7 +226,7 @@ async function packGc(ctx: StoreContext, rep: GcReport, clock: () => number, gra
     const loose: PackCandidate[] = [];
     for (const piece of byPiece.values()) {
       const framed = piece.members.filter((m) => m.canonical);
-      const whole = !framed.length || framed.reduce((a, m) => a + m.e.size, 0) === frameLength(piece.bytes);
+      const whole = !framed.length || framed.reduce((a, m) => a + m.e.size, 0) === piece.decoded!.length;
       if (whole) out.push({ bytes: piece.bytes, members: piece.members.map((m) => ({ hash: m.e.hash, codec: m.e.codec, stored: m.e.stored, frameOffset: m.e.frame_offset, reframed: false })) });
       else for (const m of framed) loose.push({ hash: m.e.hash, codec: BlobCodec.None, hot: m.canonical!, canonical: m.canonical! });
     }

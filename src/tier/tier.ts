@@ -10,7 +10,7 @@ import { immediate } from '../meta/db.js';
 import { inWriteTxn } from '../refcount/gc.js';
 import { forEachLimit } from '../util/pool.js';
 import { Leases } from '../refcount/leases.js';
-import { PACK_ENTRY_MAX_BYTES, PACK_TARGET_BYTES, TIER_BATCH } from '../limits.js';
+import { COLD_REENCODE_MAX_BYTES, PACK_ENTRY_MAX_BYTES, PACK_TARGET_BYTES, TIER_BATCH } from '../limits.js';
 import { crashPoint } from '../util/crash-points.js';
 
 export interface TierOptions {
@@ -66,7 +66,7 @@ interface Candidate {
 export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<TierReport> {
   const cold = ctx.blobStore.cold;
   if (!cold) throw new MailcasError('E_USAGE', 'this store has no cold tier (create it with init --s3 URL --tiered or --write-behind)');
-  const hot_ = ctx.blobStore.backend;
+  const hotBackend = ctx.blobStore.backend;
   const clock = opts.now ?? Date.now;
   const rep: TierReport = { dryRun: !!opts.dryRun, objects: 0, objectBytes: 0, packed: 0, packedBytes: 0, packs: 0, recompressed: 0, recompressSavedBytes: 0, keptLeased: 0, corrupt: [], pendingUploads: 0, pendingBytes: 0 };
   const pick = ctx.db.prepare(
@@ -105,9 +105,9 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
         return;
       }
       if (r.stored > PACK_ENTRY_MAX_BYTES) return void good.push({ row: r, small: null });
-      const hot = await readAll(hot_, r.hash.toString('hex'));
+      const hot = await readAll(hotBackend, r.hash.toString('hex'));
       // older mail is packed better compressed: deflated blobs are re-encoded with brotli (see cold-encoding.ts)
-      const canonical = r.codec === BlobCodec.Deflate ? verifiedCanonical(hot, r, ctx.domainKey(r.domain)) : null;
+      const canonical = r.codec === BlobCodec.Deflate && r.size <= COLD_REENCODE_MAX_BYTES ? verifiedCanonical(hot, r, ctx.domainKey(r.domain)) : null;
       if (canonical === 'damaged') return; // damaged since scan read it: stays hot; the next run or a read finds out
       good.push({ row: r, small: { hash: r.hash, codec: r.codec, hot, canonical } });
     });
@@ -119,16 +119,16 @@ export async function runTier(ctx: StoreContext, opts: TierOptions): Promise<Tie
       async ({ row }) => {
         const hex = row.hash.toString('hex');
         // a deflated object goes cold as brotli when that is smaller (re-encoded through a temp file)
-        const re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot_, hex), row.stored, row, ctx.domainKey(row.domain), ctx.tmpDir) : null;
+        const re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hotBackend, hex), row.stored, row, ctx.domainKey(row.domain), ctx.tmpDir) : null;
         if (re === 'damaged') return;
         // a lease while the cold copy is written: gc must not take it for an orphan before the switch
         const token = Leases.newToken();
         try {
           await ctx.writeLock.run(() => immediate(ctx.db, () => ctx.leases.take(token, [row.hash], Date.now() + ctx.leaseTtlMs)));
-          const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hot_, hex) };
+          const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hotBackend, hex) };
           const size = re ? re.size : row.stored;
           const codec = re ? BlobCodec.Brotli : row.codec;
-          await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot_, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
+          await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hotBackend, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
           const switched = await ctx.writeLock.run(() =>
             immediate(ctx.db, () => ctx.db.prepare('UPDATE blobs SET tier = 1, pack = NULL, codec = ?, stored = ? WHERE hash = ? AND tier = 0').run(codec, size, row.hash).changes),
           );
