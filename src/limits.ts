@@ -141,3 +141,13 @@ export function busyTimeoutMs(): number {
   const v = Number(process.env.MAILCAS_BUSY_TIMEOUT_MS);
   return Number.isSafeInteger(v) && v >= 0 ? v : SQLITE_BUSY_TIMEOUT_MS;
 }
+
+/**
+ * Node of a cluster: blobs larger than this (canonical bytes, global dedup
+ * domain) go to the bucket the nodes share and are stored once for all of
+ * them; smaller ones stay the node's own (docs/SCALE-OUT.md).
+ */
+export const SHARED_BLOB_MIN_BYTES = 256 * 1024;
+
+/** The collector leaves instances younger than this alone (an upload whose marker is on its way); liveness only, never safety. */
+export const DEFAULT_COLLECT_GRACE_SECONDS = 3600;

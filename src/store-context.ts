@@ -4,6 +4,7 @@ import type { BlobStore } from './cas/blob-store.js';
 import type { Refcounts } from './refcount/refcounts.js';
 import type { Leases } from './refcount/leases.js';
 import type { Logger } from './util/logger.js';
+import type { SharedBucket } from './backend/shared-bucket.js';
 
 export type DedupScope = 'global' | 'user' | 'tenant';
 
@@ -27,6 +28,8 @@ export interface StoreContext {
   /** Serialises write transactions within this process (gc holds one across awaits). */
   readonly writeLock: AsyncMutex;
   readonly blobStore: BlobStore;
+  /** Node of a cluster: the bucket its nodes share (markers, tombstones, instances); null otherwise. */
+  readonly shared: SharedBucket | null;
   readonly refcounts: Refcounts;
   readonly leases: Leases;
   readonly config: StoreConfig;

@@ -12,6 +12,7 @@ import { BlobStore, DEFAULT_COMPRESSION, type BlobLocation, type CompressionPoli
 import type { BlobBackend } from './backend/backend.js';
 import { DEFAULT_TIER_POLICY, describeBackend, openBackends, type BackendConfig, type TierPolicy } from './backend/open-backend.js';
 import { S3Backend, type S3Location } from './backend/s3-backend.js';
+import { NODE_NAME_RE, type SharedBucket } from './backend/shared-bucket.js';
 import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
 import { Refcounts, countRefs, placeOf, type BlobRow } from './refcount/refcounts.js';
@@ -33,6 +34,7 @@ import { defaultLogger, type Logger } from './util/logger.js';
 import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, TIER_BATCH, WRITE_BEHIND_INTERVAL_MS, DEFAULT_WRITE_BEHIND_MAX_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
 import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
+import { runCollect, type CollectOptions, type CollectReport } from './cluster/collect.js';
 import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
 import { maybeTrainDictionary } from './meta/dictionary.js';
 import { buildReport, type StorageReport } from './report/report.js';
@@ -63,6 +65,8 @@ export interface StoreOptions {
   memoryBudgetBytes?: number;
   /** Creating a store: keep its blobs in this bucket (an existing store refuses a different one). */
   s3?: S3Location;
+  /** With s3: the store is this node of a cluster sharing the bucket (large blobs stored once for all nodes; docs/SCALE-OUT.md). */
+  node?: string;
   /** With s3: new blobs on local files, moved to the bucket by tier (writeBehind: at once, in the background and by flush). */
   tiered?: { writeBehind?: boolean; policy?: Partial<TierPolicy> };
   /** A cold tier backend to go with `backend` (tests). */
@@ -105,6 +109,7 @@ export class Store implements StoreContext {
   readonly refcounts: Refcounts;
   readonly leases: Leases;
   readonly blobStore: BlobStore;
+  readonly shared: SharedBucket | null;
   readonly log: Logger;
   readonly leaseTtlMs: number;
   private readonly ops: CommitQueue<MetaOp, unknown>;
@@ -125,7 +130,7 @@ export class Store implements StoreContext {
   private constructor(
     readonly dir: string,
     readonly db: Db,
-    backends: { primary: BlobBackend; cold: BlobBackend | null },
+    backends: { primary: BlobBackend; cold: BlobBackend | null; shared?: SharedBucket | null },
     readonly config: StoreConfig,
     private readonly secret: Buffer,
     opts: StoreOptions,
@@ -139,14 +144,16 @@ export class Store implements StoreContext {
     this.refcounts = new Refcounts(db);
     this.leases = new Leases(db);
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
-    this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold);
+    this.shared = backends.shared ?? null;
+    this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold, this.shared?.objects ?? null);
     // leases, renewals and commits share one group-commit stream: one transaction, one fsync, for all
     this.ops = new CommitQueue<MetaOp, unknown>(
       db,
       this.writeLock,
       (op) => this.applyOp(op),
       (n) => this.active > n,
-      (op) => op.k === 'commit', // leases and renewals need to be visible, not durable (see CommitQueue)
+      // leases and renewals need to be visible, not durable (see CommitQueue); a marker's record is durable before the marker is written
+      (op) => op.k === 'commit' || op.k === 'marker',
     );
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
     this.memory = new ByteBudget(opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
@@ -276,6 +283,8 @@ export class Store implements StoreContext {
     commit: (item) => this.ops.submit({ k: 'commit', item }) as Promise<number[]>,
     lease: (req) => this.ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
     renew: (token, expires) => this.ops.submit({ k: 'renew', token, expires }) as Promise<number>,
+    record: async (m) => void (await this.ops.submit({ k: 'marker', m })),
+    forget: async (m) => void (await this.ops.submit({ k: 'unmarker', m })),
   };
 
   /** Large messages are split and verified in worker threads (the event loop stays free for other sessions); small ones here. */
@@ -333,6 +342,10 @@ export class Store implements StoreContext {
         return op.req.hashes.map((h) => this.refcounts.row(h));
       case 'renew':
         return this.leases.renew(op.token, op.expires);
+      case 'marker':
+        return this.stmt('insMarker', 'INSERT OR IGNORE INTO shared_markers(hash, instance, token, created) VALUES (?, ?, ?, ?)').run(op.m.hash, op.m.instance, op.m.token, Date.now());
+      case 'unmarker':
+        return this.stmt('delMarker', 'DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?').run(op.m.hash, op.m.instance, op.m.token);
       case 'commit':
         return this.applyCommit(op.item);
     }
@@ -613,6 +626,13 @@ export class Store implements StoreContext {
     return runGc(this, opts);
   }
 
+  /** Node of a cluster: deletes instances in the shared bucket no node has a marker on (see runCollect). */
+  collect(opts: CollectOptions = {}): Promise<CollectReport> {
+    this.assertOpen();
+    if (!this.shared) throw new MailcasError('E_USAGE', 'this store is not a node of a cluster (mailcas init --s3 ... --node NAME): it has no shared bucket to collect');
+    return runCollect(this.shared, this.log, opts);
+  }
+
   /** Storage figures from the metadata alone (never reads a blob): what `mailcas report --json` prints. */
   report(opts: { top?: number } = {}): StorageReport {
     this.assertOpen();
@@ -664,11 +684,18 @@ export class Store implements StoreContext {
     await this.workers?.close();
     await this.blobStore.backend.close();
     await this.blobStore.cold?.close();
+    await this.shared?.close();
     this.db.close();
   }
 }
 
-type MetaOp = { k: 'lease'; req: LeaseRequest } | { k: 'renew'; token: string; expires: number } | { k: 'commit'; item: CommitItem };
+type MarkerRecord = { hash: Buffer; instance: string; token: string };
+type MetaOp =
+  | { k: 'lease'; req: LeaseRequest }
+  | { k: 'renew'; token: string; expires: number }
+  | { k: 'commit'; item: CommitItem }
+  | { k: 'marker'; m: MarkerRecord }
+  | { k: 'unmarker'; m: MarkerRecord };
 
 interface MsgRow {
   id: number;
@@ -749,12 +776,14 @@ function toRecord(r: MsgRow): MessageRecord {
  * refuses another.
  */
 function loadBackendConfig(db: Db, opts: StoreOptions): BackendConfig {
+  if (opts.node && (!opts.s3 || opts.tiered)) throw new MailcasError('E_USAGE', 'a node of a cluster keeps its blobs in the shared bucket itself: --node needs --s3, without --tiered or --write-behind');
+  if (opts.node && !NODE_NAME_RE.test(opts.node)) throw new MailcasError('E_USAGE', `invalid node name ${JSON.stringify(opts.node)} (lower-case letters, digits, - and _, at most 63)`);
   const stored = getMeta(db, 'backend');
   const wanted: BackendConfig | null = !opts.s3
     ? null
     : opts.tiered
       ? { kind: 'tiered', cold: opts.s3, writeBehind: !!opts.tiered.writeBehind, policy: { ...DEFAULT_TIER_POLICY, ...(opts.tiered.writeBehind ? { olderThanMs: 0 } : {}), ...opts.tiered.policy } }
-      : { kind: 's3', ...opts.s3 };
+      : { kind: 's3', ...opts.s3, ...(opts.node ? { node: opts.node } : {}) };
   if (typeof stored === 'string') {
     const have = JSON.parse(stored) as BackendConfig;
     if (wanted && JSON.stringify(have) !== JSON.stringify(wanted)) {

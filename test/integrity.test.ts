@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../src/store.js';
+import { SCHEMA_VERSION } from '../src/meta/schema.js';
 import { FsBackend } from '../src/backend/fs-backend.js';
 import { FaultBackend } from '../src/backend/fault-backend.js';
 import { MailcasError } from '../src/errors.js';
@@ -281,12 +282,12 @@ describe('wrong bytes are never served', () => {
       INSERT INTO messages_v1 SELECT * FROM messages; DROP TABLE messages; ALTER TABLE messages_v1 RENAME TO messages;
       DELETE FROM sqlite_sequence; ALTER TABLE blobs DROP COLUMN corrupt; ALTER TABLE blobs DROP COLUMN chunks;
       DROP INDEX blobs_hot; DROP INDEX blobs_pack; DROP TABLE packs;
-      ALTER TABLE messages DROP COLUMN tree; ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length; ALTER TABLE blobs DROP COLUMN frame_offset;
+      ALTER TABLE messages DROP COLUMN tree; ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length; ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE blobs DROP COLUMN instance; DROP TABLE shared_markers;
       ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind;
       PRAGMA user_version = 1;`);
     db.close();
     s = await open(dir);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(s.list('u').map((m) => m.id)).toEqual([ids[0], ids[1], next]);
     await s.expunge('u', [next]);
     const after = (await s.ingest(Buffer.from('Subject: after\r\n\r\ny\r\n'), { user: 'u' })).id;
@@ -295,13 +296,13 @@ describe('wrong bytes are never served', () => {
     expect((await s.check()).consistent).toBe(true);
     await s.close();
 
-    // and from version 2 (no frame_offset, inline_dict, dictionary kind): upgraded in place to 3
+    // and from version 2 (no frame_offset, inline_dict, dictionary kind, instance, shared_markers): upgraded in place
     const db2 = new Database(path.join(dir, 'meta.sqlite'));
-    db2.exec('ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; PRAGMA user_version = 2;');
+    db2.exec('ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE blobs DROP COLUMN instance; DROP TABLE shared_markers; ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; PRAGMA user_version = 2;');
     db2.close();
     s = await open(dir);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(3);
-    for (const [t, c] of [['blobs', 'frame_offset'], ['messages', 'inline_dict'], ['dictionaries', 'kind']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    for (const [t, c] of [['blobs', 'frame_offset'], ['blobs', 'instance'], ['shared_markers', 'token'], ['messages', 'inline_dict'], ['dictionaries', 'kind']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
     expect((await s.fetchBuffer(ids[0])).toString()).toBe('Subject: 0\r\n\r\nbody 0\r\n');
     expect((await s.check()).consistent).toBe(true);
     await s.close();

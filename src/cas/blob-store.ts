@@ -85,6 +85,17 @@ export interface BlobLocation {
   tier?: number;
   /** In the cold tier, inside this pack object at this byte range (stored bytes); absent: an object of its own. */
   pack?: PackEntry | null;
+  /** Tier 2 (the bucket the nodes of a cluster share): which instance of the blob (its object is key + instance). */
+  instance?: string | null;
+}
+
+/** Tiers: where a blob row says its object is. */
+export const Tier = { Primary: 0, Cold: 1, Shared: 2 } as const;
+
+/** The object key of a blob that is an object of its own: its hash, and in the shared tier its instance after it. */
+export function objectKey(loc: Pick<BlobLocation, 'key' | 'tier' | 'instance'>): string {
+  const hex = toHex(loc.key);
+  return loc.tier === Tier.Shared ? hex + (loc.instance ?? '') : hex;
 }
 
 export interface PackEntry {
@@ -111,6 +122,8 @@ export class BlobStore {
     private readonly tmpDir: string = os.tmpdir(),
     /** The cold tier (objects and packs), when the store is tiered. */
     readonly cold: BlobBackend | null = null,
+    /** The instance objects nodes of a cluster share (large blobs), when the store is a node. */
+    readonly shared: BlobBackend | null = null,
   ) {}
 
   /** Backend reads (GET requests) and the bytes they returned, since the store opened: what a FETCH costs. */
@@ -121,6 +134,10 @@ export class BlobStore {
 
   /** The backend of a tier. */
   tierBackend(tier: number): BlobBackend {
+    if (tier === Tier.Shared) {
+      if (!this.shared) throw new MailcasError('E_STORE', 'a blob is recorded in the bucket shared by a cluster\'s nodes but this store is not a node of one');
+      return this.shared;
+    }
     if (tier === 1) {
       if (!this.cold) throw new MailcasError('E_STORE', 'a blob is recorded in the cold tier but this store has none configured');
       return this.cold;
@@ -133,30 +150,31 @@ export class BlobStore {
    * `overwrite`, in place of an object that does not read back); the codec
    * is a function of the bytes (see compressionPromising). Durable when it resolves.
    */
-  async put(part: PartData, opts: PutOptions = {}): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
-    const key = toHex(part.key);
+  async put(part: PartData, opts: PutOptions = {}, target?: { backend: BlobBackend; key: (codec: BlobCodec) => string }): Promise<{ codec: BlobCodec; stored: number; created: boolean }> {
+    const backend = target?.backend ?? this.backend;
+    const keyOf = target?.key ?? (() => toHex(part.key));
     const c = this.compression;
     if (c.enabled && part.size >= 256 && part.size <= c.maxBytes) {
       if (part.buffer) {
         const whole = part.buffer;
         const z = !compressionPromising(whole, c.minSaving) ? null : whole.length >= 256 * 1024 ? await deflateRaw(whole, { level: 6 }) : zlib.deflateRawSync(whole, { level: 6 });
         if (z && z.length <= part.size * (1 - c.minSaving)) {
-          const created = await this.backend.put(key, bufferSource(z), { size: z.length, digest: hashBuffer(z) }, opts);
+          const created = await backend.put(keyOf(BlobCodec.Deflate), bufferSource(z), { size: z.length, digest: hashBuffer(z) }, opts);
           return { codec: BlobCodec.Deflate, stored: z.length, created };
         }
       } else if (part.file && compressionPromising(readHead(part.file, 64 * 1024), c.minSaving)) {
-        const r = await this.putDeflatedFile(key, part, opts);
+        const r = await this.putDeflatedFile(backend, keyOf(BlobCodec.Deflate), part, opts);
         if (r) return r;
       }
     }
     const src = { size: part.size, open: () => part.chunks(), ...(part.file ? { file: part.file } : {}) };
-    const created = await this.backend.put(key, src, { size: part.size, digest: part.digest }, opts);
+    const created = await backend.put(keyOf(BlobCodec.None), src, { size: part.size, digest: part.digest }, opts);
     crashPoint('blob-written');
     return { codec: BlobCodec.None, stored: part.size, created };
   }
 
   /** A large part deflated from its temp file to another (on the thread pool), stored when that saves enough; null when it does not. */
-  private async putDeflatedFile(key: string, part: PartData, opts: PutOptions): Promise<{ codec: BlobCodec; stored: number; created: boolean } | null> {
+  private async putDeflatedFile(backend: BlobBackend, key: string, part: PartData, opts: PutOptions): Promise<{ codec: BlobCodec; stored: number; created: boolean } | null> {
     fs.mkdirSync(this.tmpDir, { recursive: true });
     const out = path.join(this.tmpDir, tempName('deflate'));
     try {
@@ -176,7 +194,7 @@ export class BlobStore {
       );
       if (n > part.size * (1 - this.compression.minSaving)) return null;
       const src: PutSource = { size: n, open: () => fileChunks(out, n), file: out };
-      const created = await this.backend.put(key, src, { size: n, digest: h.digest() }, opts);
+      const created = await backend.put(key, src, { size: n, digest: h.digest() }, opts);
       return { codec: BlobCodec.Deflate, stored: n, created };
     } finally {
       removeLater(out);
@@ -276,7 +294,7 @@ export class BlobStore {
       const backend = this.tierBackend(loc.tier ?? 0);
       const base = loc.pack ? loc.pack.offset : 0;
       this.stats.reads++;
-      const s = await backend.get(loc.pack ? loc.pack.name : hex, { start: base + cs, end: base + ce });
+      const s = await backend.get(loc.pack ? loc.pack.name : objectKey(loc), { start: base + cs, end: base + ce });
       if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${backend.properties.name} backend`, { data: { key: hex, missing: true } });
       let pending: Buffer[] = [];
       let fill = 0;
@@ -399,7 +417,7 @@ export class BlobStore {
       return;
     }
     this.stats.reads++;
-    const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(hex);
+    const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(objectKey(loc));
     if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     let src: AsyncIterable<Buffer> = this.counted(s);
     if (loc.codec !== BlobCodec.None) {

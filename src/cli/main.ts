@@ -17,7 +17,7 @@ import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
 import { parseS3Url } from '../backend/s3-backend.js';
 import { describeBackend } from '../backend/open-backend.js';
-import { DEFAULT_MAX_PARTS, MAX_MIME_DEPTH } from '../limits.js';
+import { DEFAULT_COLLECT_GRACE_SECONDS, DEFAULT_MAX_PARTS, MAX_MIME_DEPTH } from '../limits.js';
 import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
 import { exitFor } from '../delivery/replies.js';
 import { deliveryHeaders } from '../delivery/delivery-headers.js';
@@ -110,7 +110,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .command('init')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ mailcas --store /var/lib/mailcas init\n  $ mailcas --store /var/lib/mailcas init --s3 s3://mail-blobs/eu1 --s3-endpoint http://ceph-rgw:7480\n\nCredentials come from the standard AWS variables and files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials), never from the store.',
+      '\nExamples:\n  $ mailcas --store /var/lib/mailcas init\n  $ mailcas --store /var/lib/mailcas init --s3 s3://mail-blobs/eu1 --s3-endpoint http://ceph-rgw:7480\n  $ mailcas --store /srv/node2 init --s3 s3://mail-blobs/cluster1 --s3-endpoint http://ceph-rgw:7480 --node node2\n\nCredentials come from the standard AWS variables and files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials), never from the store.',
     )
     .description('create a store (its blobs on files, or in an S3 bucket, created when missing); later commands use it as created')
     .option('--s3 <url>', 'keep blobs in s3://BUCKET[/PREFIX]')
@@ -119,11 +119,12 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--s3-path-style', 'path-style requests (default with --s3-endpoint)')
     .option('--tiered', 'new blobs on local files, moved to S3 by mailcas tier')
     .option('--write-behind', 'acknowledge on local durability, upload in the background')
-    .action(async (o: { s3?: string; s3Endpoint?: string; s3Region?: string; s3PathStyle?: boolean; tiered?: boolean; writeBehind?: boolean }, cmd: Command) => {
-      if (!o.s3 && (o.s3Endpoint || o.s3Region || o.s3PathStyle || o.tiered || o.writeBehind)) throw new MailcasError('E_USAGE', '--s3-endpoint, --s3-region, --s3-path-style, --tiered and --write-behind need --s3');
+    .option('--node <name>', 'this store is one node of a cluster sharing the bucket: large blobs are stored once for all nodes (docs/SCALE-OUT.md)')
+    .action(async (o: { s3?: string; s3Endpoint?: string; s3Region?: string; s3PathStyle?: boolean; tiered?: boolean; writeBehind?: boolean; node?: string }, cmd: Command) => {
+      if (!o.s3 && (o.s3Endpoint || o.s3Region || o.s3PathStyle || o.tiered || o.writeBehind || o.node)) throw new MailcasError('E_USAGE', '--s3-endpoint, --s3-region, --s3-path-style, --tiered, --write-behind and --node need --s3');
       const s3 = o.s3 ? { ...parseS3Url(o.s3), ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}), ...(o.s3Region ? { region: o.s3Region } : {}), ...(o.s3PathStyle || o.s3Endpoint ? { pathStyle: true } : {}) } : undefined;
       const tiered = o.tiered || o.writeBehind ? { writeBehind: !!o.writeBehind } : undefined;
-      const s = await Store.init(storeDir(cmd), { s3, tiered, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: 0 });
+      const s = await Store.init(storeDir(cmd), { s3, tiered, node: o.node, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: 0 });
       try {
         process.stderr.write(`store ${path.resolve(s.dir)}: blobs in ${describeBackend(s.backendConfig)}\n`);
       } finally {
@@ -302,7 +303,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         if (o.json) out(JSON.stringify(r));
         else
           out(
-            `${r.dryRun ? 'would delete' : 'deleted'} ${r.deletedBlobs} blobs (${r.deletedBytes} bytes) and ${r.deletedOrphans} orphans (${r.deletedOrphanBytes} bytes); ${r.expiredLeases} expired leases removed; ${r.keptLeased} kept for ingests in flight`,
+            `${r.dryRun ? 'would delete' : 'deleted'} ${r.deletedBlobs} blobs (${r.deletedBytes} bytes) and ${r.deletedOrphans} orphans (${r.deletedOrphanBytes} bytes); ${r.expiredLeases} expired leases removed; ${r.keptLeased} kept for ingests in flight${s.shared ? `; ${r.deletedMarkers} reference markers deleted from the shared bucket` : ''}`,
           );
       });
     });
@@ -332,6 +333,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
           line('orphan objects in the cold tier', r.coldOrphans);
           line('local copies of blobs already in the cold tier (an interrupted tier or flush; gc removes them)', r.staleHotCopies);
           line('cold copies of blobs stored locally again (gc removes them)', r.staleColdCopies);
+          line('shared blobs referenced without a marker of this node on record', r.missingMarkers);
+          line('reference markers no longer needed (gc deletes them)', r.unneededMarkers);
           line('blobs only on local files (waiting for tier or flush)', r.pendingUploads);
           line('uncommitted objects (leased)', r.uncommitted);
           line('unreferenced blobs (gc reclaims)', r.unreferenced);
@@ -642,6 +645,27 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       for (const m of moves) out(`mailcas --store ${nodes.find((n) => n.name === m.from)!.store} move-user --user ${m.user} --to ${nodes.find((n) => n.name === m.to)!.store}   # ${m.messages} messages, ${m.bytes} bytes`);
       out(`# ${moves.length} of ${current.length} users move (${moves.reduce((a, m) => a + m.bytes, 0)} bytes of mail)`);
       for (const [name, l] of after) out(`# after: ${name}: ${l.users} users, ${l.messages} messages, ${l.bytes} bytes`);
+    });
+
+  cluster
+    .command('collect')
+    .addHelpText(
+      'after',
+      '\nRun it from any node (cron, a systemd timer), on several at once if you like: it deletes the blobs in the shared\nbucket that no node references any more (each node\'s own gc removes its references first). It needs nothing but the bucket.\n\nExamples:\n  $ mailcas --store /srv/node1 cluster collect\n  $ mailcas --store /srv/node1 cluster collect --dry-run --json',
+    )
+    .description('delete shared blobs no node of the cluster has a reference marker on (docs/SCALE-OUT.md)')
+    .option('--grace <seconds>', 'leave blobs uploaded less than this long ago alone', (v) => nonNegative(v, '--grace'), DEFAULT_COLLECT_GRACE_SECONDS)
+    .option('--dry-run', 'report what would be deleted')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { grace: number; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.collect({ graceSeconds: o.grace, dryRun: o.dryRun });
+        if (o.json) out(JSON.stringify(r));
+        else
+          out(
+            `${r.instances} shared blobs: ${r.referenced} referenced, ${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted} (${r.deletedBytes} bytes), ${r.closedKept} closed but still referenced, ${r.young} too young; ${r.staleTombstones} stale tombstones removed`,
+          );
+      });
     });
 
   return program;

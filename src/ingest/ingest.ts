@@ -6,7 +6,8 @@ import { Leases } from '../refcount/leases.js';
 import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
 import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
 import { forEachLimit } from '../util/pool.js';
-import { PUT_CONCURRENCY } from '../limits.js';
+import { PUT_CONCURRENCY, SHARED_BLOB_MIN_BYTES } from '../limits.js';
+import { acquireShared, type MarkerRecords } from './shared-instance.js';
 import type { StoreContext } from '../store-context.js';
 
 export interface IngestOptions {
@@ -62,8 +63,8 @@ export interface LeaseRequest {
   expires: number;
 }
 
-/** How an ingest reaches the metadata store: all three are group-committed by the store. */
-export interface Committer {
+/** How an ingest reaches the metadata store: all are group-committed by the store. */
+export interface Committer extends MarkerRecords {
   lease(req: LeaseRequest): Promise<(BlobRow | undefined)[]>;
   /** Extends the leases of `token`; resolves to how many still exist. */
   renew(token: string, expires: number): Promise<number>;
@@ -162,7 +163,7 @@ async function storeFor(
       // a long ingest keeps its leases alive; the commit checks they still exist (clocks only decide when gc may reclaim)
       renewal = setInterval(() => void committer.renew(token, Date.now() + ctx.leaseTtlMs).catch(() => {}), Math.max(1000, ctx.leaseTtlMs / 3));
       renewal.unref();
-      const toPut: { n: BlobNeed; ref: Omit<BlobRefInfo, 'stored' | 'codec' | 'confirmed'> }[] = [];
+      const toPut: { n: BlobNeed; ref: Omit<BlobRefInfo, 'stored' | 'codec' | 'confirmed'>; row: BlobRow | undefined }[] = [];
       for (let i = 0; i < needs.length; i++) {
         const n = needs[i];
         const row = rows[i];
@@ -173,11 +174,22 @@ async function storeFor(
         } else {
           // no row, or one that does not vouch for its object (unreferenced: gc may have deleted the object
           // and crashed before the row; corrupt: a read found it damaged): put it, or check what is there
-          toPut.push({ n, ref });
+          toPut.push({ n, ref, row });
         }
       }
       // several objects in flight at once: their fsyncs (or round trips) overlap
-      await forEachLimit(toPut, PUT_CONCURRENCY, async ({ n, ref }) => {
+      await forEachLimit(toPut, PUT_CONCURRENCY, async ({ n, ref, row }) => {
+        if (ctx.shared && domain === '' && n.data.size > SHARED_BLOB_MIN_BYTES) {
+          // a node of a cluster: large blobs are found in (or added to) the bucket all nodes share
+          wroteBlobs = true; // (markers: kept with the lease until it ends, then gc deletes what no reference needs)
+          const got = await acquireShared(ctx, committer, token, n, row?.instance ?? null);
+          if (got.created) {
+            newBlobs++;
+            newBlobBytes += got.stored;
+          }
+          refs.push({ ...ref, stored: got.stored, codec: got.codec, confirmed: true, instance: got.instance });
+          return;
+        }
         const put = await ctx.blobStore.put(n.data);
         wroteBlobs = true; // a failed put leaves nothing (backend contract); a finished one leaves an object our lease must keep
         let codec: number = put.codec;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
 import { busyTimeoutMs, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
-import { COLUMNS_3, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { ADDED_COLUMNS, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
 export type Db = Database.Database;
 
@@ -44,7 +44,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
         if (v === SCHEMA_VERSION) return;
         if (v === 1) db.exec(MIGRATE_1_TO_2);
         db.exec(SCHEMA_SQL);
-        for (const [table, column, decl] of COLUMNS_3) {
+        for (const [table, column, decl] of ADDED_COLUMNS) {
           const has = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column);
           if (!has) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
         }

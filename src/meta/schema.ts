@@ -6,8 +6,10 @@
  * corrupt flag and per-chunk digests (reads verify before emitting) and
  * their tier (hot, cold object, cold pack entry); a generation counter
  * moves with every change of reference counts.
+ * Version 3: cold frames, inline dictionaries. Version 4: blobs in the
+ * bucket a cluster's nodes share (blobs.instance, shared_markers).
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -92,7 +94,8 @@ CREATE TABLE IF NOT EXISTS blobs (
   pack         INTEGER,            -- cold: the pack holding it (packs.id), or NULL for an object of its own
   pack_offset  INTEGER,            -- where its bytes are in the pack: the entry, or (codec 3) the frame holding it
   pack_length  INTEGER,
-  frame_offset INTEGER             -- codec 3: where it starts in its frame's decoded bytes
+  frame_offset INTEGER,            -- codec 3: where it starts in its frame's decoded bytes
+  instance     TEXT                -- tier 2 (shared by a cluster's nodes): which instance of it this node references
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_hot ON blobs(created) WHERE tier = 0;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
@@ -114,6 +117,16 @@ CREATE TABLE IF NOT EXISTS leases (
   token   TEXT    NOT NULL,
   expires INTEGER NOT NULL,
   PRIMARY KEY (hash, token)
+) WITHOUT ROWID;
+
+-- a node's reference markers in the shared bucket (docs/SCALE-OUT.md): recorded (durably) before the marker is
+-- written, removed after it is deleted; one per ingest (its lease token) that went through the bucket
+CREATE TABLE IF NOT EXISTS shared_markers (
+  hash     BLOB NOT NULL,
+  instance TEXT NOT NULL,
+  token    TEXT NOT NULL,
+  created  INTEGER NOT NULL,
+  PRIMARY KEY (hash, instance, token)
 ) WITHOUT ROWID;
 
 -- preset dictionaries for header-block compression
@@ -146,9 +159,10 @@ ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;
 
-/** Version 3: columns added to existing tables (cold frames, inline dictionaries); each added where it is missing. */
-export const COLUMNS_3: [table: string, column: string, decl: string][] = [
+/** Versions 3 and 4: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
+export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['blobs', 'frame_offset', 'INTEGER'],
+  ['blobs', 'instance', 'TEXT'],
   ['messages', 'inline_dict', 'INTEGER'],
   ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
 ];

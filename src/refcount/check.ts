@@ -3,9 +3,9 @@ import type { StoreContext } from '../store-context.js';
 import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
-import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
+import { ALL_BLOB_CODECS, Tier, objectKey } from '../cas/blob-store.js';
 import { bumpCounter, counter, immediate, openDb, type Db } from '../meta/db.js';
-import { PACK_NAME_HEX, inWriteTxn } from './gc.js';
+import { PACK_NAME_HEX, UNNEEDED_MARKER, inWriteTxn } from './gc.js';
 import { placeOf } from './refcounts.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
@@ -39,6 +39,14 @@ export interface CheckReport {
   staleHotCopies: string[];
   /** Cold objects of blobs whose row says they are elsewhere now: brought back to the hot tier by a new ingest of the same content after their count fell to zero. Not an inconsistency: gc (and repair) removes them. */
   staleColdCopies: string[];
+  /**
+   * Node of a cluster: referenced blobs in the shared bucket for which this
+   * node has no reference marker on record (the marker is what keeps other
+   * nodes' collectors from deleting them): an inconsistency.
+   */
+  missingMarkers: string[];
+  /** Node of a cluster: markers on record that no reference or ingest needs any more (gc deletes them). */
+  unneededMarkers: number;
   /** Referenced blobs still only in the hot tier of a tiered store (the write-behind backlog), and their stored bytes. */
   pendingUploads: number;
   pendingBytes: number;
@@ -71,17 +79,21 @@ interface Row {
   frame_offset: number | null;
   pack_length: number | null;
   stored: number;
+  instance: string | null;
 }
 
 /** One listing of each tier, taken before the metadata snapshot. */
 interface Listing {
   hot: Map<string, number>;
   cold: Map<string, number> | null;
+  /** Instance objects in the bucket a cluster's nodes share (node stores). */
+  shared: Map<string, number> | null;
 }
 
 /** Is a row's object (or pack) in the listing where the row says it is? */
-function present(l: Listing, k: string, row: Pick<Row, 'tier' | 'pack_name'>): boolean {
+function present(l: Listing, k: string, row: Pick<Row, 'tier' | 'pack_name' | 'instance'>): boolean {
   if (row.tier === 0) return l.hot.has(k);
+  if (row.tier === Tier.Shared) return !!l.shared?.has(k + row.instance);
   if (!l.cold) return false;
   return l.cold.has(row.pack_name ?? k);
 }
@@ -110,7 +122,11 @@ interface Findings {
  */
 export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckReport> {
   for (let attempt = 0; ; attempt++) {
-    const listed: Listing = { hot: await listObjects(ctx.blobStore.backend), cold: ctx.blobStore.cold ? await listObjects(ctx.blobStore.cold) : null };
+    const listed: Listing = {
+      hot: await listObjects(ctx.blobStore.backend),
+      cold: ctx.blobStore.cold ? await listObjects(ctx.blobStore.cold) : null,
+      shared: ctx.blobStore.shared ? await listObjects(ctx.blobStore.shared) : null,
+    };
     const rep = emptyReport();
     const found = snapshot(ctx, rep, listed);
     if (opts.deep) await deepScan(ctx, rep, found, listed);
@@ -126,6 +142,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
       (repaired || (rep.drift.length === 0 && rep.orphans.length === 0 && rep.packDrift.length === 0)) &&
       rep.missingRows.length === 0 &&
       rep.missingBlobs.length === 0 &&
+      rep.missingMarkers.length === 0 &&
       rep.corruptMessages.length === 0 &&
       rep.corruptBlobs.length === 0;
     return rep;
@@ -146,6 +163,8 @@ function emptyReport(): CheckReport {
     coldOrphans: [],
     staleHotCopies: [],
     staleColdCopies: [],
+    missingMarkers: [],
+    unneededMarkers: 0,
     pendingUploads: 0,
     pendingBytes: 0,
     uncommitted: [],
@@ -195,13 +214,19 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
   }
   const rows = new Map<string, Row>();
   for (const r of db
-    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, b.frame_offset, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
+    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, b.frame_offset, b.instance, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
     .iterate() as IterableIterator<Row & { hash: Buffer }>) {
     const { hash, ...row } = r;
     rows.set(hash.toString('hex'), row);
   }
   rep.blobs = rows.size;
   rep.objects = objects.hot.size + (objects.cold?.size ?? 0);
+  if (objects.shared) {
+    // every referenced instance has a marker of this node on record (written before the reference committed)
+    const marked = db.prepare('SELECT 1 FROM shared_markers WHERE hash = ? AND instance = ? LIMIT 1');
+    for (const [k, row] of rows) if (row.tier === Tier.Shared && row.refs > 0 && !marked.get(Buffer.from(k, 'hex'), row.instance)) rep.missingMarkers.push(k);
+    rep.unneededMarkers = (db.prepare(`SELECT count(*) AS n FROM shared_markers m WHERE ${UNNEEDED_MARKER}`).get() as { n: number }).n;
+  }
   for (const [k, row] of rows) {
     const a = actual.get(k) ?? 0;
     const here = present(objects, k, row);
@@ -265,7 +290,7 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
     }
     // re-read where the row says now: gc may have deleted it, tier or repack moved it meanwhile
     const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
-    if (!now || !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? k))) continue;
+    if (!now || !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? objectKey({ key: Buffer.from(k, 'hex'), tier: now.tier, instance: now.instance })))) continue;
     if (!(await scan(k, { ...row, ...now }))) bad.add(k);
     else if (row.corrupt) good.push(k);
   }
@@ -288,7 +313,7 @@ async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing,
   const gone = async (k: string): Promise<boolean> => {
     const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
     if (!now) return !(await hot.stat(k));
-    return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? k));
+    return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? objectKey({ key: Buffer.from(k, 'hex'), tier: now.tier, instance: now.instance })));
   };
   rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
   rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);

@@ -34,7 +34,18 @@ export interface GcReport {
   /** Packs rewritten because most of their bytes were dead, and pack objects deleted. */
   repacked: number;
   deletedPacks: number;
+  /** Node of a cluster: reference markers deleted from the shared bucket (no reference or ingest of this node needs them). */
+  deletedMarkers: number;
 }
+
+/**
+ * A marker (alias m) that nothing on this node needs: its ingest is over (no
+ * lease of its token) and no reference of this node's rows is to its
+ * instance. Only such markers are deleted, each in a write transaction that
+ * checks this again, so no ingest can take a lease or commit meanwhile.
+ */
+export const UNNEEDED_MARKER = `NOT EXISTS (SELECT 1 FROM leases l WHERE l.token = m.token)
+  AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = m.hash AND b.instance = m.instance AND b.tier = 2 AND b.refs > 0)`;
 
 /**
  * Deletes blobs no committed message references, after the grace period,
@@ -51,7 +62,7 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   const graceMs = (opts.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
   const clock = opts.now ?? Date.now;
   const dry = !!opts.dryRun;
-  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0 };
+  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0 };
   const db = ctx.db;
   const store = ctx.blobStore;
 
@@ -73,9 +84,11 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
     const n = await inWriteTxn(ctx, dry, async () => {
       const now = clock();
       const rows = pick.all(now - graceMs, after, now, GC_BATCH) as { hash: Buffer; stored: number; tier: number; pack: number | null; pack_length: number | null }[];
-      // the objects first (several at once: each is a request on an object store), then their rows, in this transaction
+      // the objects first (several at once: each is a request on an object store), then their rows, in this transaction;
+      // an instance in the bucket a cluster shares is not this node's to delete: its row goes, then its marker
+      // (step 5), and the collector deletes the object once no node has a marker on it
       if (!dry)
-        await forEachLimit(rows.filter((r) => r.pack === null), DELETE_CONCURRENCY, async (r) => {
+        await forEachLimit(rows.filter((r) => r.pack === null && r.tier !== 2), DELETE_CONCURRENCY, async (r) => {
           await store.tierBackend(r.tier).delete(r.hash.toString('hex'));
           crashPoint('gc-deleted');
         });
@@ -157,8 +170,29 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
       }
     });
   }
+  // 5. node of a cluster: markers nothing here needs any more (their ingest is over, no reference is to their instance)
+  if (store.shared && !dry) await markerGc(ctx, rep);
   ctx.log.info('gc', { ...rep });
   return rep;
+}
+
+async function markerGc(ctx: StoreContext, rep: GcReport): Promise<void> {
+  const db = ctx.db;
+  const bucket = ctx.shared!;
+  const pick = db.prepare(`SELECT hash, instance, token FROM shared_markers m WHERE ${UNNEEDED_MARKER} ORDER BY hash, instance, token LIMIT ?`);
+  const del = db.prepare('DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?');
+  for (;;) {
+    const n = await inWriteTxn(ctx, false, async () => {
+      const rows = pick.all(GC_BATCH) as { hash: Buffer; instance: string; token: string }[];
+      await forEachLimit(rows, DELETE_CONCURRENCY, async (m) => {
+        await bucket.deleteMarker(m.hash, m.instance, m.token);
+        crashPoint('gc-marker-deleted');
+      });
+      for (const m of rows) rep.deletedMarkers += del.run(m.hash, m.instance, m.token).changes;
+      return rows.length;
+    });
+    if (n < GC_BATCH) break;
+  }
 }
 
 /** Pack names are 32 hex characters; blob keys 64. */

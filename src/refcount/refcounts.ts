@@ -15,6 +15,12 @@ export interface BlobRefInfo {
   chunks: Buffer | null;
   /** This ingest wrote the object or read it back whole: its codec and size are now the truth, and it is not corrupt. */
   confirmed: boolean;
+  /**
+   * The instance in the bucket a cluster's nodes share that this ingest
+   * checked (marker written, no tombstone, object present). The row takes it
+   * unless it already vouches for another one (references, not corrupt).
+   */
+  instance?: string;
 }
 
 /**
@@ -28,6 +34,7 @@ export class Refcounts {
   private readonly getRow: Statement;
   private readonly mark: Statement;
   private readonly leavePack: Statement;
+  private readonly insertShared: Statement;
 
   constructor(db: Db) {
     this.insert = db.prepare(
@@ -44,10 +51,26 @@ export class Refcounts {
          frame_offset = CASE WHEN @confirmed THEN NULL ELSE frame_offset END,
          chunks = coalesce(chunks, excluded.chunks)`,
     );
+    // (SET expressions see the row as it was: "refs <= 0 OR corrupt" is the old row's)
+    this.insertShared = db.prepare(
+      `INSERT INTO blobs(hash, domain, size, stored, codec, refs, created, zero_since, content_type, corrupt, chunks, tier, instance)
+       VALUES (@hash, @domain, @size, @stored, @codec, @count, @now, NULL, @contentType, 0, @chunks, 2, @instance)
+       ON CONFLICT(hash) DO UPDATE SET refs = refs + excluded.refs, zero_since = NULL,
+         codec = CASE WHEN refs <= 0 OR corrupt THEN excluded.codec ELSE codec END,
+         stored = CASE WHEN refs <= 0 OR corrupt THEN excluded.stored ELSE stored END,
+         tier = CASE WHEN refs <= 0 OR corrupt THEN 2 ELSE tier END,
+         instance = CASE WHEN refs <= 0 OR corrupt THEN excluded.instance ELSE instance END,
+         pack = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE pack END,
+         pack_offset = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE pack_offset END,
+         pack_length = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE pack_length END,
+         frame_offset = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE frame_offset END,
+         corrupt = CASE WHEN refs <= 0 OR corrupt THEN 0 ELSE corrupt END,
+         chunks = coalesce(chunks, excluded.chunks)`,
+    );
     this.inc = db.prepare('UPDATE blobs SET refs = refs + ?, zero_since = NULL WHERE hash = ?');
     this.dec = db.prepare('UPDATE blobs SET refs = refs - @count, zero_since = CASE WHEN refs - @count <= 0 THEN @now ELSE NULL END WHERE hash = @hash');
     this.getRow = db.prepare(
-      `SELECT b.hash, b.domain, b.size, b.stored, b.codec, b.refs, b.corrupt, b.chunks, b.tier, b.pack_offset, b.pack_length, b.frame_offset, p.name AS pack_name
+      `SELECT b.hash, b.domain, b.size, b.stored, b.codec, b.refs, b.corrupt, b.chunks, b.tier, b.pack_offset, b.pack_length, b.frame_offset, b.instance, p.name AS pack_name
        FROM blobs b LEFT JOIN packs p ON p.id = b.pack WHERE b.hash = ?`,
     );
     // a blob written again where new blobs go leaves its old pack entry dead: the pack's live bytes drop
@@ -58,6 +81,10 @@ export class Refcounts {
   /** Call inside the commit transaction. */
   add(refs: Iterable<BlobRefInfo>, now: number): void {
     for (const r of refs) {
+      if (r.instance) {
+        this.insertShared.run({ hash: r.hash, domain: r.domain, size: r.size, stored: r.stored, codec: r.codec, count: r.count, now, contentType: r.contentType, chunks: r.chunks, instance: r.instance });
+        continue;
+      }
       if (r.confirmed) this.leavePack.run({ hash: r.hash });
       this.insert.run({ hash: r.hash, domain: r.domain, size: r.size, stored: r.stored, codec: r.codec, count: r.count, now, contentType: r.contentType, chunks: r.chunks, confirmed: r.confirmed ? 1 : 0 });
     }
@@ -98,14 +125,16 @@ export interface BlobRow {
   pack_offset: number | null;
   frame_offset: number | null;
   pack_length: number | null;
+  instance: string | null;
 }
 
 /** Where a blob row says its bytes are, for BlobStore.read / scan. */
-export function placeOf(row: Pick<BlobRow, 'tier' | 'pack_name' | 'pack_offset' | 'pack_length' | 'frame_offset'>): {
+export function placeOf(row: Pick<BlobRow, 'tier' | 'pack_name' | 'pack_offset' | 'pack_length' | 'frame_offset'> & { instance?: string | null }): {
   tier: number;
   pack: { name: string; offset: number; length: number; frameOffset: number | null } | null;
+  instance: string | null;
 } {
-  return { tier: row.tier, pack: row.pack_name ? { name: row.pack_name, offset: row.pack_offset!, length: row.pack_length!, frameOffset: row.frame_offset ?? null } : null };
+  return { tier: row.tier, instance: row.instance ?? null, pack: row.pack_name ? { name: row.pack_name, offset: row.pack_offset!, length: row.pack_length!, frameOffset: row.frame_offset ?? null } : null };
 }
 
 /** Counts references per blob key (hex) from a list of blob keys. */

@@ -9,6 +9,10 @@
  *   pack-written    tier: a pack is durable in the cold tier, its index rows not yet committed
  *   tier-switched   tier: a blob's row points at the cold copy, the hot copy not yet deleted
  *   gc-deleted      gc: an object is deleted, its row not yet removed
+ *   marker-written  node of a cluster: a reference marker is in the shared bucket, the tombstone not yet checked
+ *   gc-marker-deleted  node of a cluster: gc deleted a marker, its record not yet removed
+ *   collect-tombstoned  collector: an instance is tombstoned, its markers not yet listed again
+ *   collect-deleted collector: an instance's object is deleted, its tombstone not yet
  */
 const spec = process.env.MAILCAS_CRASH_AT ?? '';
 const [wanted, countText] = spec.split(':');

@@ -1,0 +1,169 @@
+import crypto from 'node:crypto';
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { MailcasError } from '../errors.js';
+import type { BlobBackend, ObjectInfo } from './backend.js';
+import { RetryBackend, type RetryPolicy } from './retry-backend.js';
+import { S3Backend, classify, type S3Location } from './s3-backend.js';
+
+/** A node's name in a cluster: part of its marker keys and of its private prefix. */
+export const NODE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Hex characters of an instance id: 14 random, then 2 for the codec its bytes are stored with. */
+export const INSTANCE_HEX = 16;
+
+/** A fresh instance id for bytes stored with `codec` (the codec travels in the name, so another node can read them). */
+export function newInstance(codec: number): string {
+  return crypto.randomBytes(7).toString('hex') + codec.toString(16).padStart(2, '0');
+}
+
+/** The codec an instance's bytes are stored with. */
+export function instanceCodec(instance: string): number {
+  return parseInt(instance.slice(INSTANCE_HEX - 2), 16);
+}
+
+/**
+ * The part of a bucket that the nodes of a cluster share (docs/SCALE-OUT.md):
+ *
+ *   PREFIX/shared/blobs/<K><I>          the bytes of instance I of blob K (an ordinary blob object)
+ *   PREFIX/shared/refs/<K><I>/<node>/<t> empty marker: node holds (or ingest t may commit) a reference to it
+ *   PREFIX/shared/tomb/<K><I>           empty tombstone: instance I takes no new references
+ *
+ * Each node's own blobs (small parts) stay under PREFIX/nodes/<node>/. This
+ * class only names and performs the single-object operations and listings
+ * the protocol is made of; the order they run in is the protocol's
+ * (ingest, gc, collect), kept where those are.
+ */
+export class SharedBucket {
+  /** Instance objects, keyed K+I (hex): reads, verified puts, deletes, listings as for any blob backend. */
+  readonly objects: BlobBackend;
+  private readonly s3: S3Backend;
+  private readonly base: string;
+
+  constructor(
+    readonly loc: S3Location,
+    readonly node: string,
+    private readonly retry: RetryPolicy,
+  ) {
+    if (!NODE_NAME_RE.test(node)) throw new MailcasError('E_USAGE', `invalid node name ${JSON.stringify(node)} (lower-case letters, digits, - and _, at most 63)`);
+    this.base = `${loc.prefix}shared/`;
+    this.s3 = new S3Backend({ ...loc, prefix: this.base });
+    this.objects = new RetryBackend(this.s3, retry);
+  }
+
+  /** Instances of blob K now in the bucket (one LIST). */
+  async instances(key: Buffer): Promise<{ instance: string; size: number }[]> {
+    const hex = key.toString('hex');
+    const out: { instance: string; size: number }[] = [];
+    for (const k of await this.listKeys(`blobs/${hex}`, 1000)) {
+      const inst = k.key.slice(`blobs/${hex}`.length);
+      if (/^[0-9a-f]{16}$/.test(inst)) out.push({ instance: inst, size: k.size });
+    }
+    return out;
+  }
+
+  markerKey(key: Buffer, instance: string, token: string): string {
+    return `refs/${key.toString('hex')}${instance}/${this.node}/${encodeURIComponent(token)}`;
+  }
+
+  putMarker(key: Buffer, instance: string, token: string): Promise<void> {
+    return this.putEmpty(this.markerKey(key, instance, token));
+  }
+
+  deleteMarker(key: Buffer, instance: string, token: string): Promise<void> {
+    return this.del(this.markerKey(key, instance, token));
+  }
+
+  /** Whether any node has a marker on the instance (one LIST of at most one key). */
+  async referenced(objectKey: string): Promise<boolean> {
+    return (await this.listKeys(`refs/${objectKey}/`, 1)).length > 0;
+  }
+
+  /** This node's markers in the bucket (check compares them with its own records). */
+  async *ownMarkers(): AsyncGenerator<{ objectKey: string; token: string }> {
+    for await (const o of this.listAll('refs/')) {
+      const m = /^refs\/([0-9a-f]+)\/([^/]+)\/(.+)$/.exec(o.key);
+      if (m && m[2] === this.node) yield { objectKey: m[1], token: decodeURIComponent(m[3]) };
+    }
+  }
+
+  tombstoned(objectKey: string): Promise<boolean> {
+    return this.exists(`tomb/${objectKey}`);
+  }
+  putTombstone(objectKey: string): Promise<void> {
+    return this.putEmpty(`tomb/${objectKey}`);
+  }
+  deleteTombstone(objectKey: string): Promise<void> {
+    return this.del(`tomb/${objectKey}`);
+  }
+  async *tombstones(): AsyncGenerator<string> {
+    for await (const o of this.listAll('tomb/')) yield o.key.slice('tomb/'.length);
+  }
+
+  close(): Promise<void> {
+    return this.objects.close();
+  }
+
+  // ---- single requests, retried like every backend request (transient failures only)
+
+  private async withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        const err = classify(e, what);
+        const delay = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+        if (!err.transient || Date.now() - t0 + delay > this.retry.deadlineMs) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private putEmpty(k: string): Promise<void> {
+    return this.withRetry(`writing ${k}`, async () => {
+      await this.s3.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k, Body: Buffer.alloc(0), ContentLength: 0 }));
+    });
+  }
+
+  private del(k: string): Promise<void> {
+    return this.withRetry(`deleting ${k}`, async () => {
+      try {
+        await this.s3.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
+      } catch (e) {
+        if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return;
+        throw e;
+      }
+    });
+  }
+
+  private exists(k: string): Promise<boolean> {
+    return this.withRetry(`looking up ${k}`, async () => {
+      try {
+        await this.s3.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
+        return true;
+      } catch (e) {
+        const name = (e as { name?: string }).name;
+        if (name === 'NotFound' || name === 'NoSuchKey' || (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+        throw e;
+      }
+    });
+  }
+
+  private listKeys(prefix: string, max: number): Promise<ObjectInfo[]> {
+    return this.withRetry(`listing ${this.base}${prefix}`, async () => {
+      const page = await this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, MaxKeys: max }));
+      return (page.Contents ?? []).map((o) => ({ key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 }));
+    });
+  }
+
+  private async *listAll(prefix: string): AsyncGenerator<ObjectInfo> {
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.withRetry(`listing ${this.base}${prefix}`, () =>
+        this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, ContinuationToken, MaxKeys: 1000 })),
+      );
+      for (const o of page.Contents ?? []) yield { key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+}

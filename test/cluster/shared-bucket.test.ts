@@ -1,0 +1,157 @@
+// Nodes of a cluster sharing one bucket (Ceph RGW): large blobs stored once for every node, reference
+// markers per node, local gc removing only markers, the collector deleting only what no node marks.
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Store } from '../../src/store.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { S3Backend, type S3Location } from '../../src/backend/s3-backend.js';
+import { freshBucket, s3Env } from '../s3-env.js';
+import { messageWith } from '../mailgen.js';
+import { runCli, tmpDir } from '../helpers.js';
+
+const env = s3Env();
+
+/** Every key under the location's prefix (not only blob keys): markers, tombstones, node prefixes. */
+async function allKeys(loc: S3Location): Promise<string[]> {
+  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const b = new S3Backend(loc);
+  const out: string[] = [];
+  let ContinuationToken: string | undefined;
+  do {
+    const p = await b.client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken }));
+    for (const o of p.Contents ?? []) out.push(o.Key!.slice(loc.prefix.length));
+    ContinuationToken = p.IsTruncated ? p.NextContinuationToken : undefined;
+  } while (ContinuationToken);
+  await b.close();
+  return out.sort();
+}
+
+const kinds = (keys: string[]) => ({
+  instances: keys.filter((k) => k.startsWith('shared/blobs/')),
+  markers: keys.filter((k) => k.startsWith('shared/refs/')),
+  tombstones: keys.filter((k) => k.startsWith('shared/tomb/')),
+  own: (node: string) => keys.filter((k) => k.startsWith(`nodes/${node}/`)),
+});
+
+async function node(loc: S3Location, name: string, dir = tmpDir()): Promise<Store> {
+  return Store.init(dir, { s3: loc, node: name, logger: silentLogger, workers: 0 });
+}
+
+describe.runIf(env !== null)('nodes sharing one bucket', () => {
+  it('a large attachment delivered to users on two nodes is stored once; each node marks it; gc and collect delete it only once no node references it', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c1/' };
+    const a = await node(loc, 'a');
+    const b = await node(loc, 'b');
+    try {
+      const att = crypto.randomBytes(600 * 1024); // incompressible, over the shared threshold
+      const msg = messageWith(att, { subject: 'shared' });
+      const other = messageWith(att, { subject: 'the same attachment, another message' });
+      const ia = await a.ingest(msg, { user: 'ua' });
+      const ib = await b.ingest(other, { user: 'ub' });
+      let k = kinds(await allKeys(loc));
+      expect(k.instances.length).toBe(1);
+      expect(k.markers.map((m) => m.split('/')[3]).sort()).toEqual(['a', 'b']);
+      expect(ia.newBlobBytes).toBeGreaterThan(att.length * 0.9);
+      expect(ib.newBlobBytes).toBeLessThan(att.length / 10); // only its own small parts
+      expect((await a.fetchBuffer(ia.id)).equals(msg)).toBe(true);
+      expect((await b.fetchBuffer(ib.id)).equals(other)).toBe(true);
+      for (const s of [a, b]) {
+        const c = await s.check({ deep: true });
+        expect(c.consistent, JSON.stringify(c)).toBe(true);
+        expect(c.missingMarkers).toEqual([]);
+      }
+      // a second message on a with the same attachment: the fast path, no bucket request for it
+      const ia2 = await a.ingest(messageWith(att, { subject: 'again' }), { user: 'ua' });
+      expect(kinds(await allKeys(loc)).markers.length).toBe(2);
+
+      // a lets go of it: its gc deletes its marker, not the object; the collector keeps it for b
+      await a.expunge('ua', [ia.id, ia2.id]);
+      const ga = await a.gc({ graceSeconds: 0 });
+      expect(ga.deletedMarkers).toBe(1);
+      let col = await a.collect({ graceSeconds: 0 });
+      expect(col).toMatchObject({ instances: 1, referenced: 1, deleted: 0 });
+      expect((await b.fetchBuffer(ib.id)).equals(other)).toBe(true);
+      expect((await a.check()).consistent).toBe(true);
+
+      // b lets go too: now the collector (run from either node) deletes it, tombstone and all
+      await b.expunge('ub', [ib.id]);
+      await b.gc({ graceSeconds: 0 });
+      col = await b.collect({ graceSeconds: 0 });
+      expect(col).toMatchObject({ instances: 1, referenced: 0, deleted: 1 });
+      k = kinds(await allKeys(loc));
+      expect(k.instances).toEqual([]);
+      expect(k.markers).toEqual([]);
+      expect(k.tombstones).toEqual([]);
+      for (const s of [a, b]) expect((await s.check()).consistent).toBe(true);
+
+      // the same content later: uploaded again as a new instance
+      const ib3 = await b.ingest(msg, { user: 'ub' });
+      expect((await b.fetchBuffer(ib3.id)).equals(msg)).toBe(true);
+      expect(kinds(await allKeys(loc)).instances.length).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('an instance closed by a tombstone (a collector between its two listings) takes no new reference: the node uses a new copy, and the closed one is collected', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c2/' };
+    const a = await node(loc, 'a');
+    const b = await node(loc, 'b');
+    try {
+      const att = crypto.randomBytes(400 * 1024);
+      const msg = messageWith(att);
+      const ia = await a.ingest(msg, { user: 'ua' });
+      await a.expunge('ua', [ia.id]);
+      await a.gc({ graceSeconds: 0 });
+      const [old] = kinds(await allKeys(loc)).instances;
+      const oldKey = old.slice('shared/blobs/'.length);
+      // a collector stopped right after C3: the instance is closed
+      await a.shared!.putTombstone(oldKey);
+      const ib = await b.ingest(msg, { user: 'ub' });
+      const inst = kinds(await allKeys(loc)).instances;
+      expect(inst.length).toBe(2);
+      const row = b.db.prepare("SELECT instance FROM blobs WHERE tier = 2").get() as { instance: string };
+      expect(oldKey.endsWith(row.instance)).toBe(false);
+      // the collector finishes its work on the closed one (no marker on it), and leaves b's
+      const col = await b.collect({ graceSeconds: 0 });
+      expect(col.deleted).toBe(1);
+      const k = kinds(await allKeys(loc));
+      expect(k.instances.length).toBe(1);
+      expect(k.instances[0].endsWith(row.instance)).toBe(true);
+      expect(k.tombstones).toEqual([]);
+      expect((await b.fetchBuffer(ib.id)).equals(msg)).toBe(true);
+      expect((await b.check({ deep: true })).consistent).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('the command line: init --node, check reports markers, cluster collect --json; --node needs --s3 and no tiering', async () => {
+    const base = await freshBucket();
+    const s3 = ['--s3', `s3://${base.bucket}/c3`, '--s3-endpoint', env!.endpoint];
+    const n1 = tmpDir();
+    const n2 = tmpDir();
+    expect((await runCli(['--store', n1, 'init', ...s3, '--node', 'n1'])).code).toBe(0);
+    const i2 = await runCli(['--store', n2, 'init', ...s3, '--node', 'n2']);
+    expect(i2.code, i2.stderr.toString()).toBe(0);
+    expect(i2.stderr.toString()).toContain('node n2');
+    const msg = messageWith(crypto.randomBytes(300 * 1024));
+    for (const n of [n1, n2]) expect((await runCli(['--store', n, 'ingest', '--user', 'u'], { input: msg })).code).toBe(0);
+    const c = JSON.parse((await runCli(['--store', n1, 'check', '--json'])).stdout.toString());
+    expect(c).toMatchObject({ consistent: true, missingMarkers: [], unneededMarkers: 0 });
+    const col = await runCli(['--store', n2, 'cluster', 'collect', '--grace', '0', '--json']);
+    expect(col.code, col.stderr.toString()).toBe(0);
+    expect(JSON.parse(col.stdout.toString())).toMatchObject({ instances: 1, referenced: 1, deleted: 0 });
+    expect(kinds(await allKeys({ ...base, prefix: 'c3/' })).instances.length).toBe(1);
+    const bad = await runCli(['--store', tmpDir(), 'init', ...s3, '--node', 'n3', '--tiered']);
+    expect(bad.code).toBe(64);
+    expect((await runCli(['--store', tmpDir(), 'init', '--node', 'n4'])).code).toBe(64);
+    const plain = await runCli(['--store', tmpDir(), 'cluster', 'collect']);
+    expect(plain.code).toBe(64);
+    expect(plain.stderr.toString()).toContain('not a node');
+  });
+});
