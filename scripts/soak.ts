@@ -2,9 +2,11 @@
  * The long reliability run: the crash-injection harness (SIGKILLs at random
  * moments and at named crash points across import, deliver, LMTP, expunge,
  * gc, tier, flush and check; on the filesystem and, when an S3 server is
- * set up, on a tiered store) and the hostile-input fuzzer, then a table.
+ * set up, on a tiered store), three cluster nodes on one bucket with SIGKILLs
+ * (with an S3 server), the scale-out model and the hostile-input fuzzer,
+ * then a table.
  *
- *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N]
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N]
  *
  * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
  * anything acknowledged was lost, changed, or a check failed.
@@ -16,6 +18,7 @@ import { runCrashHarness, type CrashHarnessReport } from '../test/harness/crash-
 import { runFuzz } from '../test/harness/fuzz-harness.js';
 import { runConcurrency } from '../test/harness/concurrency-harness.js';
 import { runModel } from '../test/harness/scaleout-model.js';
+import { runClusterHarness, type ClusterHarnessReport } from '../test/harness/cluster-harness.js';
 import { corpusFiles } from '../test/helpers.js';
 import { freshBucket, s3Env } from '../test/s3-env.js';
 
@@ -65,6 +68,20 @@ const conc = {
 };
 for (const c of concRuns) for (const [k, v] of Object.entries(c.commands)) conc.commands[k] = (conc.commands[k] ?? 0) + v;
 console.log(`concurrency (${concRuns.length} x ${concSeconds} s): ${JSON.stringify(conc.commands)}; failures ${conc.failures.length}, lost ${conc.lost.length}, changed ${conc.mismatched.length}, check ${conc.check ?? 'clean'}`);
+// three nodes on one bucket (separate processes and SQLite files), with SIGKILLs: rounds of 200 operations
+const clusterRuns: ClusterHarnessReport[] = [];
+if (env) {
+  for (let i = 0; i < arg('cluster-rounds', 10); i++) {
+    const dirs = [0, 1, 2].map((n) => path.join(work, `cluster-${i}-${n}`));
+    const rep = await runClusterHarness({ seed: seed + i, nodes: 3, operations: 200, concurrency: 8, bin: BIN, loc: { ...(await freshBucket()), prefix: 'cluster/' }, dirs });
+    clusterRuns.push(rep);
+    console.log(`cluster round ${i} (seed ${seed + i}): ${rep.kills} kills, ${rep.acknowledged} acknowledged, ${rep.verified} verified, lost ${rep.lost.length}, changed ${rep.mismatched.length}, check failures ${rep.checkFailures.length}, shared blobs ${rep.sharedBlobs} in ${rep.instances} instances (${rep.unreferencedInstances} unreferenced)`);
+    for (const f of [...rep.lost, ...rep.mismatched, ...rep.checkFailures]) console.log(`  ! ${f}`);
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+const csum = (f: (r: ClusterHarnessReport) => number): number => clusterRuns.reduce((a, r) => a + f(r), 0);
+const clusterBad = csum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.unreferencedInstances + (r.instances - r.sharedBlobs));
 // the scale-out protocol model (docs/SCALE-OUT.md): many seeds of 2-4 nodes and a collector, with crashes
 const modelSeeds = arg('model-seeds', 5000);
 const model = { seeds: 0, steps: 0, collected: 0, violations: [] as string[], leaks: 0 };
@@ -102,6 +119,9 @@ const rows: [string, string | number][] = [
   ['refcount drift', sum((r) => r.drift)],
   ['concurrent commands (one store)', `${Object.values(conc.commands).reduce((a, b) => a + b, 0)} (${Object.entries(conc.commands).map(([k, v]) => `${k} ${v}`).join(', ')})`],
   ['  failed / lost / changed', `${conc.failures.length} / ${conc.lost.length} / ${conc.mismatched.length}; check ${conc.check ?? 'clean'}`],
+  ['cluster rounds (3 nodes, 1 bucket)', `${clusterRuns.length}: ${csum((r) => Object.values(r.operations).reduce((a, b) => a + b, 0))} operations, ${csum((r) => r.kills)} SIGKILLs, ${csum((r) => r.acknowledged)} acknowledged, ${csum((r) => r.verified)} verified`],
+  ['  lost / changed / check failures', `${csum((r) => r.lost.length)} / ${csum((r) => r.mismatched.length)} / ${csum((r) => r.checkFailures.length)}`],
+  ['  shared blobs / instances at end', `${csum((r) => r.sharedBlobs)} / ${csum((r) => r.instances)} (${csum((r) => r.unreferencedInstances)} unreferenced)`],
   ['scale-out model seeds / steps', `${model.seeds} / ${model.steps} (${model.collected} instances collected)`],
   ['  violations / leaks', `${model.violations.length} / ${model.leaks}`],
   ['fuzz cases', fuzz.cases],
@@ -114,5 +134,5 @@ console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
 for (const f of fuzz.failures.slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks;
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + clusterBad;
 process.exitCode = bad ? 1 : 0;

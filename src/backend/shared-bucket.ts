@@ -78,14 +78,6 @@ export class SharedBucket {
     return (await this.listKeys(`refs/${objectKey}/`, 1)).length > 0;
   }
 
-  /** This node's markers in the bucket (check compares them with its own records). */
-  async *ownMarkers(): AsyncGenerator<{ objectKey: string; token: string }> {
-    for await (const o of this.listAll('refs/')) {
-      const m = /^refs\/([0-9a-f]+)\/([^/]+)\/(.+)$/.exec(o.key);
-      if (m && m[2] === this.node) yield { objectKey: m[1], token: decodeURIComponent(m[3]) };
-    }
-  }
-
   tombstoned(objectKey: string): Promise<boolean> {
     return this.exists(`tomb/${objectKey}`);
   }

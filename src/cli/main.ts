@@ -601,7 +601,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         try {
           const rep = await moveUser(from, to, o.user);
           if (o.json) out(JSON.stringify(rep));
-          else out(`${o.user}: ${rep.messages} messages (${rep.bytes} bytes) now on ${o.to}: ${rep.copied} copied, ${rep.alreadyThere} already there; ${rep.expunged} removed from ${storeDir(cmd)}`);
+          else out(`${o.user}: ${rep.messages} messages (${rep.bytes} bytes) now on ${o.to}: ${rep.copied} copied (${rep.newBlobBytes} blob bytes written there), ${rep.alreadyThere} already there; ${rep.expunged} removed from ${storeDir(cmd)}`);
         } finally {
           await to.close();
         }

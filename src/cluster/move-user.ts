@@ -10,6 +10,13 @@ export interface MoveReport {
   /** Removed from the source once all were safe on the target. */
   expunged: number;
   bytes: number;
+  /**
+   * Blob bytes the target had to write. Between two nodes of one cluster the
+   * large parts are already in the shared bucket: the target references the
+   * same copies (its markers), so only the small parts each node keeps
+   * itself are written again.
+   */
+  newBlobBytes: number;
 }
 
 /**
@@ -21,12 +28,14 @@ export interface MoveReport {
  * with the same bytes. Running it again after an interruption copies what is
  * missing (messages already there are recognised by their bytes) and then
  * finishes the removal. Between stores with separate buckets the bytes are
- * copied (deduplicated on the target as any ingest is); moving references
- * only, with the bytes left in a shared bucket, needs the shared-bucket mode
- * of docs/SCALE-OUT.md.
+ * copied (deduplicated on the target as any ingest is). Between two nodes of
+ * one cluster the large parts stay where they are in the shared bucket: the
+ * target finds the same copies and marks them as its own references (no
+ * upload), the source's gc later drops its markers; the message is read
+ * once to verify it reassembles exactly on the target.
  */
 export async function moveUser(from: Store, to: Store, user: string, onMessage?: (done: number, total: number) => void): Promise<MoveReport> {
-  const rep: MoveReport = { user, messages: 0, copied: 0, alreadyThere: 0, expunged: 0, bytes: 0 };
+  const rep: MoveReport = { user, messages: 0, copied: 0, alreadyThere: 0, expunged: 0, bytes: 0, newBlobBytes: 0 };
   // what the target already holds for this user (an earlier run), by mailbox and message hash: each target copy
   // answers for one source message, so a message the user has twice is moved twice
   const there = new Map<string, string[]>();
@@ -45,7 +54,9 @@ export async function moveUser(from: Store, to: Store, user: string, onMessage?:
       let targetId = copies?.shift();
       if (targetId) rep.alreadyThere++;
       else {
-        targetId = (await to.ingest(bytes, { user, mailbox: m.mailbox, received: m.received })).id;
+        const r = await to.ingest(bytes, { user, mailbox: m.mailbox, received: m.received });
+        targetId = r.id;
+        rep.newBlobBytes += r.newBlobBytes;
         rep.copied++;
       }
       // the target must hold these exact bytes before the source may let go of them

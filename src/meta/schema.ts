@@ -95,7 +95,8 @@ CREATE TABLE IF NOT EXISTS blobs (
   pack_offset  INTEGER,            -- where its bytes are in the pack: the entry, or (codec 3) the frame holding it
   pack_length  INTEGER,
   frame_offset INTEGER,            -- codec 3: where it starts in its frame's decoded bytes
-  instance     TEXT                -- tier 2 (shared by a cluster's nodes): which instance of it this node references
+  instance     TEXT,               -- tier 2 (shared by a cluster's nodes): which instance of it this node references
+  settled      INTEGER             -- tier 2: 1 once gc found its instance to be the one all nodes converge on
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_hot ON blobs(created) WHERE tier = 0;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
@@ -126,6 +127,7 @@ CREATE TABLE IF NOT EXISTS shared_markers (
   instance TEXT NOT NULL,
   token    TEXT NOT NULL,
   created  INTEGER NOT NULL,
+  released INTEGER,              -- when gc first found it unneeded (it is deleted a grace period later: readers in flight)
   PRIMARY KEY (hash, instance, token)
 ) WITHOUT ROWID;
 
@@ -163,6 +165,7 @@ ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['blobs', 'frame_offset', 'INTEGER'],
   ['blobs', 'instance', 'TEXT'],
+  ['blobs', 'settled', 'INTEGER'],
   ['messages', 'inline_dict', 'INTEGER'],
   ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
 ];

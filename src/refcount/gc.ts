@@ -9,6 +9,7 @@ import { forEachLimit } from '../util/pool.js';
 import { bumpCounter, immediate, sqliteError } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 import { crashPoint } from '../util/crash-points.js';
+import { convergeInstances } from '../cluster/converge.js';
 
 export interface GcOptions {
   /** Blobs unreferenced (or orphaned) for less than this many seconds are kept. */
@@ -34,8 +35,10 @@ export interface GcReport {
   /** Packs rewritten because most of their bytes were dead, and pack objects deleted. */
   repacked: number;
   deletedPacks: number;
-  /** Node of a cluster: reference markers deleted from the shared bucket (no reference or ingest of this node needs them). */
+  /** Node of a cluster: reference markers deleted from the shared bucket (no reference or ingest of this node needs them, for the grace period). */
   deletedMarkers: number;
+  /** Node of a cluster: shared blobs whose references moved to the copy every node converges on (after racing uploads). */
+  converged: number;
 }
 
 /**
@@ -62,7 +65,7 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
   const graceMs = (opts.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
   const clock = opts.now ?? Date.now;
   const dry = !!opts.dryRun;
-  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0 };
+  const rep: GcReport = { dryRun: dry, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0, converged: 0 };
   const db = ctx.db;
   const store = ctx.blobStore;
 
@@ -170,20 +173,35 @@ export async function runGc(ctx: StoreContext, opts: GcOptions = {}): Promise<Gc
       }
     });
   }
-  // 5. node of a cluster: markers nothing here needs any more (their ingest is over, no reference is to their instance)
-  if (store.shared && !dry) await markerGc(ctx, rep);
+  // 5. node of a cluster: references onto the copy all nodes converge on, then markers nothing here needs any more
+  if (store.shared && !dry) {
+    rep.converged = await convergeInstances(ctx, clock);
+    await markerGc(ctx, rep, clock, graceMs);
+  }
   ctx.log.info('gc', { ...rep });
   return rep;
 }
 
-async function markerGc(ctx: StoreContext, rep: GcReport): Promise<void> {
+/**
+ * Markers no reference or ingest of this node needs are deleted a grace
+ * period after gc first finds them so (a fetch that located a blob just
+ * before its references moved to another copy still finds the old one),
+ * each batch in a write transaction that checks again.
+ */
+async function markerGc(ctx: StoreContext, rep: GcReport, clock: () => number, graceMs: number): Promise<void> {
   const db = ctx.db;
   const bucket = ctx.shared!;
-  const pick = db.prepare(`SELECT hash, instance, token FROM shared_markers m WHERE ${UNNEEDED_MARKER} ORDER BY hash, instance, token LIMIT ?`);
+  await ctx.writeLock.run(() =>
+    immediate(db, () => {
+      db.prepare(`UPDATE shared_markers AS m SET released = ? WHERE released IS NULL AND ${UNNEEDED_MARKER}`).run(clock());
+      db.prepare(`UPDATE shared_markers AS m SET released = NULL WHERE released IS NOT NULL AND NOT (${UNNEEDED_MARKER})`).run();
+    }),
+  );
+  const pick = db.prepare(`SELECT hash, instance, token FROM shared_markers m WHERE released <= ? AND ${UNNEEDED_MARKER} ORDER BY hash, instance, token LIMIT ?`);
   const del = db.prepare('DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?');
   for (;;) {
     const n = await inWriteTxn(ctx, false, async () => {
-      const rows = pick.all(GC_BATCH) as { hash: Buffer; instance: string; token: string }[];
+      const rows = pick.all(clock() - graceMs, GC_BATCH) as { hash: Buffer; instance: string; token: string }[];
       await forEachLimit(rows, DELETE_CONCURRENCY, async (m) => {
         await bucket.deleteMarker(m.hash, m.instance, m.token);
         crashPoint('gc-marker-deleted');

@@ -130,6 +130,72 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
     }
   });
 
+  it('copies left by racing uploads converge: gc moves references to the smallest instance, releases the old marker, and the collector deletes the other copy', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c5/' };
+    const b = await node(loc, 'b');
+    try {
+      const msg = messageWith(crypto.randomBytes(400 * 1024));
+      const ib = await b.ingest(msg, { user: 'ub' });
+      const [mine] = kinds(await allKeys(loc)).instances.map((k) => k.slice('shared/blobs/'.length));
+      // another node's upload of the same content at the same moment, under a smaller instance id
+      const raced = mine.slice(0, 64) + '00000000000000' + mine.slice(-2);
+      const src = await b.shared!.objects.get(mine);
+      const bytes = Buffer.concat(await src!.toArray());
+      const { hashBuffer } = await import('../../src/cas/hash.js');
+      const { bufferSource } = await import('../../src/backend/backend.js');
+      await b.shared!.objects.put(raced, bufferSource(bytes), { size: bytes.length, digest: hashBuffer(bytes) });
+      // the other node's marker on it (it references its copy)
+      await b.shared!.putMarker(Buffer.from(raced.slice(0, 64), 'hex'), raced.slice(64), 'other-node-ingest');
+      const g = await b.gc({ graceSeconds: 0 });
+      expect(g.converged).toBe(1);
+      expect(g.deletedMarkers).toBe(1); // b's marker on its own copy
+      expect((b.db.prepare('SELECT instance FROM blobs WHERE tier = 2').get() as { instance: string }).instance).toBe(raced.slice(64));
+      const col = await b.collect({ graceSeconds: 0 });
+      expect(col).toMatchObject({ instances: 2, deleted: 1 });
+      expect(kinds(await allKeys(loc)).instances).toEqual([`shared/blobs/${raced}`]);
+      expect((await b.fetchBuffer(ib.id)).equals(msg)).toBe(true);
+      expect((await b.check({ deep: true })).consistent).toBe(true);
+      // settled once it is older than the lease lifetime (no racing upload can still commit): no more LISTs for it
+      await b.gc({ graceSeconds: 0, now: () => Date.now() + 2 * 3600_000 });
+      expect((b.db.prepare('SELECT settled FROM blobs WHERE tier = 2').get() as { settled: number }).settled).toBe(1);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('move-user between two nodes: the large parts stay where they are in the bucket (references move, no upload); the user is on the target only, byte-exact', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c4/' };
+    const a = await node(loc, 'a');
+    const b = await node(loc, 'b');
+    try {
+      const atts = [crypto.randomBytes(500 * 1024), crypto.randomBytes(700 * 1024)];
+      const msgs = [messageWith(atts[0], { subject: 'one' }), messageWith(atts[1], { subject: 'two' }), messageWith(atts[0], { subject: 'three' })];
+      for (const [i, m] of msgs.entries()) await a.ingest(m, { user: 'mover', mailbox: i ? 'Archive' : 'INBOX' });
+      const before = kinds(await allKeys(loc)).instances;
+      expect(before.length).toBe(2);
+      const { moveUser } = await import('../../src/cluster/move-user.js');
+      const rep = await moveUser(a, b, 'mover');
+      expect(rep).toMatchObject({ messages: 3, copied: 3, expunged: 3 });
+      expect(rep.newBlobBytes).toBeLessThan(20 * 1024); // headers and text parts of b's own; not the 1.2 MB of attachments
+      expect(kinds(await allKeys(loc)).instances).toEqual(before);
+      expect(a.list('mover')).toEqual([]);
+      const moved = b.list('mover');
+      expect(moved.map((m) => m.mailbox).sort()).toEqual(['Archive', 'Archive', 'INBOX']);
+      const got = await Promise.all(moved.map((m) => b.fetchBuffer(m.id)));
+      expect(got.map((g) => g.toString('latin1')).sort()).toEqual(msgs.map((m) => m.toString('latin1')).sort());
+      // the source lets go: its markers go, the blobs stay for b
+      await a.gc({ graceSeconds: 0 });
+      expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(0);
+      expect(kinds(await allKeys(loc)).markers.every((m) => m.split('/')[3] === 'b')).toBe(true);
+      for (const s of [a, b]) expect((await s.check({ deep: true })).consistent).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('the command line: init --node, check reports markers, cluster collect --json; --node needs --s3 and no tiering', async () => {
     const base = await freshBucket();
     const s3 = ['--s3', `s3://${base.bucket}/c3`, '--s3-endpoint', env!.endpoint];
