@@ -11,8 +11,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { Store } from '../src/store.js';
 import { FsBackend } from '../src/backend/fs-backend.js';
 import { S3Backend } from '../src/backend/s3-backend.js';
@@ -21,28 +19,16 @@ import { LatencyBackend } from '../src/backend/latency-backend.js';
 import { forEachLimit } from '../src/util/pool.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
+import { benchBucket, ensureS3 } from './s3-server.js';
 
-const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const quick = process.argv.includes('--quick');
 
-if (!process.env.S3_ENDPOINT) {
-  const env = execFileSync('bash', [path.join(ROOT, 'scripts', 'ceph-rgw-up.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  for (const l of env.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(l);
-    if (m) process.env[m[1]] = m[2];
-  }
-}
-process.env.AWS_ACCESS_KEY_ID ??= process.env.S3_ACCESS_KEY;
-process.env.AWS_SECRET_ACCESS_KEY ??= process.env.S3_SECRET_KEY;
+ensureS3();
 
 const ds = generatedDataset('mixed (generated)', { seed: 11, users: 10, messages: quick ? 300 : 1000, profile: 'mixed' });
 const files = ds.users.flatMap((u) => u.files.map((f) => ({ user: u.user, f })));
 
-async function bucket(): Promise<{ bucket: string; prefix: string; endpoint: string; pathStyle: boolean }> {
-  const loc = { bucket: `mailcas-bench-${crypto.randomBytes(4).toString('hex')}`, prefix: '', endpoint: process.env.S3_ENDPOINT!, pathStyle: true };
-  await new S3Backend(loc).ensureBucketAndClose();
-  return loc;
-}
+const bucket = benchBucket;
 
 interface Row {
   mode: string;

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MailcasError } from '../errors.js';
-import type { BlobBackend, ObjectInfo } from './backend.js';
+import type { Readable } from 'node:stream';
+import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { RetryBackend, type RetryPolicy } from './retry-backend.js';
 import { S3Backend, classify, type S3Location } from './s3-backend.js';
 
@@ -36,6 +37,8 @@ export function instanceCodec(instance: string): number {
 export class SharedBucket {
   /** Instance objects, keyed K+I (hex): reads, verified puts, deletes, listings as for any blob backend. */
   readonly objects: BlobBackend;
+  /** Requests sent to the shared part of the bucket (first attempts; retries not counted): what the protocol costs. */
+  readonly requests = { put: 0, get: 0, head: 0, list: 0, delete: 0 };
   private readonly s3: S3Backend;
   private readonly base: string;
 
@@ -47,7 +50,7 @@ export class SharedBucket {
     if (!NODE_NAME_RE.test(node)) throw new MailcasError('E_USAGE', `invalid node name ${JSON.stringify(node)} (lower-case letters, digits, - and _, at most 63)`);
     this.base = `${loc.prefix}shared/`;
     this.s3 = new S3Backend({ ...loc, prefix: this.base });
-    this.objects = new RetryBackend(this.s3, retry);
+    this.objects = new CountedBackend(new RetryBackend(this.s3, retry), this.requests);
   }
 
   /** Instances of blob K now in the bucket (one LIST). */
@@ -112,12 +115,14 @@ export class SharedBucket {
   }
 
   private putEmpty(k: string): Promise<void> {
+    this.requests.put++;
     return this.withRetry(`writing ${k}`, async () => {
       await this.s3.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k, Body: Buffer.alloc(0), ContentLength: 0 }));
     });
   }
 
   private del(k: string): Promise<void> {
+    this.requests.delete++;
     return this.withRetry(`deleting ${k}`, async () => {
       try {
         await this.s3.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
@@ -129,6 +134,7 @@ export class SharedBucket {
   }
 
   private exists(k: string): Promise<boolean> {
+    this.requests.head++;
     return this.withRetry(`looking up ${k}`, async () => {
       try {
         await this.s3.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
@@ -142,6 +148,7 @@ export class SharedBucket {
   }
 
   private listKeys(prefix: string, max: number): Promise<ObjectInfo[]> {
+    this.requests.list++;
     return this.withRetry(`listing ${this.base}${prefix}`, async () => {
       const page = await this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, MaxKeys: max }));
       return (page.Contents ?? []).map((o) => ({ key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 }));
@@ -151,11 +158,46 @@ export class SharedBucket {
   private async *listAll(prefix: string): AsyncGenerator<ObjectInfo> {
     let ContinuationToken: string | undefined;
     do {
+      this.requests.list++;
       const page = await this.withRetry(`listing ${this.base}${prefix}`, () =>
         this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, ContinuationToken, MaxKeys: 1000 })),
       );
       for (const o of page.Contents ?? []) yield { key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);
+  }
+}
+
+/** Counts the requests made through a backend. */
+class CountedBackend implements BlobBackend {
+  constructor(
+    private readonly inner: BlobBackend,
+    private readonly n: SharedBucket['requests'],
+  ) {}
+  get properties(): BackendProperties {
+    return this.inner.properties;
+  }
+  put(key: string, src: PutSource, expect: PutExpect, opts?: PutOptions): Promise<boolean> {
+    this.n.put++;
+    return this.inner.put(key, src, expect, opts);
+  }
+  get(key: string, range?: ByteRange): Promise<Readable | null> {
+    this.n.get++;
+    return this.inner.get(key, range);
+  }
+  stat(key: string): Promise<ObjectInfo | null> {
+    this.n.head++;
+    return this.inner.stat(key);
+  }
+  delete(key: string): Promise<void> {
+    this.n.delete++;
+    return this.inner.delete(key);
+  }
+  list(): AsyncIterable<ObjectInfo> {
+    this.n.list++;
+    return this.inner.list();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
