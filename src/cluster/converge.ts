@@ -1,6 +1,7 @@
 import type { StoreContext } from '../store-context.js';
 import { Leases } from '../refcount/leases.js';
 import { instanceCodec } from '../backend/shared-bucket.js';
+import { Tier } from '../cas/blob-store.js';
 import { immediate } from '../meta/db.js';
 import { GC_BATCH } from '../limits.js';
 
@@ -9,7 +10,8 @@ import { GC_BATCH } from '../limits.js';
  * an instance of it (neither saw the other's yet). Later ingests all pick
  * the smallest instance id there is, so only such races leave copies. Here
  * a node moves its references from its instance to the smallest usable one
- * (the same R2-R4 steps as an ingest, under a lease of its own), then its old
+ * (the same R2-R4 steps as an ingest, under a lease of its own, and the
+ * copy read back against its hash), then its old
  * marker is released and, once no node marks that copy, the collector
  * deletes it. A row is settled (not looked at again) once it is older than
  * the lease lifetime, past which no upload racing with its first one can
@@ -21,10 +23,11 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
   let moved = 0;
   let after: Buffer = Buffer.alloc(0);
   for (;;) {
-    const rows = db.prepare('SELECT hash, instance, created FROM blobs WHERE tier = 2 AND refs > 0 AND settled IS NULL AND hash > ? ORDER BY hash LIMIT ?').all(after, GC_BATCH) as {
+    const rows = db.prepare('SELECT hash, instance, created, size FROM blobs WHERE tier = 2 AND refs > 0 AND corrupt = 0 AND settled IS NULL AND hash > ? ORDER BY hash LIMIT ?').all(after, GC_BATCH) as {
       hash: Buffer;
       instance: string;
       created: number;
+      size: number;
     }[];
     for (const row of rows) {
       const hex = row.hash.toString('hex');
@@ -43,7 +46,8 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
         try {
           await bucket.putMarker(row.hash, cand, token);
           const st = !(await bucket.tombstoned(hex + cand)) ? await bucket.objects.stat(hex + cand) : null;
-          if (st) {
+          // the other copy is read whole once before this node relies on it (racing copies are rare)
+          if (st && (await ctx.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
             switched = await ctx.writeLock.run(() =>
               immediate(db, () => {
                 const ok =

@@ -182,7 +182,8 @@ async function storeFor(
         if (ctx.shared && domain === '' && n.data.size > SHARED_BLOB_MIN_BYTES) {
           // a node of a cluster: large blobs are found in (or added to) the bucket all nodes share
           wroteBlobs = true; // (markers: kept with the lease until it ends, then gc deletes what no reference needs)
-          const got = await acquireShared(ctx, committer, token, n, row?.instance ?? null);
+          // (an instance this node found damaged is not taken again; the one it references otherwise comes first)
+          const got = await acquireShared(ctx, committer, token, n, row && !row.corrupt ? row.instance : null, row?.corrupt ? row.instance : null);
           if (got.created) {
             newBlobs++;
             newBlobBytes += got.stored;

@@ -31,7 +31,7 @@ const perContent = new Map<string, { mutex: AsyncMutex; users: number }>();
  * else never is. A collector that closes a fresh upload before its marker
  * lands makes the ingest fail temporarily (the retry finds or makes another).
  */
-export async function acquireShared(ctx: StoreContext, records: MarkerRecords, token: string, need: BlobNeed, preferred: string | null): Promise<SharedInstance> {
+export async function acquireShared(ctx: StoreContext, records: MarkerRecords, token: string, need: BlobNeed, preferred: string | null, damaged: string | null = null): Promise<SharedInstance> {
   const bucket = ctx.shared!;
   const hex = need.data.key.toString('hex');
   let slot = perContent.get(hex);
@@ -55,7 +55,10 @@ export async function acquireShared(ctx: StoreContext, records: MarkerRecords, t
         await records.forget({ hash: need.data.key, instance, token });
       };
       // R1: the instances there are (this node's earlier one first)
-      const found = (await bucket.instances(need.data.key)).map((i) => i.instance).sort((a, b) => Number(b === preferred) - Number(a === preferred));
+      const found = (await bucket.instances(need.data.key))
+        .map((i) => i.instance)
+        .filter((i) => i !== damaged)
+        .sort((a, b) => Number(b === preferred) - Number(a === preferred));
       for (const instance of found) {
         const stored = await usable(instance);
         if (stored !== null) return { instance, codec: instanceCodec(instance), stored, created: false };

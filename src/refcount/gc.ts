@@ -42,12 +42,14 @@ export interface GcReport {
 }
 
 /**
- * A marker (alias m) that nothing on this node needs: its ingest is over (no
- * lease of its token) and no reference of this node's rows is to its
- * instance. Only such markers are deleted, each in a write transaction that
- * checks this again, so no ingest can take a lease or commit meanwhile.
+ * A marker (alias m) that nothing on this node needs: no ingest holds a
+ * lease on its blob (its own ingest is over, and none in flight may commit
+ * another reference on the fast path, which relies on the markers already
+ * there) and no reference of this node's rows is to its instance. Only such
+ * markers are deleted, each in a write transaction that checks this again,
+ * so no ingest can take a lease or commit meanwhile.
  */
-export const UNNEEDED_MARKER = `NOT EXISTS (SELECT 1 FROM leases l WHERE l.token = m.token)
+export const UNNEEDED_MARKER = `NOT EXISTS (SELECT 1 FROM leases l WHERE l.token = m.token OR l.hash = m.hash)
   AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = m.hash AND b.instance = m.instance AND b.tier = 2 AND b.refs > 0)`;
 
 /**

@@ -164,6 +164,59 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
     }
   });
 
+  it('a marker stays while an ingest holds a lease on its blob (a commit on the fast path relies on the markers already there)', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c6/' };
+    const a = await node(loc, 'a');
+    try {
+      const msg = messageWith(crypto.randomBytes(300 * 1024));
+      const id = (await a.ingest(msg, { user: 'u' })).id;
+      const { hash } = a.db.prepare('SELECT hash FROM blobs WHERE tier = 2').get() as { hash: Buffer };
+      // an ingest of the same content took its lease while the count was 1 (the fast path: no bucket request)
+      a.db.transaction(() => a.leases.take('in-flight', [hash], Date.now() + 3600_000)).immediate();
+      await a.expunge('u', [id]);
+      let g = await a.gc({ graceSeconds: 0 });
+      expect(g.deletedMarkers).toBe(0);
+      expect(kinds(await allKeys(loc)).markers.length).toBe(1);
+      expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(0);
+      a.db.transaction(() => a.leases.release('in-flight')).immediate();
+      g = await a.gc({ graceSeconds: 0 });
+      expect(g.deletedMarkers).toBe(1);
+      expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(1);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('a shared copy found damaged is not taken again: the next ingest of the content uploads a new one, and earlier messages read from it', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c7/' };
+    const a = await node(loc, 'a');
+    try {
+      const msg = messageWith(crypto.randomBytes(300 * 1024));
+      const id = (await a.ingest(msg, { user: 'u' })).id;
+      const [damaged] = kinds(await allKeys(loc)).instances.map((k) => k.slice('shared/blobs/'.length));
+      const { hashBuffer } = await import('../../src/cas/hash.js');
+      const { bufferSource } = await import('../../src/backend/backend.js');
+      const junk = crypto.randomBytes(1000);
+      await a.shared!.objects.put(damaged, bufferSource(junk), { size: junk.length, digest: hashBuffer(junk) }, { overwrite: true });
+      await expect(a.fetchBuffer(id)).rejects.toThrow(/E_INTEGRITY|does not|bytes/);
+      expect((a.db.prepare('SELECT corrupt FROM blobs WHERE tier = 2').get() as { corrupt: number }).corrupt).toBe(1);
+      const again = await a.ingest(msg, { user: 'u' });
+      const row = a.db.prepare('SELECT instance, corrupt FROM blobs WHERE tier = 2').get() as { instance: string; corrupt: number };
+      expect(row.corrupt).toBe(0);
+      expect(damaged.endsWith(row.instance)).toBe(false);
+      expect((await a.fetchBuffer(id)).equals(msg)).toBe(true);
+      expect((await a.fetchBuffer(again.id)).equals(msg)).toBe(true);
+      // the damaged copy: this node's marker on it goes, then the collector deletes it
+      await a.gc({ graceSeconds: 0 });
+      expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(1);
+      expect((await a.check({ deep: true })).consistent).toBe(true);
+    } finally {
+      await a.close();
+    }
+  });
+
   it('move-user between two nodes: the large parts stay where they are in the bucket (references move, no upload); the user is on the target only, byte-exact', async () => {
     const base = await freshBucket();
     const loc = { ...base, prefix: 'c4/' };
