@@ -27,7 +27,7 @@ export const VARIANTS: DovecotVariant[] = [
 ];
 
 export function dovecotAvailable(): string | null {
-  if (!fs.existsSync(LDA) || spawnSync('dovecot', ['--version'], { stdio: 'ignore' }).status !== 0) return 'Dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd)';
+  if (!fs.existsSync(LDA) || !fs.existsSync('/usr/lib/dovecot/lmtp') || spawnSync('dovecot', ['--version'], { stdio: 'ignore' }).status !== 0) return 'Dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd)';
   if (process.getuid?.() !== 0) return 'Dovecot comparison needs root (the instance drops to the mail user)';
   return null;
 }
