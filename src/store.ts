@@ -626,6 +626,14 @@ export class Store implements StoreContext {
     return runGc(this, opts);
   }
 
+  /** Node of a cluster: removes what a retired node left in the bucket (its markers, its own objects); see SharedBucket.forgetNode. */
+  async forgetNode(node: string, opts: { dryRun?: boolean } = {}): Promise<{ markers: number; objects: number; bytes: number }> {
+    this.assertOpen();
+    if (!this.shared) throw new MailcasError('E_USAGE', 'this store is not a node of a cluster (mailcas init --s3 ... --node NAME)');
+    if (node === this.shared.node) throw new MailcasError('E_USAGE', `${node} is this store's own node: run forget-node from another node, once this one is retired`);
+    return this.shared.forgetNode(node, !!opts.dryRun);
+  }
+
   /** Node of a cluster: deletes instances in the shared bucket no node has a marker on (see runCollect). */
   collect(opts: CollectOptions = {}): Promise<CollectReport> {
     this.assertOpen();

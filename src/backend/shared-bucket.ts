@@ -81,6 +81,36 @@ export class SharedBucket {
     return (await this.listKeys(`refs/${objectKey}/`, 1)).length > 0;
   }
 
+  /**
+   * Every marker of a node that has left the cluster for good (its users
+   * moved, its store retired), and every object of its own: deleted, or
+   * counted with `dryRun`. The instances only it marked are then the
+   * collector's.
+   */
+  async forgetNode(node: string, dryRun: boolean): Promise<{ markers: number; objects: number; bytes: number }> {
+    if (!NODE_NAME_RE.test(node)) throw new MailcasError('E_USAGE', `invalid node name ${JSON.stringify(node)}`);
+    const r = { markers: 0, objects: 0, bytes: 0 };
+    for await (const o of this.listAll('refs/')) {
+      if (o.key.split('/')[2] !== node) continue;
+      if (!dryRun) await this.del(o.key);
+      r.markers++;
+    }
+    // the node's own objects live beside shared/, under nodes/<node>/
+    const own = `${this.loc.prefix}nodes/${node}/`;
+    let ContinuationToken: string | undefined;
+    do {
+      this.requests.list++;
+      const page = await this.withRetry(`listing ${own}`, () => this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: own, ContinuationToken, MaxKeys: 1000 })));
+      for (const o of page.Contents ?? []) {
+        if (!dryRun) await this.delAbsolute(o.Key!);
+        r.objects++;
+        r.bytes += o.Size ?? 0;
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return r;
+  }
+
   tombstoned(objectKey: string): Promise<boolean> {
     return this.exists(`tomb/${objectKey}`);
   }
@@ -122,10 +152,14 @@ export class SharedBucket {
   }
 
   private del(k: string): Promise<void> {
+    return this.delAbsolute(this.base + k);
+  }
+
+  private delAbsolute(key: string): Promise<void> {
     this.requests.delete++;
-    return this.withRetry(`deleting ${k}`, async () => {
+    return this.withRetry(`deleting ${key}`, async () => {
       try {
-        await this.s3.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
+        await this.s3.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key }));
       } catch (e) {
         if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return;
         throw e;

@@ -648,6 +648,24 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     });
 
   cluster
+    .command('forget-node')
+    .addHelpText(
+      'after',
+      '\nFor a node that has left the cluster for good: move its users away first (move-user), retire its store, then run\nthis from any other node. Its reference markers go (the blobs only it referenced are then the collector\'s) and so do\nits own objects (nodes/NAME/). Never run it for a node that still serves mail.\n\nExamples:\n  $ mailcas --store /srv/node1 cluster forget-node --node node3 --dry-run\n  $ mailcas --store /srv/node1 cluster forget-node --node node3 && mailcas --store /srv/node1 cluster collect',
+    )
+    .description('remove what a retired node left in the shared bucket: its reference markers and its own objects')
+    .requiredOption('--node <name>', 'the retired node')
+    .option('--dry-run', 'count what would be deleted')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { node: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const r = await s.forgetNode(o.node, { dryRun: o.dryRun });
+        if (o.json) out(JSON.stringify({ node: o.node, dryRun: !!o.dryRun, ...r }));
+        else out(`node ${o.node}: ${o.dryRun ? 'would delete' : 'deleted'} ${r.markers} reference markers and ${r.objects} objects of its own (${r.bytes} bytes)`);
+      });
+    });
+
+  cluster
     .command('collect')
     .addHelpText(
       'after',

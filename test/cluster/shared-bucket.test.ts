@@ -217,6 +217,37 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
     }
   });
 
+  it('cluster forget-node: a retired node\'s markers and own objects go; the blobs only it referenced are then collected, the others stay', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c8/' };
+    const a = await node(loc, 'a');
+    const b = await node(loc, 'b');
+    try {
+      const [att1, att2] = [crypto.randomBytes(300 * 1024), crypto.randomBytes(300 * 1024)];
+      const ia = await a.ingest(messageWith(att1), { user: 'ua' });
+      await b.ingest(messageWith(att1, { subject: 'b1' }), { user: 'ub' });
+      await b.ingest(messageWith(att2, { subject: 'b2' }), { user: 'ub' });
+      await b.ingest(messageWith(crypto.randomBytes(100 * 1024), { subject: 'b3: a part b keeps itself' }), { user: 'ub' });
+      await b.close(); // b is retired (its users would have been moved first)
+      await expect(a.forgetNode('a')).rejects.toThrow(/own node/);
+      const dry = await a.forgetNode('b', { dryRun: true });
+      expect(dry.markers).toBe(2);
+      expect(dry.objects).toBeGreaterThan(0);
+      expect(kinds(await allKeys(loc)).own('b').length).toBe(dry.objects);
+      const done = await a.forgetNode('b');
+      expect(done).toEqual(dry);
+      const k = kinds(await allKeys(loc));
+      expect(k.own('b')).toEqual([]);
+      expect(k.markers.every((m) => m.split('/')[3] === 'a')).toBe(true);
+      expect(await a.collect({ graceSeconds: 0 })).toMatchObject({ instances: 2, deleted: 1, referenced: 1 });
+      expect((await a.fetchBuffer(ia.id)).equals(messageWith(att1))).toBe(true);
+      expect((await a.check({ deep: true })).consistent).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('move-user between two nodes: the large parts stay where they are in the bucket (references move, no upload); the user is on the target only, byte-exact', async () => {
     const base = await freshBucket();
     const loc = { ...base, prefix: 'c4/' };
