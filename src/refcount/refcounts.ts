@@ -64,6 +64,7 @@ export class Refcounts {
          pack_offset = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE pack_offset END,
          pack_length = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE pack_length END,
          frame_offset = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE frame_offset END,
+         settled = CASE WHEN refs <= 0 OR corrupt THEN NULL ELSE settled END,
          corrupt = CASE WHEN refs <= 0 OR corrupt THEN 0 ELSE corrupt END,
          chunks = coalesce(chunks, excluded.chunks)`,
     );
