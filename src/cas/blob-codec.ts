@@ -64,8 +64,10 @@ export async function brotliEncode(canonical: Buffer): Promise<Buffer> {
 
 /** Decodes a whole stored form; at most size + 1 bytes come out (enough to know a damaged stream is wrong). */
 export function decodeWhole(data: Buffer, codec: BlobCodec, size: number): Buffer {
-  if (codec === BlobCodec.Deflate) return zlib.inflateRawSync(data, { maxOutputLength: size + 1 });
-  if (codec === BlobCodec.Brotli) return zlib.brotliDecompressSync(data, { maxOutputLength: size + 1 });
+  // one output buffer of the expected size (plus the byte that shows a stream too long): no chunks to join
+  const chunkSize = Math.max(zlib.constants.Z_MIN_CHUNK, size + 1);
+  if (codec === BlobCodec.Deflate) return zlib.inflateRawSync(data, { maxOutputLength: size + 1, chunkSize });
+  if (codec === BlobCodec.Brotli) return zlib.brotliDecompressSync(data, { maxOutputLength: size + 1, chunkSize });
   return data;
 }
 
