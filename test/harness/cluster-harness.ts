@@ -10,13 +10,12 @@
  * npm run soak (many more).
  */
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Store } from '../../src/store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { S3Backend, type S3Location } from '../../src/backend/s3-backend.js';
 import { messageWith } from '../mailgen.js';
-import { prng } from './crash-harness.js';
+import { prng, run } from './crash-harness.js';
 
 export interface ClusterHarnessOptions {
   seed: number;
@@ -55,30 +54,6 @@ export interface ClusterHarnessReport {
 const INGEST_POINTS = ['blob-written', 'marker-written', 'before-commit', 'after-commit'];
 const GC_POINTS = ['gc-marker-deleted', 'gc-deleted'];
 const COLLECT_POINTS = ['collect-tombstoned', 'collect-deleted'];
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(bin: string, args: string[], o: { env?: Record<string, string>; input?: Buffer; killAfterMs?: number }): Promise<Run> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args], { env: { ...process.env, MAILCAS_NO_PROGRESS: '1', ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d));
-    p.stdin.on('error', () => {});
-    p.stdin.end(o.input ?? Buffer.alloc(0));
-    const t = o.killAfterMs !== undefined ? setTimeout(() => p.kill('SIGKILL'), o.killAfterMs) : null;
-    p.on('close', (code, signal) => {
-      if (t) clearTimeout(t);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
 
 export async function runClusterHarness(o: ClusterHarnessOptions): Promise<ClusterHarnessReport> {
   const r = prng(o.seed);

@@ -60,14 +60,15 @@ export function prng(seed: number): () => number {
   };
 }
 
-interface Run {
+export interface Run {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-function run(bin: string, args: string[], o: { env?: Record<string, string>; input?: Buffer; killAfterMs?: number; onLine?: (l: string) => void } = {}): Promise<Run> {
+/** Runs `mailcas` (bin) with args; SIGKILLed after killAfterMs when given. */
+export function run(bin: string, args: string[], o: { env?: Record<string, string>; input?: Buffer; killAfterMs?: number; onLine?: (l: string) => void } = {}): Promise<Run> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [bin, ...args], { env: { ...process.env, MAILCAS_NO_PROGRESS: '1', ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
