@@ -37,6 +37,9 @@ export interface ApiOptions {
 export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_PAGE = 1000;
 
+/** Bodies up to this size are gathered and sent in one write with their status line; larger ones stream. */
+const BUFFERED_RESPONSE_MAX = 1024 * 1024;
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -141,15 +144,19 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     const common = { 'Content-Type': 'message/rfc822', 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=31536000, immutable', 'X-Mailcas-Size': String(m.size) };
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the message has ${m.size} bytes`, { 'Content-Range': `bytes */${m.size}` });
     if (r.kind === 'range') {
-      res.writeHead(206, { ...common, 'Content-Length': r.end - r.start, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` });
-      if (req.method === 'HEAD') return void res.end();
-      return send(res, m.bytes(r.start, r.end));
+      return respond(req, res, 206, { ...common, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` }, r.end - r.start, () => m.bytes(r.start, r.end));
     }
     if (req.method === 'HEAD') {
       res.writeHead(200, { ...common, 'Content-Length': m.size });
       return void res.end();
     }
-    // the whole message: checked against its hash as it goes out (a mismatch cuts the connection)
+    if (m.size <= BUFFERED_RESPONSE_MAX) {
+      // checked whole against its hash before the status line goes out: a damaged message is a 500, not a cut
+      const b = await store.fetchBuffer(m.id, { user });
+      res.writeHead(200, { ...common, 'Content-Length': b.length });
+      return void res.end(b);
+    }
+    // a large message: checked against its hash as it goes out (a mismatch cuts the connection)
     const stream = await store.fetch(m.id, { user });
     res.writeHead(200, { ...common, 'Content-Length': m.size });
     await pipeline(stream, res);
@@ -163,15 +170,36 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the section has ${a.size} bytes`, { 'Content-Range': `bytes */${a.size}` });
     const head = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes', 'X-Imap-Item': a.name };
     if (r.kind === 'range') {
-      res.writeHead(206, { ...head, 'Content-Length': r.end - r.start, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` });
-      if (req.method === 'HEAD') return void res.end();
       // the range of the section: the item again with a partial
-      const ranged = await answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
-      return send(res, (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
+      const ranged = req.method === 'HEAD' ? null : await answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
+      return respond(req, res, 206, { ...head, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` }, r.end - r.start, () => (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
     }
-    res.writeHead(200, { ...head, 'Content-Length': a.size });
-    if (req.method === 'HEAD') return void res.end();
-    return send(res, a.bytes());
+    return respond(req, res, 200, head, a.size, () => a.bytes());
+  }
+
+  /**
+   * A body of known size: up to BUFFERED_RESPONSE_MAX gathered first and
+   * sent with the status line in one write (a read that fails is then a
+   * clean error answer); larger ones streamed.
+   */
+  async function respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, size: number, bytes: () => AsyncIterable<Buffer>): Promise<void> {
+    if (req.method === 'HEAD') {
+      res.writeHead(status, { ...headers, 'Content-Length': size });
+      return void res.end();
+    }
+    if (size <= BUFFERED_RESPONSE_MAX) {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of bytes()) {
+        chunks.push(c);
+        n += c.length;
+      }
+      if (n !== size) throw new MailcasError('E_INTERNAL', `the answer has ${n} bytes, ${size} announced`);
+      res.writeHead(status, { ...headers, 'Content-Length': size });
+      return void res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, n));
+    }
+    res.writeHead(status, { ...headers, 'Content-Length': size });
+    return send(res, bytes());
   }
 
   async function fetchItems(res: ServerResponse, m: MessageAccess, q: URLSearchParams): Promise<void> {

@@ -20,6 +20,7 @@ describe('mailcas serve (HTTP)', () => {
   const dir = tmpDir();
   const msgs: { id: string; user: string; bytes: Buffer }[] = [];
   let big: { id: string; bytes: Buffer; att: Buffer };
+  let damaged: { id: string; att: Buffer };
 
   beforeAll(async () => {
     const s = await Store.init(dir, { logger: silentLogger, workers: 0 });
@@ -32,6 +33,8 @@ describe('mailcas serve (HTTP)', () => {
     const att = crypto.randomBytes(3 * 1024 * 1024);
     const bytes = messageWith(att, { subject: 'big one' });
     big = { id: (await s.ingest(bytes, { user: 'u1', mailbox: 'Archive' })).id, bytes, att };
+    const datt = crypto.randomBytes(100 * 1024);
+    damaged = { id: (await s.ingest(messageWith(datt, { subject: 'to be damaged' }), { user: 'u3' })).id, att: datt };
     await s.close();
     const tokens = path.join(tmpDir(), 'tokens');
     fs.writeFileSync(tokens, `# test tokens\n${TOKEN_ALL} *\n${TOKEN_U1} u1\n`);
@@ -182,5 +185,29 @@ describe('mailcas serve (HTTP)', () => {
     expect(seen).toEqual(msgs.filter((m) => m.user === 'u1').map((m) => m.id));
     expect((await get('/v1/users/u1/messages?limit=0')).status).toBe(400);
     expect((await get('/v1/users/u2/mailboxes')).status).toBe(404);
+  });
+
+  it('a message whose blob is damaged on disk: a clean 500 with a JSON error (whole message and section), never wrong bytes', async () => {
+    const { hashBuffer } = await import('../../src/cas/hash.js');
+    const key = hashBuffer(damaged.att).toString('hex');
+    const find = (d: string): string | null => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) {
+          const f = find(p);
+          if (f) return f;
+        } else if (e.name === key) return p;
+      }
+      return null;
+    };
+    const file = find(path.join(dir, 'blobs'));
+    expect(file).toBeTruthy();
+    fs.chmodSync(file!, 0o644);
+    fs.writeFileSync(file!, crypto.randomBytes(fs.statSync(file!).size));
+    for (const p of [`/v1/users/u3/messages/${damaged.id}`, `/v1/users/u3/messages/${damaged.id}/section/2`]) {
+      const r = await get(p, TOKEN_ALL);
+      expect(r.status, p).toBe(500);
+      expect((await r.json()).error.code, p).toBe('damaged');
+    }
   });
 });
