@@ -76,6 +76,12 @@ export class SharedBucket {
     return this.del(this.markerKey(key, instance, token));
   }
 
+  /** The tokens of this node's markers on an instance that are in the bucket (one LIST). */
+  async ownMarkers(key: Buffer, instance: string): Promise<string[]> {
+    const prefix = `refs/${key.toString('hex')}${instance}/${this.node}/`;
+    return (await this.listKeys(prefix, 1000)).map((o) => decodeURIComponent(o.key.slice(prefix.length)));
+  }
+
   /** Whether any node has a marker on the instance (one LIST of at most one key). */
   async referenced(objectKey: string): Promise<boolean> {
     return (await this.listKeys(`refs/${objectKey}/`, 1)).length > 0;

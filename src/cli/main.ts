@@ -333,7 +333,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
           line('orphan objects in the cold tier', r.coldOrphans);
           line('local copies of blobs already in the cold tier (an interrupted tier or flush; gc removes them)', r.staleHotCopies);
           line('cold copies of blobs stored locally again (gc removes them)', r.staleColdCopies);
-          line('shared blobs referenced without a marker of this node on record', r.missingMarkers);
+          line('shared blobs referenced without a marker of this node (on record; in the bucket with --deep): --repair writes it', r.missingMarkers);
           line('reference markers no longer needed (gc deletes them)', r.unneededMarkers);
           line('blobs only on local files (waiting for tier or flush)', r.pendingUploads);
           line('uncommitted objects (leased)', r.uncommitted);

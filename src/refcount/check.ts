@@ -7,6 +7,7 @@ import { ALL_BLOB_CODECS, Tier, objectKey } from '../cas/blob-store.js';
 import { bumpCounter, counter, immediate, openDb, type Db } from '../meta/db.js';
 import { PACK_NAME_HEX, UNNEEDED_MARKER, inWriteTxn } from './gc.js';
 import { placeOf } from './refcounts.js';
+import { Leases } from './leases.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
 
@@ -41,8 +42,9 @@ export interface CheckReport {
   staleColdCopies: string[];
   /**
    * Node of a cluster: referenced blobs in the shared bucket for which this
-   * node has no reference marker on record (the marker is what keeps other
-   * nodes' collectors from deleting them): an inconsistency.
+   * node has no reference marker on record or (with --deep, which lists
+   * them) in the bucket: the marker is what keeps other nodes' collectors
+   * from deleting them, so this is an inconsistency; --repair writes it again.
    */
   missingMarkers: string[];
   /** Node of a cluster: markers on record that no reference or ingest needs any more (gc deletes them). */
@@ -62,7 +64,7 @@ export interface CheckReport {
   corruptBlobs: string[];
   /** Messages that reference a missing or corrupt blob: they cannot be fetched until the content is ingested again or restored. */
   damagedMessages: string[];
-  repaired: { refcounts: number; rowsCreated: number; orphansDeleted: number; rowsDropped: number; packs: number } | null;
+  repaired: { refcounts: number; rowsCreated: number; orphansDeleted: number; rowsDropped: number; packs: number; markers: number } | null;
   /** Why a repair did less than asked (e.g. undecodable messages: no count lowered, nothing deleted). */
   repairNote?: string;
 }
@@ -130,6 +132,7 @@ export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Prom
     const rep = emptyReport();
     const found = snapshot(ctx, rep, listed);
     if (opts.deep) await deepScan(ctx, rep, found, listed);
+    if (opts.deep && ctx.shared) await markersInBucket(ctx, rep, found);
     await closeWindow(ctx, rep, listed, found);
     damaged(ctx, rep);
     if (opts.repair) {
@@ -305,6 +308,25 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
   }
 }
 
+/**
+ * Node of a cluster, --deep: every referenced shared blob has one of its
+ * recorded markers in the bucket (one LIST per blob). A row that changed
+ * since the snapshot is looked at again as it is now.
+ */
+async function markersInBucket(ctx: StoreContext, rep: CheckReport, f: Findings): Promise<void> {
+  const recorded = ctx.db.prepare('SELECT token FROM shared_markers WHERE hash = ? AND instance = ?');
+  for (const [k, row] of f.rows) {
+    if (row.tier !== Tier.Shared || row.refs <= 0 || rep.missingMarkers.includes(k)) continue;
+    const hash = Buffer.from(k, 'hex');
+    const there = new Set(await ctx.shared!.ownMarkers(hash, row.instance!));
+    if ((recorded.all(hash, row.instance) as { token: string }[]).some((r) => there.has(r.token))) continue;
+    const now = ctx.refcounts.row(hash);
+    if (!now || now.tier !== Tier.Shared || now.refs <= 0) continue;
+    const again = new Set(await ctx.shared!.ownMarkers(hash, now.instance!));
+    if (!(recorded.all(hash, now.instance) as { token: string }[]).some((r) => again.has(r.token))) rep.missingMarkers.push(k);
+  }
+}
+
 /** Closes the window between the listing and the snapshot: gc may have deleted a listed object since, a commit may have added one. */
 async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing, f: Findings): Promise<void> {
   const hot = ctx.blobStore.backend;
@@ -345,7 +367,7 @@ function damaged(ctx: StoreContext, rep: CheckReport): void {
  * deleted: its references might be more than the parts table says.
  */
 async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
-  const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0, packs: 0 };
+  const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0, packs: 0, markers: 0 };
   const cautious = rep.corruptMessages.length > 0;
   // find how each object of a missing row reads back before taking any lock (this reads blobs)
   const sizeOf = ctx.db.prepare('SELECT size FROM parts WHERE hash = ? LIMIT 1');
@@ -388,6 +410,17 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
     }),
   );
   if (!ok) return false;
+  // node of a cluster: a referenced shared blob without a marker gets one again (recorded first, as an ingest does)
+  for (const k of [...rep.missingMarkers]) {
+    const hash = Buffer.from(k, 'hex');
+    const row = ctx.refcounts.row(hash);
+    if (!ctx.shared || !row || row.tier !== Tier.Shared || row.refs <= 0) continue;
+    const token = `repair:${Leases.newToken()}`;
+    await ctx.writeLock.run(() => immediate(db, () => db.prepare('INSERT OR IGNORE INTO shared_markers(hash, instance, token, created) VALUES (?, ?, ?, ?)').run(hash, row.instance, token, Date.now())));
+    await ctx.shared.putMarker(hash, row.instance!, token);
+    rep.missingMarkers = rep.missingMarkers.filter((x) => x !== k);
+    fixed.markers++;
+  }
   if (!cautious) {
     // orphans: deleted inside a write transaction that re-checks them, as gc does, so no ingest can lease one meanwhile
     const inTier = db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND tier = ? AND (tier = 0 OR pack IS NULL)');

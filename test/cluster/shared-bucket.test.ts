@@ -248,6 +248,30 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
     }
   });
 
+  it('check --deep finds a referenced shared blob whose marker is gone from the bucket (a collector could delete it); --repair writes it again', async () => {
+    const base = await freshBucket();
+    const loc = { ...base, prefix: 'c9/' };
+    const a = await node(loc, 'a');
+    try {
+      await a.ingest(messageWith(crypto.randomBytes(300 * 1024)), { user: 'u' });
+      const { hash, instance } = a.db.prepare('SELECT hash, instance FROM blobs WHERE tier = 2').get() as { hash: Buffer; instance: string };
+      const { token } = a.db.prepare('SELECT token FROM shared_markers').get() as { token: string };
+      await a.shared!.deleteMarker(hash, instance, token); // lost outside mailcas
+      expect((await a.check()).consistent).toBe(true); // the record is there: only a listing shows it
+      const deep = await a.check({ deep: true });
+      expect(deep.consistent).toBe(false);
+      expect(deep.missingMarkers).toEqual([hash.toString('hex')]);
+      const fixed = await a.check({ deep: true, repair: true });
+      expect(fixed.repaired?.markers).toBe(1);
+      expect(fixed.consistent).toBe(true);
+      expect((await a.check({ deep: true })).consistent).toBe(true);
+      expect(kinds(await allKeys(loc)).markers.length).toBe(1);
+      expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(0);
+    } finally {
+      await a.close();
+    }
+  });
+
   it('move-user between two nodes: the large parts stay where they are in the bucket (references move, no upload); the user is on the target only, byte-exact', async () => {
     const base = await freshBucket();
     const loc = { ...base, prefix: 'c4/' };
