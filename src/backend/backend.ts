@@ -27,6 +27,14 @@ export interface BlobBackend {
   /** Streams an object, or bytes [start, end) of it; null when it does not exist. */
   get(key: string, range?: ByteRange): Promise<Readable | null>;
 
+  /**
+   * Optional, for backends on this machine's disk: the whole object in one
+   * synchronous call when it is at most `max` bytes (null: it does not
+   * exist; undefined: it is larger, use get). Cheaper than a stream for the
+   * small objects most reads are.
+   */
+  readWhole?(key: string, max: number): Buffer | null | undefined;
+
   /** Size and modification time, or null when the object does not exist. */
   stat(key: string): Promise<ObjectInfo | null>;
 

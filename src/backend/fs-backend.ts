@@ -184,6 +184,32 @@ export class FsBackend implements BlobBackend {
     }
   }
 
+  readWhole(key: string, max: number): Buffer | null | undefined {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.pathOf(key), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw wrap(e, `reading blob ${key}`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size > max) return undefined;
+      const b = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const n = fs.readSync(fd, b, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return got === size ? b : b.subarray(0, got);
+    } catch (e) {
+      throw wrap(e, `reading blob ${key}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const st = await fsp.stat(this.pathOf(key));

@@ -31,6 +31,9 @@ export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving
 
 const deflateRaw = promisify(zlib.deflateRaw);
 
+/** Blobs up to this canonical size on a local backend are read in one synchronous call (backend.readWhole). */
+const WHOLE_READ_MAX = 1024 * 1024;
+
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
 
@@ -417,6 +420,25 @@ export class BlobStore {
       return;
     }
     this.stats.reads++;
+    if (!loc.pack && backend.readWhole && loc.size <= WHOLE_READ_MAX) {
+      // a small object on this machine's disk: one synchronous read, no stream (stored bytes are at most the canonical size)
+      const whole = backend.readWhole(objectKey(loc), WHOLE_READ_MAX);
+      if (whole === null) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
+      if (whole) {
+        this.stats.bytes += whole.length;
+        if (loc.codec === BlobCodec.None) yield whole;
+        else {
+          let out: Buffer;
+          try {
+            out = decodeWhole(whole, loc.codec, loc.size);
+          } catch (e) {
+            throw integrity(hex, `does not inflate: ${(e as Error).message}`, e);
+          }
+          yield out;
+        }
+        return;
+      }
+    }
     const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(objectKey(loc));
     if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
     let src: AsyncIterable<Buffer> = this.counted(s);

@@ -49,6 +49,19 @@ export function backendConformance(name: string, factory: () => Promise<{ backen
       expect(listed[0].size).toBe(data.length);
     });
 
+    it('readWhole (local backends): the exact bytes up to the limit, undefined above it, null when missing', async () => {
+      if (!b.readWhole) return; // optional: remote backends stream
+      const data = Buffer.from('whole object\r\n'.repeat(500));
+      const k = keyOf(data);
+      await b.put(k, bufferSource(data), expectOf(data));
+      expect(b.readWhole(k, data.length)!.equals(data)).toBe(true);
+      expect(b.readWhole(k, data.length - 1)).toBeUndefined();
+      expect(b.readWhole('ab'.repeat(32), 1 << 20)).toBeNull();
+      const empty = Buffer.alloc(0);
+      await b.put(keyOf(Buffer.from('e')), bufferSource(empty), expectOf(empty));
+      expect(b.readWhole(keyOf(Buffer.from('e')), 10)!.length).toBe(0);
+    });
+
     it('a missing object is null, not an error', async () => {
       const k = 'ab'.repeat(32);
       expect(await b.get(k)).toBeNull();
