@@ -399,10 +399,15 @@ export class ImapSession {
     if (uid && !items.some((i) => i.kind === 'meta' && i.name === 'UID')) items.unshift({ kind: 'meta', name: 'UID' });
     const targets = this.targets(argText(args[0]), uid);
     const window = this.opts.fetchWindow ?? DEFAULT_FETCH_WINDOW;
-    // messages are read `window` ahead of the one going out: on a remote store, latency overlaps
+    // messages are read `window` ahead of the one going out: on a remote store, latency overlaps;
+    // one whose every item is in the answer cache is written from it at once (no read, no promise)
     const pending: (Promise<Prepared> | undefined)[] = [];
+    const cached: (string | null | undefined)[] = [];
     const start = (k: number): void => {
-      if (k >= targets.length || pending[k]) return;
+      if (k >= targets.length || pending[k] || cached[k] !== undefined) return;
+      const line = this.cachedLine(targets[k], items);
+      cached[k] = line;
+      if (line !== null) return;
       const p = this.prepare(targets[k], items);
       // a read that fails before its turn must not be an unhandled rejection: its turn awaits it and answers NO
       p.catch(() => undefined);
@@ -412,6 +417,12 @@ export class ImapSession {
     try {
       for (let k = 0; k < targets.length; k++) {
         start(k + window);
+        const line = cached[k];
+        if (line) {
+          cached[k] = ''; // written: not kept
+          await this.io.write(line);
+          continue;
+        }
         const p = await pending[k];
         pending[k] = Promise.resolve(null); // release what it held
         if (p) {
@@ -427,6 +438,24 @@ export class ImapSession {
     }
   }
 
+  /** The whole response line for a message whose every item is in the answer cache, else null. */
+  private cachedLine(t: { seq: number; uid: number }, items: FetchItem[]): string | null {
+    const cache = this.opts.cache;
+    if (!cache) return null;
+    const id = String(t.uid);
+    let line = `* ${t.seq} FETCH (`;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      let wire: string | undefined;
+      if (it.kind === 'meta' && it.name === 'UID') wire = id;
+      else if (it.kind === 'meta' && it.name === 'FLAGS') wire = '()';
+      else if (cacheable(it)) wire = cache.get(id, cacheKey(it));
+      if (wire === undefined) return null;
+      line += `${i ? ' ' : ''}${it.name} ${wire}`;
+    }
+    return `${line})\r\n`;
+  }
+
   private async prepare(t: { seq: number; uid: number }, items: FetchItem[]): Promise<Prepared> {
     const id = String(t.uid);
     let access: MessageAccess | null = null;
@@ -437,10 +466,9 @@ export class ImapSession {
       if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', wire: String(t.uid) });
       else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', wire: '()' });
       else {
-        const cacheable = it.kind === 'meta' || (it.kind === 'section' && !it.binary && /^(HEADER|MIME)/.test(it.section.text));
-        // the response name of a partial holds its origin only: the key holds its length too
-        const key = it.kind === 'section' && it.partial ? `${it.name}.${it.partial.length}` : it.name;
-        const cached = cacheable ? this.opts.cache?.get(id, key) : undefined;
+        const isCacheable = cacheable(it);
+        const key = cacheKey(it);
+        const cached = isCacheable ? this.opts.cache?.get(id, key) : undefined;
         if (cached !== undefined) {
           parts.push({ name: it.name, wire: cached });
           continue;
@@ -466,7 +494,7 @@ export class ImapSession {
             for await (const c of a.bytes()) chunks.push(c);
             buffered = Buffer.concat(chunks);
           }
-          if (cacheable && buffered && a.size <= 16 * 1024) {
+          if (isCacheable && buffered && a.size <= 16 * 1024) {
             // a header section: kept in wire form like the structure items
             const wire = `{${a.size}}\r\n${buffered.toString('latin1')}`;
             this.opts.cache?.set(id, key, wire);
@@ -534,6 +562,16 @@ export class ImapSession {
     }
     await this.io.write(`* SEARCH${hits.map((h) => ` ${h}`).join('')}\r\n`);
   }
+}
+
+/** Items whose answers the cache keeps: structure and metadata items, header sections. */
+function cacheable(it: FetchItem): boolean {
+  return it.kind === 'meta' || (it.kind === 'section' && !it.binary && /^(HEADER|MIME)/.test(it.section.text));
+}
+
+/** An item's key in the answer cache: the response name of a partial holds its origin only, the key its length too. */
+function cacheKey(it: FetchItem): string {
+  return it.kind === 'section' && it.partial ? `${it.name}.${it.partial.length}` : it.name;
 }
 
 /** Thrown by a command that has answered (or will answer) its tag itself. */
