@@ -87,11 +87,11 @@ export class Spool {
             fs.mkdirSync(opts.tmpDir, { recursive: true });
             tmpPath = path.join(opts.tmpDir, tempName('spool'));
             fd = fs.openSync(tmpPath, 'w+', 0o600);
-            for (const p of parts) writeAll(fd, p);
+            for (const p of parts) await writeAll(fd, p);
             parts.length = 0;
           }
         } else {
-          writeAll(fd, b);
+          await writeAll(fd, b);
         }
       }
     } catch (e) {
@@ -156,9 +156,19 @@ export class Spool {
   }
 }
 
-function writeAll(fd: number, b: Buffer): void {
+/**
+ * Appends to the spool file on the thread pool: a write the kernel holds up
+ * (dirty pages of a large message being flushed) must not stall every other
+ * session's event loop (a synchronous write here held it up to 140 ms during
+ * a 200 MB delivery). The input waits meanwhile, which bounds memory.
+ */
+async function writeAll(fd: number, b: Buffer): Promise<void> {
   let off = 0;
-  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+  while (off < b.length) off += await writeAt(fd, b, off, b.length - off);
+}
+
+function writeAt(fd: number, b: Buffer, off: number, len: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, b, off, len, null, (e, n) => (e ? reject(e) : resolve(n))));
 }
 
 function tooLarge(max: number): MailcasError {
