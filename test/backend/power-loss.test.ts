@@ -169,10 +169,20 @@ class PowerLossModel implements FsOps {
     this.after('unlink');
   }
   async mkdir(p: string): Promise<void> {
-    await this.inner.mkdir(p);
-    const { dir, name } = this.parentAndName(p);
-    dir.entries.set(name, { kind: 'dir', dir: { entries: new Map(), durable: new Map() } });
+    try {
+      await this.inner.mkdir(p);
+    } catch (e) {
+      // made by a concurrent put whose own record may not have run yet: it exists, record it (once)
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') this.recordDir(p);
+      throw e;
+    }
+    this.recordDir(p);
     this.after('mkdir');
+  }
+  /** A directory that exists on disk, in the model (kept as it is when already there, with what it holds). */
+  private recordDir(p: string): void {
+    const { dir, name } = this.parentAndName(p);
+    if (dir.entries.get(name)?.kind !== 'dir') dir.entries.set(name, { kind: 'dir', dir: { entries: new Map(), durable: new Map() } });
   }
   async fsyncDir(p: string): Promise<void> {
     if (this.skip('fsyncDir', p)) return this.after('fsyncDir(skipped)');
