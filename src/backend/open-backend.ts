@@ -4,7 +4,7 @@ import type { BlobBackend } from './backend.js';
 import { FsBackend } from './fs-backend.js';
 import { S3Backend, type S3Location } from './s3-backend.js';
 import { DEFAULT_RETRY, RetryBackend, type RetryPolicy } from './retry-backend.js';
-import { SharedBucket } from './shared-bucket.js';
+import { SharedBucket, nodePrefix } from './shared-bucket.js';
 
 /** When `tier` moves blobs cold by default (the store's policy; `mailcas tier` flags override it). */
 export interface TierPolicy {
@@ -56,11 +56,6 @@ export function openBackends(dir: string, cfg: BackendConfig, retry?: Partial<Re
     default:
       throw new MailcasError('E_STORE', `unknown blob backend ${JSON.stringify((cfg as { kind: string }).kind)} in the store's configuration`);
   }
-}
-
-/** Where a node's own objects live in the bucket. */
-export function nodePrefix(prefix: string, node: string): string {
-  return `${prefix}nodes/${node}/`;
 }
 
 const s3Name = (l: S3Location): string => `s3://${l.bucket}/${l.prefix}${l.endpoint ? ` at ${l.endpoint}` : ''}`;

@@ -12,6 +12,28 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { baseDelayMs: 100, maxDelayMs: 5_000, deadlineMs: 30_000 };
 
+const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs fn again while it fails with a transient backend error (E_BACKEND,
+ * transient), with exponential backoff and jitter, until the policy's
+ * deadline; anything else is thrown at once. The one retry loop: the
+ * wrapper below and requests made outside the backend contract use it.
+ */
+export async function retryTransient<T>(policy: RetryPolicy, fn: () => Promise<T>, sleep: (ms: number) => Promise<void> = defaultSleep): Promise<T> {
+  const t0 = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const retryable = e instanceof MailcasError && e.code === 'E_BACKEND' && e.transient;
+      const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+      if (!retryable || Date.now() - t0 + delay > policy.deadlineMs) throw e;
+      await sleep(delay);
+    }
+  }
+}
+
 /**
  * Retries transient backend failures (E_BACKEND with transient set: 5xx,
  * throttling, timeouts, resets) with exponential backoff and jitter until a
@@ -25,25 +47,15 @@ export class RetryBackend implements BlobBackend {
   constructor(
     readonly inner: BlobBackend,
     private readonly policy: RetryPolicy = DEFAULT_RETRY,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    private readonly sleep: (ms: number) => Promise<void> = defaultSleep,
   ) {}
 
   get properties(): BackendProperties {
     return this.inner.properties;
   }
 
-  private async retry<T>(fn: () => Promise<T>): Promise<T> {
-    const t0 = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        const retryable = e instanceof MailcasError && e.code === 'E_BACKEND' && e.transient;
-        const delay = Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-        if (!retryable || Date.now() - t0 + delay > this.policy.deadlineMs) throw e;
-        await this.sleep(delay);
-      }
-    }
+  private retry<T>(fn: () => Promise<T>): Promise<T> {
+    return retryTransient(this.policy, fn, this.sleep);
   }
 
   put(key: string, src: PutSource, expect: PutExpect, opts?: PutOptions): Promise<boolean> {

@@ -3,11 +3,16 @@ import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObject
 import { MailcasError } from '../errors.js';
 import type { Readable } from 'node:stream';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
-import { RetryBackend, type RetryPolicy } from './retry-backend.js';
+import { RetryBackend, retryTransient, type RetryPolicy } from './retry-backend.js';
 import { S3Backend, classify, type S3Location } from './s3-backend.js';
 
 /** A node's name in a cluster: part of its marker keys and of its private prefix. */
 export const NODE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Where a node's own objects live in the bucket (its private prefix). */
+export function nodePrefix(prefix: string, node: string): string {
+  return `${prefix}nodes/${node}/`;
+}
 
 /** Hex characters of an instance id: 14 random, then 2 for the codec its bytes are stored with. */
 export const INSTANCE_HEX = 16;
@@ -59,7 +64,7 @@ export class SharedBucket {
     const out: { instance: string; size: number }[] = [];
     for (const k of await this.listKeys(`blobs/${hex}`, 1000)) {
       const inst = k.key.slice(`blobs/${hex}`.length);
-      if (/^[0-9a-f]{16}$/.test(inst)) out.push({ instance: inst, size: k.size });
+      if (inst.length === INSTANCE_HEX && /^[0-9a-f]+$/.test(inst)) out.push({ instance: inst, size: k.size });
     }
     return out;
   }
@@ -102,18 +107,11 @@ export class SharedBucket {
       r.markers++;
     }
     // the node's own objects live beside shared/, under nodes/<node>/
-    const own = `${this.loc.prefix}nodes/${node}/`;
-    let ContinuationToken: string | undefined;
-    do {
-      this.requests.list++;
-      const page = await this.withRetry(`listing ${own}`, () => this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: own, ContinuationToken, MaxKeys: 1000 })));
-      for (const o of page.Contents ?? []) {
-        if (!dryRun) await this.delAbsolute(o.Key!);
-        r.objects++;
-        r.bytes += o.Size ?? 0;
-      }
-      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (ContinuationToken);
+    for await (const o of this.listUnder(nodePrefix(this.loc.prefix, node))) {
+      if (!dryRun) await this.delAbsolute(o.key);
+      r.objects++;
+      r.bytes += o.size;
+    }
     return r;
   }
 
@@ -136,18 +134,12 @@ export class SharedBucket {
 
   // ---- single requests, retried like every backend request (transient failures only)
 
-  private async withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const t0 = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        const err = classify(e, what);
-        const delay = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-        if (!err.transient || Date.now() - t0 + delay > this.retry.deadlineMs) throw err;
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+  private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryTransient(this.retry, () =>
+      fn().catch((e: unknown) => {
+        throw classify(e, what);
+      }),
+    );
   }
 
   private putEmpty(k: string): Promise<void> {
@@ -195,14 +187,18 @@ export class SharedBucket {
     });
   }
 
+  /** Every object under `prefix` inside shared/, keys relative to shared/. */
   private async *listAll(prefix: string): AsyncGenerator<ObjectInfo> {
+    for await (const o of this.listUnder(this.base + prefix)) yield { ...o, key: o.key.slice(this.base.length) };
+  }
+
+  /** Every object whose key starts with `prefix` (a key in the bucket), page by page. */
+  private async *listUnder(prefix: string): AsyncGenerator<ObjectInfo> {
     let ContinuationToken: string | undefined;
     do {
       this.requests.list++;
-      const page = await this.withRetry(`listing ${this.base}${prefix}`, () =>
-        this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, ContinuationToken, MaxKeys: 1000 })),
-      );
-      for (const o of page.Contents ?? []) yield { key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
+      const page = await this.withRetry(`listing ${prefix}`, () => this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix, ContinuationToken, MaxKeys: 1000 })));
+      for (const o of page.Contents ?? []) yield { key: o.Key ?? '', size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);
   }
