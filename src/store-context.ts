@@ -3,6 +3,7 @@ import type { AsyncMutex } from './util/async-mutex.js';
 import type { BlobStore } from './cas/blob-store.js';
 import type { Refcounts } from './refcount/refcounts.js';
 import type { Leases } from './refcount/leases.js';
+import type { Markers } from './refcount/markers.js';
 import type { Logger } from './util/logger.js';
 import type { SharedBucket } from './backend/shared-bucket.js';
 
@@ -32,6 +33,8 @@ export interface StoreContext {
   readonly shared: SharedBucket | null;
   readonly refcounts: Refcounts;
   readonly leases: Leases;
+  /** Node of a cluster: the record of its reference markers in the shared bucket. */
+  readonly markers: Markers;
   readonly config: StoreConfig;
   readonly log: Logger;
   /** How long a lease protects an uncommitted blob without renewal. */

@@ -17,6 +17,7 @@ import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
 import { Refcounts, countRefs, placeOf, type BlobRow } from './refcount/refcounts.js';
 import { Leases } from './refcount/leases.js';
+import { Markers, type MarkerRecord } from './refcount/markers.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
 import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
@@ -108,6 +109,7 @@ export class Store implements StoreContext {
   readonly writeLock = new AsyncMutex();
   readonly refcounts: Refcounts;
   readonly leases: Leases;
+  readonly markers: Markers;
   readonly blobStore: BlobStore;
   readonly shared: SharedBucket | null;
   readonly log: Logger;
@@ -143,6 +145,7 @@ export class Store implements StoreContext {
     this.log = opts.logger ?? defaultLogger();
     this.refcounts = new Refcounts(db);
     this.leases = new Leases(db);
+    this.markers = new Markers(db);
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.shared = backends.shared ?? null;
     this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold, this.shared?.objects ?? null);
@@ -343,9 +346,9 @@ export class Store implements StoreContext {
       case 'renew':
         return this.leases.renew(op.token, op.expires);
       case 'marker':
-        return this.stmt('insMarker', 'INSERT OR IGNORE INTO shared_markers(hash, instance, token, created) VALUES (?, ?, ?, ?)').run(op.m.hash, op.m.instance, op.m.token, Date.now());
+        return this.markers.record(op.m, Date.now());
       case 'unmarker':
-        return this.stmt('delMarker', 'DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?').run(op.m.hash, op.m.instance, op.m.token);
+        return this.markers.forget(op.m);
       case 'commit':
         return this.applyCommit(op.item);
     }
@@ -697,7 +700,6 @@ export class Store implements StoreContext {
   }
 }
 
-type MarkerRecord = { hash: Buffer; instance: string; token: string };
 type MetaOp =
   | { k: 'lease'; req: LeaseRequest }
   | { k: 'renew'; token: string; expires: number }

@@ -39,7 +39,7 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
         await ctx.writeLock.run(() =>
           immediate(db, () => {
             ctx.leases.take(token, [row.hash], clock() + ctx.leaseTtlMs);
-            db.prepare('INSERT OR IGNORE INTO shared_markers(hash, instance, token, created) VALUES (?, ?, ?, ?)').run(row.hash, cand, token, clock());
+            ctx.markers.record(m, clock());
           }),
         );
         let switched = false;
@@ -63,7 +63,7 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
             await bucket.deleteMarker(row.hash, cand, token);
             await ctx.writeLock.run(() =>
               immediate(db, () => {
-                db.prepare('DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?').run(m.hash, m.instance, m.token);
+                ctx.markers.forget(m);
                 ctx.leases.release(token);
               }),
             );

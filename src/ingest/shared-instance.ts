@@ -4,11 +4,12 @@ import type { StoreContext } from '../store-context.js';
 import { instanceCodec, newInstance } from '../backend/shared-bucket.js';
 import { crashPoint } from '../util/crash-points.js';
 import { AsyncMutex } from '../util/async-mutex.js';
+import type { MarkerRecord } from '../refcount/markers.js';
 
-/** Records of a node's markers (durable before the marker is written; removed after it is deleted). */
+/** Records of a node's markers, through the group commit (durable before the marker is written; removed after it is deleted). */
 export interface MarkerRecords {
-  record(m: { hash: Buffer; instance: string; token: string }): Promise<void>;
-  forget(m: { hash: Buffer; instance: string; token: string }): Promise<void>;
+  record(m: MarkerRecord): Promise<void>;
+  forget(m: MarkerRecord): Promise<void>;
 }
 
 export interface SharedInstance {

@@ -416,7 +416,7 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
     const row = ctx.refcounts.row(hash);
     if (!ctx.shared || !row || row.tier !== Tier.Shared || row.refs <= 0) continue;
     const token = `repair:${Leases.newToken()}`;
-    await ctx.writeLock.run(() => immediate(db, () => db.prepare('INSERT OR IGNORE INTO shared_markers(hash, instance, token, created) VALUES (?, ?, ?, ?)').run(hash, row.instance, token, Date.now())));
+    await ctx.writeLock.run(() => immediate(db, () => ctx.markers.record({ hash, instance: row.instance!, token }, Date.now())));
     await ctx.shared.putMarker(hash, row.instance!, token);
     rep.missingMarkers = rep.missingMarkers.filter((x) => x !== k);
     fixed.markers++;

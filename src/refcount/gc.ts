@@ -200,7 +200,6 @@ async function markerGc(ctx: StoreContext, rep: GcReport, clock: () => number, g
     }),
   );
   const pick = db.prepare(`SELECT hash, instance, token FROM shared_markers m WHERE released <= ? AND ${UNNEEDED_MARKER} ORDER BY hash, instance, token LIMIT ?`);
-  const del = db.prepare('DELETE FROM shared_markers WHERE hash = ? AND instance = ? AND token = ?');
   for (;;) {
     const n = await inWriteTxn(ctx, false, async () => {
       const rows = pick.all(clock() - graceMs, GC_BATCH) as { hash: Buffer; instance: string; token: string }[];
@@ -208,7 +207,7 @@ async function markerGc(ctx: StoreContext, rep: GcReport, clock: () => number, g
         await bucket.deleteMarker(m.hash, m.instance, m.token);
         crashPoint('gc-marker-deleted');
       });
-      for (const m of rows) rep.deletedMarkers += del.run(m.hash, m.instance, m.token).changes;
+      for (const m of rows) rep.deletedMarkers += ctx.markers.forget(m);
       return rows.length;
     });
     if (n < GC_BATCH) break;
