@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { RetryBackend, retryTransient, type RetryPolicy } from './retry-backend.js';
 import { S3Backend, classify, type S3Location } from './s3-backend.js';
+import { crashPoint } from '../util/crash-points.js';
 
 /** A node's name in a cluster: part of its marker keys and of its private prefix. */
 export const NODE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -79,6 +80,19 @@ export class SharedBucket {
 
   deleteMarker(key: Buffer, instance: string, token: string): Promise<void> {
     return this.del(this.markerKey(key, instance, token));
+  }
+
+  /**
+   * Steps R2-R4 after the marker's record: writes this node's marker on the
+   * instance, then answers the object's stored size if the instance may be
+   * referenced (no tombstone, object present), else null.
+   */
+  async markUsable(key: Buffer, instance: string, token: string): Promise<number | null> {
+    await this.putMarker(key, instance, token);
+    crashPoint('marker-written');
+    const objectKey = key.toString('hex') + instance;
+    if (await this.tombstoned(objectKey)) return null;
+    return (await this.objects.stat(objectKey))?.size ?? null;
   }
 
   /** The tokens of this node's markers on an instance that are in the bucket (one LIST). */

@@ -30,7 +30,6 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
       size: number;
     }[];
     for (const row of rows) {
-      const hex = row.hash.toString('hex');
       const found = (await bucket.instances(row.hash)).map((i) => i.instance).sort();
       for (const cand of found) {
         if (cand >= row.instance) break; // ours is the smallest usable one
@@ -44,15 +43,14 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
         );
         let switched = false;
         try {
-          await bucket.putMarker(row.hash, cand, token);
-          const st = !(await bucket.tombstoned(hex + cand)) ? await bucket.objects.stat(hex + cand) : null;
+          const stored = await bucket.markUsable(row.hash, cand, token);
           // the other copy is read whole once before this node relies on it (racing copies are rare)
-          if (st && (await ctx.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
+          if (stored !== null && (await ctx.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
             switched = await ctx.writeLock.run(() =>
               immediate(db, () => {
                 const ok =
                   ctx.leases.held(token) > 0 &&
-                  db.prepare('UPDATE blobs SET instance = ?, codec = ?, stored = ?, settled = NULL WHERE hash = ? AND instance = ? AND tier = 2').run(cand, instanceCodec(cand), st.size, row.hash, row.instance).changes > 0;
+                  db.prepare('UPDATE blobs SET instance = ?, codec = ?, stored = ?, settled = NULL WHERE hash = ? AND instance = ? AND tier = 2').run(cand, instanceCodec(cand), stored, row.hash, row.instance).changes > 0;
                 ctx.leases.release(token);
                 return ok;
               }),

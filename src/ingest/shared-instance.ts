@@ -2,7 +2,6 @@ import { MailcasError } from '../errors.js';
 import type { BlobNeed } from './build-message.js';
 import type { StoreContext } from '../store-context.js';
 import { instanceCodec, newInstance } from '../backend/shared-bucket.js';
-import { crashPoint } from '../util/crash-points.js';
 import { AsyncMutex } from '../util/async-mutex.js';
 import type { MarkerRecord } from '../refcount/markers.js';
 
@@ -44,11 +43,7 @@ export async function acquireShared(ctx: StoreContext, records: MarkerRecords, t
       // R2-R4 on one instance: durable record, marker, then no tombstone and the object there
       const usable = async (instance: string): Promise<number | null> => {
         await records.record({ hash: need.data.key, instance, token });
-        await bucket.putMarker(need.data.key, instance, token);
-        crashPoint('marker-written');
-        if (await bucket.tombstoned(hex + instance)) return null;
-        const st = await bucket.objects.stat(hex + instance);
-        return st ? st.size : null;
+        return bucket.markUsable(need.data.key, instance, token);
       };
       // R5: a marker this ingest does not need (no commit will reference that instance)
       const drop = async (instance: string): Promise<void> => {
