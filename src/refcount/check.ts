@@ -315,15 +315,16 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
  */
 async function markersInBucket(ctx: StoreContext, rep: CheckReport, f: Findings): Promise<void> {
   const recorded = ctx.db.prepare('SELECT token FROM shared_markers WHERE hash = ? AND instance = ?');
+  const marked = async (hash: Buffer, instance: string): Promise<boolean> => {
+    const there = new Set(await ctx.shared!.ownMarkers(hash, instance));
+    return (recorded.all(hash, instance) as { token: string }[]).some((r) => there.has(r.token));
+  };
   for (const [k, row] of f.rows) {
     if (row.tier !== Tier.Shared || row.refs <= 0 || rep.missingMarkers.includes(k)) continue;
     const hash = Buffer.from(k, 'hex');
-    const there = new Set(await ctx.shared!.ownMarkers(hash, row.instance!));
-    if ((recorded.all(hash, row.instance) as { token: string }[]).some((r) => there.has(r.token))) continue;
+    if (await marked(hash, row.instance!)) continue;
     const now = ctx.refcounts.row(hash);
-    if (!now || now.tier !== Tier.Shared || now.refs <= 0) continue;
-    const again = new Set(await ctx.shared!.ownMarkers(hash, now.instance!));
-    if (!(recorded.all(hash, now.instance) as { token: string }[]).some((r) => again.has(r.token))) rep.missingMarkers.push(k);
+    if (now && now.tier === Tier.Shared && now.refs > 0 && !(await marked(hash, now.instance!))) rep.missingMarkers.push(k);
   }
 }
 
