@@ -163,6 +163,12 @@ export class Store implements StoreContext {
     const n = opts.workers ?? DEFAULT_WORKERS();
     this.workers = n > 0 ? new BuildPool(n) : null;
     this.offloadAbove = opts.offloadAbove ?? DEFAULT_OFFLOAD_ABOVE_BYTES;
+    const workers = this.workers;
+    const offloadAbove = this.offloadAbove;
+    this.preparer = {
+      prepare: (spool, o) => (workers && spool.size >= offloadAbove ? workers.prepare(spool, o) : prepareMessage(spool, o)),
+      sharedAbove: workers ? offloadAbove : Infinity,
+    };
     this.maxBacklog = opts.writeBehindMaxBytes ?? DEFAULT_WRITE_BEHIND_MAX_BYTES;
     if (opts.background && backendConfig.kind === 'tiered' && backendConfig.writeBehind) this.startUploader();
   }
@@ -291,10 +297,7 @@ export class Store implements StoreContext {
   };
 
   /** Large messages are split and verified in worker threads (the event loop stays free for other sessions); small ones here. */
-  private readonly preparer: Preparer = (spool, opts) => {
-    if (this.workers && spool.size >= this.offloadAbove) return this.workers.prepare(spool, opts);
-    return prepareMessage(spool, opts);
-  };
+  private readonly preparer: Preparer;
 
   // ---- write-behind: the hot tier acknowledges, an uploader in long-running processes empties it as it goes
 

@@ -68,10 +68,21 @@ function compressedFormat(b: Buffer): boolean {
  * A quick deflate of a leading sample rules out what is compressed already.
  */
 export function compressionPromising(whole: Buffer, minSaving: number): boolean {
+  const sample = sampleToTry(whole);
+  return typeof sample === 'boolean' ? sample : zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
+}
+
+/** compressionPromising with the sample deflated on the thread pool (an ingest's event loop serves other sessions meanwhile). */
+async function compressionPromisingAsync(whole: Buffer, minSaving: number): Promise<boolean> {
+  const sample = sampleToTry(whole);
+  return typeof sample === 'boolean' ? sample : (await deflateRaw(sample, { level: 1 })).length <= sample.length * (1 - minSaving);
+}
+
+/** The answer when the bytes alone give it, else the leading sample to deflate. */
+function sampleToTry(whole: Buffer): boolean | Buffer {
   if (compressedFormat(whole)) return false;
   if (whole.length <= 64 * 1024) return true;
-  const sample = whole.subarray(0, 64 * 1024);
-  return zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
+  return whole.subarray(0, 64 * 1024);
 }
 
 /** Where a blob is and how to check it: everything a read needs, from its metadata row. */
@@ -160,7 +171,8 @@ export class BlobStore {
     if (c.enabled && part.size >= 256 && part.size <= c.maxBytes) {
       if (part.buffer) {
         const whole = part.buffer;
-        const z = !compressionPromising(whole, c.minSaving) ? null : whole.length >= 256 * 1024 ? await deflateRaw(whole, { level: 6 }) : zlib.deflateRawSync(whole, { level: 6 });
+        // (deflated on the thread pool, not on the event loop that serves every other session)
+        const z = (await compressionPromisingAsync(whole, c.minSaving)) ? await deflateRaw(whole, { level: 6 }) : null;
         if (z && z.length <= part.size * (1 - c.minSaving)) {
           const created = await backend.put(keyOf(BlobCodec.Deflate), bufferSource(z), { size: z.length, digest: hashBuffer(z) }, opts);
           return { codec: BlobCodec.Deflate, stored: z.length, created };

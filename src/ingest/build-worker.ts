@@ -4,7 +4,7 @@
 import { parentPort } from 'node:worker_threads';
 import { Spool } from '../split/spool.js';
 import { prepareMessage, type Prepared } from './prepare.js';
-import { errorToWire, toWire, type PrepareJob, type PrepareReply } from './prepared-wire.js';
+import { errorToWire, toWire, transferables, type PrepareJob, type PrepareReply } from './prepared-wire.js';
 
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -24,7 +24,8 @@ parentPort!.on('message', async (job: PrepareJob) => {
     spool?.dispose();
   }
   try {
-    parentPort!.postMessage(reply);
+    // the blob bytes are moved, not copied: this thread is done with them
+    parentPort!.postMessage(reply, reply.ok ? transferables(reply.prepared) : []);
   } catch (e) {
     prepared?.dispose(); // could not hand it over: nobody else will remove its temp files
     parentPort!.postMessage({ id: job.id, ok: false, error: errorToWire(e) } satisfies PrepareReply);

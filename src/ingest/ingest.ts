@@ -73,7 +73,11 @@ export interface Committer extends MarkerRecords {
 }
 
 /** Splits and verifies a spooled message: here, or in a worker thread for large ones (the store decides). */
-export type Preparer = (spool: Spool, opts: PrepareOptions) => Promise<Prepared>;
+export interface Preparer {
+  prepare(spool: Spool, opts: PrepareOptions): Promise<Prepared>;
+  /** Messages at least this large go to another thread: their memory spool is built in shared memory (handed over without a copy). */
+  readonly sharedAbove: number;
+}
 
 /**
  * Stores one message for one or more recipients: spool it once (hashing on
@@ -92,7 +96,7 @@ export async function ingestMessage(
 ): Promise<RecipientResult[]> {
   if (!recipients.length) throw new MailcasError('E_USAGE', 'at least one recipient is required');
   for (const r of recipients) if (!r.user) throw new MailcasError('E_USAGE', 'a user is required');
-  const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes });
+  const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes, sharedAbove: prepare.sharedAbove });
   try {
     if (spool.size === 0) throw new MailcasError('E_REFUSED', 'empty message (0 bytes): refused');
     const results: (RecipientResult | null)[] = recipients.map(() => null);
@@ -137,7 +141,7 @@ async function storeFor(
   received: number,
 ): Promise<IngestResult[]> {
   const dict = ctx.currentDictionary();
-  const prepared = await prepare(spool, {
+  const prepared = await prepare.prepare(spool, {
     tmpDir: ctx.tmpDir,
     inlineThreshold: ctx.config.inlineThreshold,
     maxParts: ctx.config.maxParts,

@@ -64,6 +64,16 @@ export function toWire(p: Prepared): WirePrepared {
   };
 }
 
+/**
+ * The buffers a reply can move instead of copying: the blobs' bytes, each
+ * exactly one whole ArrayBuffer (see exact) and not shared memory.
+ */
+export function transferables(w: WirePrepared): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const b of w.blobs) if (b.bytes && b.bytes.buffer instanceof ArrayBuffer && b.bytes.byteOffset === 0 && b.bytes.byteLength === b.bytes.buffer.byteLength) out.add(b.bytes.buffer);
+  return [...out];
+}
+
 const buf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 const bufOrNull = (u: Uint8Array | null): Buffer | null => (u ? buf(u) : null);
 

@@ -31,6 +31,13 @@ export interface SpoolOptions {
   maxBytes: number;
   /** Keep in memory up to this many bytes. */
   memoryBytes?: number;
+  /** A memory spool at least this large is built in shared memory, so a worker thread can take it without a copy (default: never). */
+  sharedAbove?: number;
+}
+
+/** A buffer of `size` bytes: in shared memory when `shared`, else an ordinary one (from Node's pool when small). */
+function allocSpool(size: number, shared: boolean): Buffer {
+  return shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
 }
 
 /**
@@ -102,7 +109,9 @@ export class Spool {
     }
     const digest = hasher.digest();
     if (fd === null) {
-      const buf = Buffer.concat(parts, size);
+      const buf = allocSpool(size, size >= (opts.sharedAbove ?? Infinity));
+      let at = 0;
+      for (const p of parts) at += p.copy(buf, at);
       return new Spool(new MemorySource(buf), digest, null, null, { kind: 'memory', buffer: buf });
     }
     return new Spool(new FileSource(fd, size), digest, tmpPath, fd, { kind: 'file', path: tmpPath!, start: 0, end: size });
@@ -129,7 +138,8 @@ export class Spool {
       if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
       const src = new FileSource(fd, size, 1024 * 1024, start);
       if (size <= memLimit) {
-        const buf = Buffer.from(src.read(0, size));
+        const buf = allocSpool(size, size >= (opts.sharedAbove ?? Infinity));
+        src.read(0, size).copy(buf);
         fs.closeSync(fd);
         return new Spool(new MemorySource(buf), hashBuffer(buf), null, null, { kind: 'memory', buffer: buf });
       }
