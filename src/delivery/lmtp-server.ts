@@ -8,6 +8,7 @@ import { mapRecipient, type RecipientRules } from './recipients.js';
 import { replyFor } from './replies.js';
 import { DataLimiter, type DataLimits } from './data-limits.js';
 import { deliveryHeaders } from './delivery-headers.js';
+import { installDataFeed } from './data-feed.js';
 
 export interface LmtpOptions {
   rules?: RecipientRules;
@@ -54,6 +55,7 @@ export class LmtpService {
     private readonly store: Store,
     private readonly opts: LmtpOptions,
   ) {
+    installDataFeed();
     this.limits = { ...DEFAULT_LMTP_LIMITS, ...opts.limits };
     this.maxRecipients = opts.maxRecipients ?? DEFAULT_MAX_RECIPIENTS;
     this.server = new SMTPServer({
