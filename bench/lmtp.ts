@@ -5,7 +5,10 @@
  * attachment storage (mail_attachment_dir, fsync as configured by default) on
  * the same messages and client in the same run, when Dovecot is installed
  * (and this runs as root). Then the latency of small deliveries while a 200 MB
- * message is delivered on another connection.
+ * message is delivered on another connection. "srv CPU ms/msg": the
+ * machine's busy CPU time during a run less the clients' own, per message
+ * (what the server and the kernel's work for it cost; the same accounting
+ * for both servers).
  *
  *   npx tsx bench/lmtp.ts [--quick]
  */
@@ -117,23 +120,48 @@ interface Tx {
   replies?: [string, number, string][];
 }
 
+/** CPU seconds the client used (user + system), from the shell's `times` after it exits. */
+const clientCpu: number[] = [];
+
 function client(port: number, rcpt: string, files: string[]): Promise<Tx[]> {
   return new Promise((resolve, reject) => {
-    const p = spawn('python3', [CLIENT, '127.0.0.1', String(port), 'bench@example.com', rcpt, ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('bash', ['-c', 'python3 "$@"; rc=$?; times >&2; exit $rc', 'client', CLIENT, '127.0.0.1', String(port), 'bench@example.com', rcpt, ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (c) => (out += c));
     p.stderr.on('data', (c) => (err += c));
-    p.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))) : reject(new Error(err))));
+    p.on('close', (code) => {
+      // `times`: the shell's user/system, then its children's
+      const t = [...err.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+      if (t.length >= 4) clientCpu.push(t[2] + t[3]);
+      code === 0 ? resolve(out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))) : reject(new Error(err));
+    });
   });
 }
 
-async function throughput(srv: Server, files: string[], conc: number): Promise<{ seconds: number; ok: number }> {
+/** Busy CPU seconds of the whole machine (all cores, user + system + interrupts), from /proc/stat. */
+function machineBusy(): number {
+  const [, ...f] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const v = f.map(Number); // user nice system idle iowait irq softirq steal
+  return (v[0] + v[1] + v[2] + v[5] + v[6]) / 100;
+}
+
+/**
+ * Messages/s, and the CPU the server side used per message: the machine's
+ * busy time during the run less what the clients used (the server's
+ * processes and threads, and the kernel's work for them: the
+ * same accounting for both servers).
+ */
+async function throughput(srv: Server, files: string[], conc: number): Promise<{ seconds: number; ok: number; serverCpuMs: number }> {
   const shares = Array.from({ length: conc }, (_, i) => files.filter((_, k) => k % conc === i));
+  clientCpu.length = 0;
+  const busy0 = machineBusy();
   const t0 = process.hrtime.bigint();
   const res = await Promise.all(shares.map((fs_, i) => client(srv.port, `bench${i}@example.org`, fs_)));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { seconds, ok: res.flat().filter((t) => t.replies?.[0]?.[1] === 250).length };
+  const busy = machineBusy() - busy0;
+  const serverCpuMs = ((busy - clientCpu.reduce((a, b) => a + b, 0)) * 1000) / files.length;
+  return { seconds, ok: res.flat().filter((t) => t.replies?.[0]?.[1] === 250).length, serverCpuMs };
 }
 
 const pct = (xs: number[], p: number): number => {
@@ -174,13 +202,13 @@ async function main(): Promise<void> {
         const r = await throughput(srv, files, conc);
         rate.set(`${key}|${conc}`, ds.messages / r.seconds);
         const vs = key === 'mailcas' || !rate.has(`mailcas|${conc}`) ? '' : `mailcas ${(rate.get(`mailcas|${conc}`)! / (ds.messages / r.seconds)).toFixed(2)}x`;
-        rows.push([srv.name, String(conc), r.seconds.toFixed(2), (ds.messages / r.seconds).toFixed(0), (ds.bytes / 1e6 / r.seconds).toFixed(1), `${r.ok}/${ds.messages}`, vs]);
+        rows.push([srv.name, String(conc), r.seconds.toFixed(2), (ds.messages / r.seconds).toFixed(0), (ds.bytes / 1e6 / r.seconds).toFixed(1), r.serverCpuMs.toFixed(1), `${r.ok}/${ds.messages}`, vs]);
       } finally {
         await srv.stop();
       }
     }
   }
-  const head = ['server', 'conc', 'sec', 'msg/s', 'MB/s', '250s', 'ratio'];
+  const head = ['server', 'conc', 'sec', 'msg/s', 'MB/s', 'srv CPU ms/msg', '250s', 'ratio'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n'));
 
