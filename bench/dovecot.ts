@@ -32,7 +32,8 @@ export function dovecotAvailable(): string | null {
   return null;
 }
 
-function config(dir: string, v: DovecotVariant): string {
+/** A throw-away instance's configuration: sdbox under dir/mail, attachments (SIS) under dir/att as the variant says. */
+export function dovecotConfig(dir: string, v: DovecotVariant): string {
   return `base_dir = ${dir}/run
 log_path = ${dir}/dovecot.log
 state_dir = ${dir}/state
@@ -121,13 +122,20 @@ export interface DovecotResult {
   exact: number | null;
 }
 
-export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: string, checkExact = false): Promise<DovecotResult> {
+export async function deliverToDovecot(
+  ds: Dataset,
+  v: DovecotVariant,
+  work: string,
+  checkExact = false,
+  /** keep: leave the instance's files (its directory and config are in the result); concurrency: deliveries at once (1: UIDs in file order). */
+  opts: { keep?: boolean; concurrency?: number } = {},
+): Promise<DovecotResult & { dir: string; conf: string }> {
   const dir = path.join(work, v.name.replace(/\W+/g, '-'));
   fs.rmSync(dir, { recursive: true, force: true });
   for (const d of ['run', 'mail', 'att', 'home', 'state']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   spawnSync('chown', ['-R', 'mail:mail', path.join(dir, 'mail'), path.join(dir, 'att'), path.join(dir, 'home')]);
   const conf = path.join(dir, 'dovecot.conf');
-  fs.writeFileSync(conf, config(dir, v));
+  fs.writeFileSync(conf, dovecotConfig(dir, v));
   // the daemon keeps inherited pipes open: give it none, or spawnSync waits for it forever
   const up = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
   if (up.status !== 0) throw new Error(`dovecot did not start (see ${dir}/dovecot.log)`);
@@ -137,7 +145,7 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
   try {
     for (let i = 0; i < 50 && !fs.existsSync(path.join(dir, 'run', 'auth-userdb')); i++) await new Promise((r) => setTimeout(r, 100));
     const jobs = ds.users.flatMap((u) => u.files.map((f) => ({ user: u.user.split('@')[0], f })));
-    await forEachLimit(jobs, 4, async (j) => {
+    await forEachLimit(jobs, opts.concurrency ?? 4, async (j) => {
       let code = await new Promise<number>((resolve) => {
         const p = spawn(LDA, ['-c', conf, '-d', j.user, '-f', 'bench@example.org'], { stdio: ['pipe', 'ignore', 'ignore'] });
         fs.createReadStream(j.f).pipe(p.stdin);
@@ -168,6 +176,8 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
     if (e.isFile() && /^u\.\d+$/.test(e.name)) mailFiles += fs.statSync(path.join(e.parentPath, e.name)).size;
   }
   const result = {
+    dir,
+    conf,
     variant: v.name,
     mailBytes: mailFiles + att.bytes,
     totalBytes: mail.bytes + att.bytes,
@@ -177,6 +187,6 @@ export async function deliverToDovecot(ds: Dataset, v: DovecotVariant, work: str
     seconds,
     exact,
   };
-  fs.rmSync(dir, { recursive: true, force: true });
+  if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
   return result;
 }

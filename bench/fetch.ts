@@ -4,7 +4,12 @@
  * own process, as deployed) and of Dovecot 2.3's IMAP (Debian's
  * dovecot-imapd, preauthenticated over pipes on a Maildir of the same
  * messages) in the same run, by the same client code, one request at a time
- * after a warm-up pass. Ratios are mailcas / Dovecot (> 1: mailcas faster).
+ * after a warm-up pass. Ratios are mailcas / Dovecot (> 1: mailcas faster),
+ * against Dovecot on a Maildir (a whole message is one file read) and on
+ * sdbox with single-instance attachment storage (its own dedup: attachments
+ * of 128 KiB and more in files of their own, encoded again when read; the
+ * configuration of the storage and LMTP benches), when dovecot-core is
+ * installed too.
  *
  *   npm run bench:fetch [-- --messages 400]
  */
@@ -17,6 +22,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
+import { deliverToDovecot, dovecotAvailable, VARIANTS } from './dovecot.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +32,8 @@ const N = arg('messages', 400);
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const BIN = path.join(ROOT, 'bin', 'mailcas.js');
 const DOVECOT_IMAP = '/usr/lib/dovecot/imap';
+const MAILDIR = 'Dovecot 2.3 Maildir';
+const SIS = 'Dovecot 2.3 sdbox+SIS';
 
 /** A minimal IMAP client: sends a tagged command, reads to its tagged answer (literals skipped without copying). */
 class ImapClient {
@@ -111,6 +119,19 @@ class ImapClient {
   }
 }
 
+interface Row {
+  server: string;
+  workload: string;
+  stat: Stat;
+}
+
+interface BulkRow {
+  server: string;
+  workload: string;
+  perSec: number;
+  mbPerSec: number;
+}
+
 interface Stat {
   median: number;
   p99: number;
@@ -171,8 +192,8 @@ async function main(): Promise<void> {
   const tokens = path.join(work, 'tokens');
   fs.writeFileSync(tokens, 'bench-token-0123456789 u1\n');
 
-  const rows: { server: string; workload: string; stat: Stat }[] = [];
-  const bulk: { server: string; workload: string; perSec: number; mbPerSec: number }[] = [];
+  const rows: Row[] = [];
+  const bulk: BulkRow[] = [];
   // mailcas imap
   const imapProc = spawn(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
   const imapOn = await waitFor(imapProc, 'imap-listening');
@@ -209,49 +230,75 @@ async function main(): Promise<void> {
     rows.push({ server: 'mailcas serve (HTTP)', workload: w.name, stat: await measure(ids, ask) });
   }
   httpProc.kill('SIGTERM');
-  // Dovecot's IMAP on a Maildir of the same (CRLF) messages, UIDs 1..n in the same order
+  // Dovecot's IMAP on the same (CRLF) messages, UIDs 1..n in the same order: on a Maildir (its plain
+  // storage: a whole message is one file read), and on sdbox with single-instance attachment storage
+  // (its dedup, as in the storage and LMTP benches: attachments over 128 KiB in files of their own,
+  // base64 encoded again on the way out)
   const dovecot = fs.existsSync(DOVECOT_IMAP) && process.getuid?.() === 0;
   if (!dovecot) console.log('Dovecot comparison skipped: needs root and dovecot-imapd (apt-get install dovecot-imapd)');
   else {
     const d = path.join(work, 'dovecot');
+    const crlfFiles = files.map((f, i) => {
+      const out = path.join(work, 'crlf', `${String(i + 1).padStart(6, '0')}.eml`);
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      fs.writeFileSync(out, Buffer.from(fs.readFileSync(f).toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'));
+      return out;
+    });
     for (const sub of ['base', 'state', 'md/cur', 'md/new', 'md/tmp']) fs.mkdirSync(path.join(d, sub), { recursive: true });
-    files.forEach((f, i) => fs.writeFileSync(path.join(d, 'md', 'cur', `${String(i + 1).padStart(6, '0')}.bench:2,S`), Buffer.from(fs.readFileSync(f).toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1')));
+    crlfFiles.forEach((f, i) => fs.copyFileSync(f, path.join(d, 'md', 'cur', `${String(i + 1).padStart(6, '0')}.bench:2,S`)));
     spawnSync('chown', ['-R', 'nobody:nogroup', path.join(d, 'md')]);
     const conf = path.join(d, 'dovecot.conf');
     fs.writeFileSync(conf, `base_dir = ${d}/base\nstate_dir = ${d}/state\nlog_path = ${d}/dovecot.log\nssl = no\nmail_location = maildir:${d}/md\nfirst_valid_uid = 1\nfirst_valid_gid = 1\nmail_uid = nobody\nmail_gid = nogroup\n`);
-    // real pipes (Node's child pipes are sockets, which the imap binary takes for inetd): two FIFOs
-    const inF = path.join(d, 'in.fifo');
-    const outF = path.join(d, 'out.fifo');
-    spawnSync('mkfifo', [inF, outF]);
-    const proc = spawn('sh', ['-c', `exec ${DOVECOT_IMAP} -c ${conf} < ${inF} > ${outF}`], { env: { ...process.env, USER: 'u1', HOME: d }, stdio: 'ignore' });
-    const toDovecot = fs.createWriteStream(inF);
-    const fromDovecot = fs.createReadStream(outF);
-    const dc = new ImapClient(fromDovecot, toDovecot);
-    await dc.greeting();
-    await dc.run('EXAMINE INBOX');
-    const uids = files.map((_, i) => i + 1);
-    for (const w of WORKLOADS) {
-      await dc.run(`FETCH 1:* (${w.imap})`); // warm-up: Dovecot builds its index and cache here
-      rows.push({ server: 'Dovecot 2.3 imap', workload: w.name, stat: await measure(uids, (u) => dc.run(`UID FETCH ${u} (${w.imap})`)) });
-      bulk.push({ server: 'Dovecot 2.3 imap', workload: w.name, ...(await measureBulk(dc, w.imap, uids.length)) });
+    await dovecotRows(MAILDIR, d, conf, files.length, rows, bulk);
+    if (dovecotAvailable()) console.log(`Dovecot sdbox+SIS comparison skipped: ${dovecotAvailable()}`);
+    else {
+      const ds = { name: 'fetch', users: [{ user: 'u1', files: crlfFiles }], messages: crlfFiles.length, bytes: total };
+      const sis = await deliverToDovecot(ds, VARIANTS.find((v) => v.name === 'Dovecot sdbox+SIS 128k')!, work, false, { keep: true, concurrency: 1 });
+      if (sis.failed) throw new Error(`dovecot-lda failed on ${sis.failed} messages`);
+      await dovecotRows(SIS, sis.dir, sis.conf, files.length, rows, bulk);
     }
-    toDovecot.end('z LOGOUT\r\n');
-    await new Promise((r) => proc.once('exit', r));
   }
   const fmt = (x: number, d = 2) => x.toFixed(d).padStart(9);
-  console.log(`\n${'server'.padEnd(22)}${'workload'.padEnd(16)}${'median ms'.padStart(10)}${'p99 ms'.padStart(10)}${'req/s'.padStart(10)}${'MB/s'.padStart(10)}${'vs Dovecot'.padStart(12)}`);
-  for (const r of rows) {
-    const base = rows.find((x) => x.server.startsWith('Dovecot') && x.workload === r.workload);
-    const ratio = base && !r.server.startsWith('Dovecot') ? `${(r.stat.perSec / base.stat.perSec).toFixed(2)}x` : '';
-    console.log(`${r.server.padEnd(22)}${r.workload.padEnd(16)} ${fmt(r.stat.median, 3)} ${fmt(r.stat.p99, 3)} ${fmt(r.stat.perSec, 0)} ${fmt(r.stat.mbPerSec)} ${ratio.padStart(11)}`);
-  }
-  console.log(`\nFETCH 1:* in one command (the server's own throughput; best of 3)\n${'server'.padEnd(22)}${'workload'.padEnd(16)}${'msg/s'.padStart(10)}${'MB/s'.padStart(10)}${'vs Dovecot'.padStart(12)}`);
-  for (const r of bulk) {
-    const base = bulk.find((x) => x.server.startsWith('Dovecot') && x.workload === r.workload);
-    const ratio = base && !r.server.startsWith('Dovecot') ? `${(r.perSec / base.perSec).toFixed(2)}x` : '';
-    console.log(`${r.server.padEnd(22)}${r.workload.padEnd(16)} ${fmt(r.perSec, 0)} ${fmt(r.mbPerSec)} ${ratio.padStart(11)}`);
-  }
+  // ratios: mailcas / Dovecot on a Maildir, and / Dovecot with its single-instance attachment storage
+  const ratios = (perSec: (x: { server: string; workload: string }) => number | null, r: { server: string; workload: string }, all: { server: string; workload: string }[]): string =>
+    r.server.startsWith('Dovecot')
+      ? ''.padStart(22)
+      : [MAILDIR, SIS]
+          .map((b) => {
+            const base = all.find((x) => x.server === b && x.workload === r.workload);
+            return (base ? `${(perSec(r)! / perSec(base)!).toFixed(2)}x` : '-').padStart(11);
+          })
+          .join('');
+  const head = `${'vs Maildir'.padStart(11)}${'vs SIS'.padStart(11)}`;
+  console.log(`\n${'server'.padEnd(24)}${'workload'.padEnd(16)}${'median ms'.padStart(10)}${'p99 ms'.padStart(10)}${'req/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
+  const rowRate = (x: { server: string; workload: string }): number | null => rows.find((y) => y.server === x.server && y.workload === x.workload)?.stat.perSec ?? null;
+  for (const r of rows) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.stat.median, 3)} ${fmt(r.stat.p99, 3)} ${fmt(r.stat.perSec, 0)} ${fmt(r.stat.mbPerSec)}${ratios(rowRate, r, rows)}`);
+  console.log(`\nFETCH 1:* in one command (the server's own throughput; best of 3)\n${'server'.padEnd(24)}${'workload'.padEnd(16)}${'msg/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
+  const bulkRate = (x: { server: string; workload: string }): number | null => bulk.find((y) => y.server === x.server && y.workload === x.workload)?.perSec ?? null;
+  for (const r of bulk) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.perSec, 0)} ${fmt(r.mbPerSec)}${ratios(bulkRate, r, bulk)}`);
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** Dovecot's imap binary preauthenticated as u1 over two FIFOs, on the instance configured in conf; every workload measured. */
+async function dovecotRows(server: string, d: string, conf: string, n: number, rows: Row[], bulk: BulkRow[]): Promise<void> {
+  // real pipes (Node's child pipes are sockets, which the imap binary takes for inetd): two FIFOs
+  const inF = path.join(d, 'in.fifo');
+  const outF = path.join(d, 'out.fifo');
+  spawnSync('mkfifo', [inF, outF]);
+  const proc = spawn('sh', ['-c', `exec ${DOVECOT_IMAP} -c ${conf} < ${inF} > ${outF}`], { env: { ...process.env, USER: 'u1', HOME: path.join(d, 'home', 'u1') }, stdio: 'ignore' });
+  const toDovecot = fs.createWriteStream(inF);
+  const fromDovecot = fs.createReadStream(outF);
+  const dc = new ImapClient(fromDovecot, toDovecot);
+  await dc.greeting();
+  await dc.run('EXAMINE INBOX');
+  const uids = Array.from({ length: n }, (_, i) => i + 1);
+  for (const w of WORKLOADS) {
+    await dc.run(`FETCH 1:* (${w.imap})`); // warm-up: Dovecot builds its index and cache here
+    rows.push({ server, workload: w.name, stat: await measure(uids, (u) => dc.run(`UID FETCH ${u} (${w.imap})`)) });
+    bulk.push({ server, workload: w.name, ...(await measureBulk(dc, w.imap, uids.length)) });
+  }
+  toDovecot.end('z LOGOUT\r\n');
+  await new Promise((r) => proc.once('exit', r));
 }
 
 async function measureBulk(c: ImapClient, item: string, n: number): Promise<{ perSec: number; mbPerSec: number }> {
