@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 type Done = (err?: Error | null) => void;
@@ -83,11 +84,22 @@ export function feedDataStream(this: ParserState, input: Buffer, done: Done): vo
 /** The package's own method, kept for the differential test. */
 export const packageFeedDataStream = SMTPStream.prototype._feedDataStream;
 
+/** The smtp-server version whose parser state feedDataStream was written against (package.json pins it). */
+export const DATA_FEED_FOR_VERSION = '3.21.6';
+
 let installed = false;
 
-/** Makes every SMTPStream (every LMTP session's parser) use feedDataStream. */
-export function installDataFeed(): void {
-  if (installed) return;
+/**
+ * Makes every SMTPStream (every LMTP session's parser) use feedDataStream,
+ * when the installed smtp-server is the version it was written for; any
+ * other version keeps its own method (slower, never wrong). Returns whether
+ * it is installed.
+ */
+export function installDataFeed(): boolean {
+  if (installed) return true;
+  const version = (createRequire(import.meta.url)('smtp-server/package.json') as { version: string }).version;
+  if (version !== DATA_FEED_FOR_VERSION || typeof SMTPStream.prototype._feedDataStream !== 'function') return false;
   installed = true;
   (SMTPStream.prototype as unknown as ParserState)._feedDataStream = feedDataStream;
+  return true;
 }

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { feedDataStream, packageFeedDataStream } from '../../src/delivery/data-feed.js';
+import { createRequire } from 'node:module';
+import { DATA_FEED_FOR_VERSION, feedDataStream, installDataFeed, packageFeedDataStream } from '../../src/delivery/data-feed.js';
 
 type Feed = typeof feedDataStream;
 
@@ -74,5 +75,12 @@ describe('the DATA feed (smtp-server parser, native search)', () => {
     expect(ours.commands).toEqual(['QUIT']);
     expect(ours.ended).toBe(true);
     expect(ours).toEqual(await parse(packageFeedDataStream as Feed, chunks, 100_000));
+  });
+
+  it('is installed for the pinned smtp-server version (package.json pins exactly the one it was written for)', () => {
+    const pinned = (createRequire(import.meta.url)('../../package.json') as { dependencies: Record<string, string> }).dependencies['smtp-server'];
+    expect(pinned).toBe(DATA_FEED_FOR_VERSION);
+    expect(installDataFeed()).toBe(true);
+    expect(SMTPStream.prototype._feedDataStream).toBe(feedDataStream);
   });
 });
