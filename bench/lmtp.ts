@@ -8,9 +8,11 @@
  * message is delivered on another connection. "srv CPU ms/msg": the
  * machine's busy CPU time during a run less the clients' own, per message
  * (what the server and the kernel's work for it cost; the same accounting
- * for both servers).
+ * for both servers). Each concurrency runs N times (default 3) with the
+ * servers alternating; the table gives medians and the range of the ratios
+ * measured within a round.
  *
- *   npx tsx bench/lmtp.ts [--quick]
+ *   npx tsx bench/lmtp.ts [--quick] [--rounds N]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -23,6 +25,8 @@ import { dovecotAvailable } from './dovecot.js';
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const CLIENT = path.join(ROOT, 'test', 'delivery', 'lmtp_client.py');
 const quick = process.argv.includes('--quick');
+/** Runs of each concurrency, the servers alternating (`--rounds N`, default 3). */
+const ROUNDS = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : 3;
 
 interface Server {
   name: string;
@@ -194,21 +198,36 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}; ${ds.messages} messages, ${(ds.bytes / 1e6).toFixed(1)} MB (${ds.name}); client: Python smtplib.LMTP, one transaction per message`);
   if (why) console.log(`Dovecot: skipped (${why})`);
   const rows: string[][] = [];
-  const rate = new Map<string, number>();
+  // each concurrency ROUNDS times, the servers alternating: medians, and the spread of the per-round ratios
+  // (this machine's speed moves between minutes; a ratio is only fair within a round)
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   for (const conc of [1, 4, 16]) {
-    for (const [key, start] of starters) {
-      const srv = await start();
-      try {
-        const r = await throughput(srv, files, conc);
-        rate.set(`${key}|${conc}`, ds.messages / r.seconds);
-        const vs = key === 'mailcas' || !rate.has(`mailcas|${conc}`) ? '' : `mailcas ${(rate.get(`mailcas|${conc}`)! / (ds.messages / r.seconds)).toFixed(2)}x`;
-        rows.push([srv.name, String(conc), r.seconds.toFixed(2), (ds.messages / r.seconds).toFixed(0), (ds.bytes / 1e6 / r.seconds).toFixed(1), r.serverCpuMs.toFixed(1), `${r.ok}/${ds.messages}`, vs]);
-      } finally {
-        await srv.stop();
+    const got = new Map<string, { name: string; rate: number[]; cpu: number[]; ok: number[] }>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [key, start] of starters) {
+        const srv = await start();
+        try {
+          const r = await throughput(srv, files, conc);
+          const g = got.get(key) ?? { name: srv.name, rate: [], cpu: [], ok: [] };
+          g.rate.push(ds.messages / r.seconds);
+          g.cpu.push(r.serverCpuMs);
+          g.ok.push(r.ok);
+          got.set(key, g);
+        } finally {
+          await srv.stop();
+        }
       }
     }
+    const m = got.get('mailcas')!;
+    const d = got.get('dovecot');
+    for (const [key, g] of got) {
+      const rate = median(g.rate);
+      const ratios = d && key === 'dovecot' ? m.rate.map((x, i) => x / d.rate[i]) : [];
+      const vs = ratios.length ? `mailcas ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : '';
+      rows.push([g.name, String(conc), rate.toFixed(0), ((ds.bytes / 1e6) * (rate / ds.messages)).toFixed(1), median(g.cpu).toFixed(1), `${Math.min(...g.ok)}/${ds.messages}`, vs]);
+    }
   }
-  const head = ['server', 'conc', 'sec', 'msg/s', 'MB/s', 'srv CPU ms/msg', '250s', 'ratio'];
+  const head = ['server', 'conc', 'msg/s', 'MB/s', 'srv CPU ms/msg', '250s', `ratio (median of ${ROUNDS} rounds, range)`];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n'));
 
