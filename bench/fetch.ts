@@ -11,7 +11,7 @@
  * configuration of the storage and LMTP benches), when dovecot-core is
  * installed too.
  *
- *   npm run bench:fetch [-- --messages 400]
+ *   npm run bench:fetch [-- --messages 400] [--rounds 3]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,6 +29,9 @@ const arg = (name: string, dflt: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const N = arg('messages', 400);
+/** Every server measured this many times in turn (`--rounds N`). */
+const ROUNDS = arg('rounds', 3);
+const RATIO_W = 22;
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const BIN = path.join(ROOT, 'bin', 'mailcas.js');
 const DOVECOT_IMAP = '/usr/lib/dovecot/imap';
@@ -192,44 +195,50 @@ async function main(): Promise<void> {
   const tokens = path.join(work, 'tokens');
   fs.writeFileSync(tokens, 'bench-token-0123456789 u1\n');
 
-  const rows: Row[] = [];
-  const bulk: BulkRow[] = [];
-  // mailcas imap
-  const imapProc = spawn(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const imapOn = await waitFor(imapProc, 'imap-listening');
-  const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
-  await new Promise((r) => sock.once('connect', r));
-  const mc = new ImapClient(sock, sock);
-  await mc.greeting();
-  await mc.run('LOGIN u1 bench');
-  await mc.run('EXAMINE INBOX');
-  for (const w of WORKLOADS) {
-    await mc.run(`FETCH 1:* (${w.imap})`); // warm-up
-    rows.push({ server: 'mailcas imap', workload: w.name, stat: await measure(ids, (u) => mc.run(`UID FETCH ${u} (${w.imap})`)) });
-    bulk.push({ server: 'mailcas imap', workload: w.name, ...(await measureBulk(mc, w.imap, ids.length)) });
-  }
-  sock.end();
-  imapProc.kill('SIGTERM');
-  // mailcas serve
-  const httpProc = spawn(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const httpOn = await waitFor(httpProc, 'serve-listening');
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  for (const w of WORKLOADS) {
-    const [host, port] = [httpOn.slice(0, httpOn.lastIndexOf(':')), Number(httpOn.slice(httpOn.lastIndexOf(':') + 1))];
-    const ask = (id: number): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const r = w.http(id);
-        const req = http.get({ host, port, agent, path: `/v1/users/u1${r.path}`, headers: { Authorization: 'Bearer bench-token-0123456789', ...r.headers } }, (res) => {
-          let n = 0;
-          res.on('data', (c: Buffer) => (n += c.length));
-          res.on('end', () => ((res.statusCode ?? 500) >= 300 ? reject(new Error(`${r.path}: ${res.statusCode}`)) : resolve(n)));
+  // the servers' set-ups, once; then every server measured in turn, ROUNDS times (this machine's speed moves
+  // between minutes: a ratio is taken within a round, and the table gives medians and the range)
+  const passes: ((rows: Row[], bulk: BulkRow[]) => Promise<void>)[] = [];
+  passes.push(async (rows, bulk) => {
+    const imapProc = spawn(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const imapOn = await waitFor(imapProc, 'imap-listening');
+    const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const mc = new ImapClient(sock, sock);
+    await mc.greeting();
+    await mc.run('LOGIN u1 bench');
+    await mc.run('EXAMINE INBOX');
+    for (const w of WORKLOADS) {
+      await mc.run(`FETCH 1:* (${w.imap})`); // warm-up
+      rows.push({ server: 'mailcas imap', workload: w.name, stat: await measure(ids, (u) => mc.run(`UID FETCH ${u} (${w.imap})`)) });
+      bulk.push({ server: 'mailcas imap', workload: w.name, ...(await measureBulk(mc, w.imap, ids.length)) });
+    }
+    sock.end();
+    imapProc.kill('SIGTERM');
+    await new Promise((r) => imapProc.once('exit', r));
+  });
+  passes.push(async (rows) => {
+    const httpProc = spawn(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const httpOn = await waitFor(httpProc, 'serve-listening');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (const w of WORKLOADS) {
+      const [host, port] = [httpOn.slice(0, httpOn.lastIndexOf(':')), Number(httpOn.slice(httpOn.lastIndexOf(':') + 1))];
+      const ask = (id: number): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const r = w.http(id);
+          const req = http.get({ host, port, agent, path: `/v1/users/u1${r.path}`, headers: { Authorization: 'Bearer bench-token-0123456789', ...r.headers } }, (res) => {
+            let n = 0;
+            res.on('data', (c: Buffer) => (n += c.length));
+            res.on('end', () => ((res.statusCode ?? 500) >= 300 ? reject(new Error(`${r.path}: ${res.statusCode}`)) : resolve(n)));
+          });
+          req.on('error', reject);
         });
-        req.on('error', reject);
-      });
-    for (const id of ids) await ask(id); // warm-up
-    rows.push({ server: 'mailcas serve (HTTP)', workload: w.name, stat: await measure(ids, ask) });
-  }
-  httpProc.kill('SIGTERM');
+      for (const id of ids) await ask(id); // warm-up
+      rows.push({ server: 'mailcas serve (HTTP)', workload: w.name, stat: await measure(ids, ask) });
+    }
+    agent.destroy();
+    httpProc.kill('SIGTERM');
+    await new Promise((r) => httpProc.once('exit', r));
+  });
   // Dovecot's IMAP on the same (CRLF) messages, UIDs 1..n in the same order: on a Maildir (its plain
   // storage: a whole message is one file read), and on sdbox with single-instance attachment storage
   // (its dedup, as in the storage and LMTP benches: attachments over 128 KiB in files of their own,
@@ -249,33 +258,55 @@ async function main(): Promise<void> {
     spawnSync('chown', ['-R', 'nobody:nogroup', path.join(d, 'md')]);
     const conf = path.join(d, 'dovecot.conf');
     fs.writeFileSync(conf, `base_dir = ${d}/base\nstate_dir = ${d}/state\nlog_path = ${d}/dovecot.log\nssl = no\nmail_location = maildir:${d}/md\nfirst_valid_uid = 1\nfirst_valid_gid = 1\nmail_uid = nobody\nmail_gid = nogroup\n`);
-    await dovecotRows(MAILDIR, d, conf, files.length, rows, bulk);
+    passes.push((rows, bulk) => dovecotRows(MAILDIR, d, conf, files.length, rows, bulk));
     if (dovecotAvailable()) console.log(`Dovecot sdbox+SIS comparison skipped: ${dovecotAvailable()}`);
     else {
       const ds = { name: 'fetch', users: [{ user: 'u1', files: crlfFiles }], messages: crlfFiles.length, bytes: total };
       const sis = await deliverToDovecot(ds, VARIANTS.find((v) => v.name === 'Dovecot sdbox+SIS 128k')!, work, false, { keep: true, concurrency: 1 });
       if (sis.failed) throw new Error(`dovecot-lda failed on ${sis.failed} messages`);
-      await dovecotRows(SIS, sis.dir, sis.conf, files.length, rows, bulk);
+      passes.push((rows, bulk) => dovecotRows(SIS, sis.dir, sis.conf, files.length, rows, bulk));
     }
   }
+  const rounds: { rows: Row[]; bulk: BulkRow[] }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const round = { rows: [] as Row[], bulk: [] as BulkRow[] };
+    for (const pass of passes) await pass(round.rows, round.bulk);
+    rounds.push(round);
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const rows: Row[] = rounds[0].rows.map((r0) => {
+    const all = rounds.map((x) => x.rows.find((y) => y.server === r0.server && y.workload === r0.workload)!.stat);
+    return { server: r0.server, workload: r0.workload, stat: { median: median(all.map((a) => a.median)), p99: median(all.map((a) => a.p99)), perSec: median(all.map((a) => a.perSec)), mbPerSec: median(all.map((a) => a.mbPerSec)) } };
+  });
+  const bulk: BulkRow[] = rounds[0].bulk.map((b0) => {
+    const all = rounds.map((x) => x.bulk.find((y) => y.server === b0.server && y.workload === b0.workload)!);
+    return { server: b0.server, workload: b0.workload, perSec: median(all.map((a) => a.perSec)), mbPerSec: median(all.map((a) => a.mbPerSec)) };
+  });
   const fmt = (x: number, d = 2) => x.toFixed(d).padStart(9);
-  // ratios: mailcas / Dovecot on a Maildir, and / Dovecot with its single-instance attachment storage
-  const ratios = (perSec: (x: { server: string; workload: string }) => number | null, r: { server: string; workload: string }, all: { server: string; workload: string }[]): string =>
+  // ratios: mailcas / Dovecot on a Maildir, and / Dovecot with its single-instance attachment storage,
+  // taken within each round: the median, and the range over the rounds
+  const ratios = (rate: (round: number, x: { server: string; workload: string }) => number | null, r: { server: string; workload: string }): string =>
     r.server.startsWith('Dovecot')
-      ? ''.padStart(22)
+      ? ''.padStart(2 * RATIO_W)
       : [MAILDIR, SIS]
           .map((b) => {
-            const base = all.find((x) => x.server === b && x.workload === r.workload);
-            return (base ? `${(perSec(r)! / perSec(base)!).toFixed(2)}x` : '-').padStart(11);
+            const xs = rounds.map((_, i) => {
+              const base = rate(i, { server: b, workload: r.workload });
+              return base ? rate(i, r)! / base : null;
+            });
+            if (xs.some((x) => x === null)) return '-'.padStart(RATIO_W);
+            const v = xs as number[];
+            return `${median(v).toFixed(2)}x${ROUNDS > 1 ? ` (${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)})` : ''}`.padStart(RATIO_W);
           })
           .join('');
-  const head = `${'vs Maildir'.padStart(11)}${'vs SIS'.padStart(11)}`;
-  console.log(`\n${'server'.padEnd(24)}${'workload'.padEnd(16)}${'median ms'.padStart(10)}${'p99 ms'.padStart(10)}${'req/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
-  const rowRate = (x: { server: string; workload: string }): number | null => rows.find((y) => y.server === x.server && y.workload === x.workload)?.stat.perSec ?? null;
-  for (const r of rows) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.stat.median, 3)} ${fmt(r.stat.p99, 3)} ${fmt(r.stat.perSec, 0)} ${fmt(r.stat.mbPerSec)}${ratios(rowRate, r, rows)}`);
-  console.log(`\nFETCH 1:* in one command (the server's own throughput; best of 3)\n${'server'.padEnd(24)}${'workload'.padEnd(16)}${'msg/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
-  const bulkRate = (x: { server: string; workload: string }): number | null => bulk.find((y) => y.server === x.server && y.workload === x.workload)?.perSec ?? null;
-  for (const r of bulk) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.perSec, 0)} ${fmt(r.mbPerSec)}${ratios(bulkRate, r, bulk)}`);
+  const head = `${'vs Maildir'.padStart(RATIO_W)}${'vs SIS'.padStart(RATIO_W)}`;
+  const rowRate = (i: number, x: { server: string; workload: string }): number | null => rounds[i].rows.find((y) => y.server === x.server && y.workload === x.workload)?.stat.perSec ?? null;
+  const bulkRate = (i: number, x: { server: string; workload: string }): number | null => rounds[i].bulk.find((y) => y.server === x.server && y.workload === x.workload)?.perSec ?? null;
+  console.log(`\nmedians of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}; ratios within a round: median (range)`);
+  console.log(`${'server'.padEnd(24)}${'workload'.padEnd(16)}${'median ms'.padStart(10)}${'p99 ms'.padStart(10)}${'req/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
+  for (const r of rows) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.stat.median, 3)} ${fmt(r.stat.p99, 3)} ${fmt(r.stat.perSec, 0)} ${fmt(r.stat.mbPerSec)}${ratios(rowRate, r)}`);
+  console.log(`\nFETCH 1:* in one command (the server's own throughput; best of 3 in a round)\n${'server'.padEnd(24)}${'workload'.padEnd(16)}${'msg/s'.padStart(10)}${'MB/s'.padStart(10)}${head}`);
+  for (const r of bulk) console.log(`${r.server.padEnd(24)}${r.workload.padEnd(16)} ${fmt(r.perSec, 0)} ${fmt(r.mbPerSec)}${ratios(bulkRate, r)}`);
   fs.rmSync(work, { recursive: true, force: true });
 }
 
