@@ -2,8 +2,9 @@
  * FETCH latency and throughput: whole messages, headers only, BODYSTRUCTURE
  * and partial bodies, asked of `mailcas imap` and `mailcas serve` (each its
  * own process, as deployed) and of Dovecot 2.3's IMAP (Debian's
- * dovecot-imapd, preauthenticated over pipes on a Maildir of the same
- * messages) in the same run, by the same client code, one request at a time
+ * dovecot-imapd: a throw-away instance with an IMAP listener on loopback,
+ * as deployed, on the same messages) in the same run, by the same client
+ * code over the same transport (TCP loopback), one request at a time
  * after a warm-up pass. Ratios are mailcas / Dovecot (> 1: mailcas faster),
  * against Dovecot on a Maildir (a whole message is one file read) and on
  * sdbox with single-instance attachment storage (its own dedup: attachments
@@ -51,10 +52,18 @@ class ImapClient {
       this.chunks.push(d);
       this.waiting?.();
     });
+    // a server that goes away fails the request waiting on it (instead of leaving it pending forever)
+    input.on('close', () => {
+      this.closed = true;
+      this.waiting?.();
+    });
   }
+  private closed = false;
   private async more(): Promise<void> {
+    if (this.closed) throw new Error('the server closed the connection');
     await new Promise<void>((r) => (this.waiting = r));
     this.waiting = null;
+    if (this.closed && !this.chunks.length) throw new Error('the server closed the connection');
   }
   /** One line (to LF), joining only the chunks it spans. */
   private async readLine(): Promise<string> {
@@ -257,7 +266,11 @@ async function main(): Promise<void> {
     crlfFiles.forEach((f, i) => fs.copyFileSync(f, path.join(d, 'md', 'cur', `${String(i + 1).padStart(6, '0')}.bench:2,S`)));
     spawnSync('chown', ['-R', 'nobody:nogroup', path.join(d, 'md')]);
     const conf = path.join(d, 'dovecot.conf');
-    fs.writeFileSync(conf, `base_dir = ${d}/base\nstate_dir = ${d}/state\nlog_path = ${d}/dovecot.log\nssl = no\nmail_location = maildir:${d}/md\nfirst_valid_uid = 1\nfirst_valid_gid = 1\nmail_uid = nobody\nmail_gid = nogroup\n`);
+    fs.writeFileSync(
+      conf,
+      `base_dir = ${d}/base\nstate_dir = ${d}/state\nlog_path = ${d}/dovecot.log\nssl = no\nmail_location = maildir:${d}/md\nfirst_valid_uid = 1\nfirst_valid_gid = 1\nmail_uid = nobody\nmail_gid = nogroup\n` +
+        `default_internal_user = root\ndefault_login_user = root\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=${d}/home/%n\n}\n`,
+    );
     passes.push((rows, bulk) => dovecotRows(MAILDIR, d, conf, files.length, rows, bulk));
     if (dovecotAvailable()) console.log(`Dovecot sdbox+SIS comparison skipped: ${dovecotAvailable()}`);
     else {
@@ -270,7 +283,10 @@ async function main(): Promise<void> {
   const rounds: { rows: Row[]; bulk: BulkRow[] }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const round = { rows: [] as Row[], bulk: [] as BulkRow[] };
-    for (const pass of passes) await pass(round.rows, round.bulk);
+    for (const pass of passes) {
+      if (process.env.DEBUG_BENCH) console.error("pass", passes.indexOf(pass));
+      await pass(round.rows, round.bulk);
+    }
     rounds.push(round);
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -310,26 +326,63 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-/** Dovecot's imap binary preauthenticated as u1 over two FIFOs, on the instance configured in conf; every workload measured. */
+/**
+ * Dovecot's IMAP as deployed: the instance configured in conf (its storage
+ * settings) started as a daemon with an IMAP listener on loopback, the same
+ * transport mailcas is measured over; LOGIN as u1, every workload measured.
+ */
 async function dovecotRows(server: string, d: string, conf: string, n: number, rows: Row[], bulk: BulkRow[]): Promise<void> {
-  // real pipes (Node's child pipes are sockets, which the imap binary takes for inetd): two FIFOs
-  const inF = path.join(d, 'in.fifo');
-  const outF = path.join(d, 'out.fifo');
-  spawnSync('mkfifo', [inF, outF]);
-  const proc = spawn('sh', ['-c', `exec ${DOVECOT_IMAP} -c ${conf} < ${inF} > ${outF}`], { env: { ...process.env, USER: 'u1', HOME: path.join(d, 'home', 'u1') }, stdio: 'ignore' });
-  const toDovecot = fs.createWriteStream(inF);
-  const fromDovecot = fs.createReadStream(outF);
-  const dc = new ImapClient(fromDovecot, toDovecot);
-  await dc.greeting();
-  await dc.run('EXAMINE INBOX');
-  const uids = Array.from({ length: n }, (_, i) => i + 1);
-  for (const w of WORKLOADS) {
-    await dc.run(`FETCH 1:* (${w.imap})`); // warm-up: Dovecot builds its index and cache here
-    rows.push({ server, workload: w.name, stat: await measure(uids, (u) => dc.run(`UID FETCH ${u} (${w.imap})`)) });
-    bulk.push({ server, workload: w.name, ...(await measureBulk(dc, w.imap, uids.length)) });
+  const port = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const tcpConf = path.join(d, 'imap-tcp.conf');
+  fs.writeFileSync(
+    tcpConf,
+    `${fs.readFileSync(conf, 'utf8').replace(/^protocols\s*=.*$/m, '')}
+protocols = imap
+# imap-login refuses to run as root
+default_login_user = dovenull
+default_internal_user = dovecot
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
   }
-  toDovecot.end('z LOGOUT\r\n');
-  await new Promise((r) => proc.once('exit', r));
+}
+`,
+  );
+  for (const sub of ['run', 'base', 'state']) fs.mkdirSync(path.join(d, sub), { recursive: true });
+  if (spawnSync('dovecot', ['-c', tcpConf], { stdio: 'ignore' }).status !== 0) throw new Error(`dovecot did not start (see ${d})`);
+  try {
+    let sock: net.Socket | null = null;
+    for (let i = 0; i < 100 && !sock; i++) {
+      sock = await new Promise<net.Socket | null>((resolve) => {
+        const c = net.connect(port, '127.0.0.1', () => resolve(c));
+        c.once('error', () => resolve(null));
+      });
+      if (!sock) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!sock) throw new Error(`Dovecot's IMAP does not listen on ${port}`);
+    sock.setNoDelay(true);
+    const dc = new ImapClient(sock, sock);
+    await dc.greeting();
+    await dc.run('LOGIN u1 bench');
+    await dc.run('EXAMINE INBOX');
+    const uids = Array.from({ length: n }, (_, i) => i + 1);
+    for (const w of WORKLOADS) {
+      await dc.run(`FETCH 1:* (${w.imap})`); // warm-up: Dovecot builds its index and cache here
+      rows.push({ server, workload: w.name, stat: await measure(uids, (u) => dc.run(`UID FETCH ${u} (${w.imap})`)) });
+      bulk.push({ server, workload: w.name, ...(await measureBulk(dc, w.imap, uids.length)) });
+    }
+    sock.end('z LOGOUT\r\n');
+  } finally {
+    spawnSync('doveadm', ['-c', tcpConf, 'stop'], { stdio: 'ignore' });
+  }
 }
 
 async function measureBulk(c: ImapClient, item: string, n: number): Promise<{ perSec: number; mbPerSec: number }> {
