@@ -359,15 +359,14 @@ export class ImapSession {
   /** New messages since SELECT are announced (ids only grow; expunges by others are not shown until the next SELECT). */
   private async refresh(): Promise<void> {
     const sel = this.selected!;
-    const last = sel.uids[sel.uids.length - 1] ?? 0;
-    const fresh = this.store
-      .list(this.user!, sel.name)
-      .map((r) => Number(r.id))
-      .filter((id) => id > last);
-    if (fresh.length) {
-      sel.uids.push(...fresh);
-      await this.io.write(`* ${sel.uids.length} EXISTS\r\n`);
+    // only what came after the last UID known (a NOOP costs what is new, not the mailbox)
+    const before = sel.uids.length;
+    for (;;) {
+      const page = this.store.listPage(this.user!, { mailbox: sel.name, after: sel.uids[sel.uids.length - 1] ?? 0, limit: 10_000 });
+      for (const r of page) sel.uids.push(Number(r.id));
+      if (page.length < 10_000) break;
     }
+    if (sel.uids.length > before) await this.io.write(`* ${sel.uids.length} EXISTS\r\n`);
   }
 
   /** Sequence numbers (1-based) a set names, in order. */
@@ -377,20 +376,20 @@ export class ImapSession {
     const maxUid = sel.uids[sel.uids.length - 1] ?? 0;
     const ranges = parseSequenceSet(setText, uid ? maxUid : sel.uids.length);
     if (!ranges) throw new No('BAD', `bad sequence set ${setText}`);
-    const out: { seq: number; uid: number }[] = [];
-    if (uid) {
-      sel.uids.forEach((u, i) => {
-        if (ranges.some(([a, b]) => u >= a && u <= b)) out.push({ seq: i + 1, uid: u });
-      });
-    } else {
-      const seen = new Set<number>();
-      for (const [a, b] of ranges) {
+    // message indexes, found in the ascending UID list by binary search: the cost of a command is what it
+    // names, not the size of the mailbox (a UID FETCH of one message in a mailbox of 100,000)
+    const idx: number[] = [];
+    for (const [a, b] of ranges) {
+      if (uid) {
+        for (let i = lowerBound(sel.uids, a); i < sel.uids.length && sel.uids[i] <= b; i++) idx.push(i);
+      } else {
         if (b > sel.uids.length) throw new No('BAD', `no message ${b} (the mailbox has ${sel.uids.length})`);
-        for (let s = a; s <= b; s++) seen.add(s);
+        for (let s = a; s <= b; s++) idx.push(s - 1);
       }
-      for (const s of [...seen].sort((x, y) => x - y)) out.push({ seq: s, uid: sel.uids[s - 1] });
     }
-    return out;
+    // several ranges may overlap or come in any order: each message once, in mailbox order
+    const order = ranges.length > 1 ? [...new Set(idx)].sort((x, y) => x - y) : idx;
+    return order.map((i) => ({ seq: i + 1, uid: sel.uids[i] }));
   }
 
   private async fetch(args: Arg[], uid: boolean): Promise<void> {
@@ -582,4 +581,16 @@ export class Fatal extends Error {}
 
 function mailboxWire(name: string): string {
   return toWire(name).toString('latin1');
+}
+
+/** The first index of the ascending list xs whose value is at least v (xs.length when none). */
+function lowerBound(xs: number[], v: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
