@@ -212,6 +212,7 @@ async function main(): Promise<void> {
     const imapOn = await waitFor(imapProc, 'imap-listening');
     const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
+    sock.setNoDelay(true); // as for Dovecot below
     const mc = new ImapClient(sock, sock);
     await mc.greeting();
     await mc.run('LOGIN u1 bench');
