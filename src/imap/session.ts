@@ -326,7 +326,8 @@ export class ImapSession {
   private async status(nameArg: string | null, items: Arg | undefined): Promise<void> {
     const name = this.resolveName(nameArg);
     if (!Array.isArray(items) || !items.length) throw new No('BAD', 'STATUS needs a list of items');
-    const count = this.store.list(this.user!, name).length;
+    // counted in the database (a client polls STATUS of every folder: no listing of the mailbox)
+    const count = this.store.mailboxes(this.user!).find((m) => m.name === name)?.messages ?? 0;
     const out: string[] = [];
     for (const it of items) {
       const k = (argText(it) ?? '').toUpperCase();

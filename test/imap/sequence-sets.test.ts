@@ -60,10 +60,10 @@ async function session(commands: string[], between?: (i: number) => Promise<void
 /** "* 3 FETCH (UID 5)" lines as [seq, uid]. */
 const pairs = (lines: string[]): number[][] => lines.filter((l) => /^\* \d+ FETCH /.test(l)).map((l) => [Number(/^\* (\d+) FETCH/.exec(l)![1]), Number(/UID (\d+)/.exec(l)![1])]);
 
-describe('IMAP sequence sets', () => {
+describe('IMAP sequence sets and STATUS', () => {
   it('UID sets with gaps, overlaps and any order name each message once, in mailbox order; UIDs that do not exist name nothing', async () => {
     const [u1, u2, u3, u4, u5, u6] = inbox;
-    const [, , , uidSet, seqSet, beyond, star] = await session([
+    const [, , , uidSet, seqSet, beyond, star, status] = await session([
       'LOGIN u1 pw',
       'EXAMINE INBOX',
       'NOOP',
@@ -72,6 +72,7 @@ describe('IMAP sequence sets', () => {
       'FETCH 4,1:2,2 (UID)',
       `UID FETCH ${u6 + 1}:${u6 + 100} (UID)`,
       'UID FETCH *:* (UID)',
+      'STATUS Other (MESSAGES UIDNEXT)',
     ]);
     expect(pairs(uidSet)).toEqual([
       [1, u1],
@@ -87,6 +88,7 @@ describe('IMAP sequence sets', () => {
     expect(pairs(beyond)).toEqual([]);
     expect(beyond[beyond.length - 1]).toMatch(/^t5 OK/);
     expect(pairs(star)).toEqual([[6, u6]]);
+    expect(status[0]).toBe(`* STATUS "Other" (MESSAGES 6 UIDNEXT ${store.nextId()})`);
   });
 
   it('NOOP announces mail that arrived since EXAMINE and makes it fetchable', async () => {
