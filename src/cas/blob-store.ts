@@ -37,7 +37,7 @@ const WHOLE_READ_MAX = 1024 * 1024;
 /** Compressed blobs up to this canonical size are inflated in one synchronous call; larger ones stream. */
 const SYNC_INFLATE_MAX = 4 * 1024 * 1024;
 
-async function* decodeCollected(s: AsyncIterable<Buffer>, codec: BlobCodec, size: number): AsyncGenerator<Buffer> {
+async function* decodeCollected(s: AsyncIterable<Buffer> | Iterable<Buffer>, codec: BlobCodec, size: number): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c);
   // one byte over the canonical size is enough to know it is wrong (and bounds a damaged stream)
@@ -432,28 +432,12 @@ export class BlobStore {
       return;
     }
     this.stats.reads++;
-    if (!loc.pack && backend.readWhole && loc.size <= WHOLE_READ_MAX) {
-      // a small object on this machine's disk: one synchronous read, no stream (stored bytes are at most the canonical size)
-      const whole = backend.readWhole(objectKey(loc), WHOLE_READ_MAX);
-      if (whole === null) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
-      if (whole) {
-        this.stats.bytes += whole.length;
-        if (loc.codec === BlobCodec.None) yield whole;
-        else {
-          let out: Buffer;
-          try {
-            out = decodeWhole(whole, loc.codec, loc.size);
-          } catch (e) {
-            throw integrity(hex, `does not inflate: ${(e as Error).message}`, e);
-          }
-          yield out;
-        }
-        return;
-      }
-    }
-    const s = loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(objectKey(loc));
-    if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
-    let src: AsyncIterable<Buffer> = this.counted(s);
+    // a small object on this machine's disk: one synchronous read, no stream (stored bytes are at most the canonical size)
+    const whole = !loc.pack && backend.readWhole && loc.size <= WHOLE_READ_MAX ? backend.readWhole(objectKey(loc), WHOLE_READ_MAX) : undefined;
+    if (whole) this.stats.bytes += whole.length;
+    const s = whole !== undefined ? null : loc.pack ? await backend.get(loc.pack.name, { start: loc.pack.offset, end: loc.pack.offset + loc.pack.length }) : await backend.get(objectKey(loc));
+    if (!whole && !s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from ${where}`, { data: { key: hex, missing: true } });
+    let src: AsyncIterable<Buffer> | Iterable<Buffer> = whole ? [whole] : this.counted(s!);
     if (loc.codec !== BlobCodec.None) {
       // small blobs (most text) decode synchronously: no thread-pool round trip
       src = loc.size <= SYNC_INFLATE_MAX ? decodeCollected(src, loc.codec, loc.size) : pipeline(src, decoderStream(loc.codec), () => {});
@@ -466,7 +450,7 @@ export class BlobStore {
       if (loc.codec !== BlobCodec.None && !(e as NodeJS.ErrnoException).syscall) throw integrity(hex, `does not inflate: ${(e as Error).message}`, e);
       throw new MailcasError('E_BACKEND', `reading blob ${hex}: ${(e as Error).message}`, { cause: e, transient: true });
     } finally {
-      s.destroy();
+      s?.destroy();
     }
   }
 
