@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
@@ -166,6 +167,8 @@ export class Spool {
   }
 }
 
+const writeAsync = promisify(fs.write);
+
 /**
  * Appends to the spool file on the thread pool: a write the kernel holds up
  * (dirty pages of a large message being flushed) must not stall every other
@@ -174,12 +177,9 @@ export class Spool {
  */
 async function writeAll(fd: number, b: Buffer): Promise<void> {
   let off = 0;
-  while (off < b.length) off += await writeAt(fd, b, off, b.length - off);
+  while (off < b.length) off += (await writeAsync(fd, b, off, b.length - off, null)).bytesWritten;
 }
 
-function writeAt(fd: number, b: Buffer, off: number, len: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, b, off, len, null, (e, n) => (e ? reject(e) : resolve(n))));
-}
 
 function tooLarge(max: number): MailcasError {
   return new MailcasError('E_TOO_LARGE', `message exceeds the size limit of ${max} bytes`, { data: { limit: max } });
