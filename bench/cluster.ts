@@ -38,7 +38,7 @@ async function bucketBytes(loc: S3Location): Promise<{ shared: number; own: numb
   const r = { shared: 0, own: 0, sharedObjects: 0 };
   let ContinuationToken: string | undefined;
   do {
-    const p = await b.client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken }));
+    const p = await (await b.client()).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken }));
     for (const o of p.Contents ?? []) {
       const k = o.Key!.slice(loc.prefix.length);
       if (k.startsWith('shared/blobs/')) {

@@ -1,26 +1,39 @@
 import { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type * as Sdk from '@aws-sdk/client-s3';
 import { MailcasError } from '../errors.js';
 import { newHasher } from '../cas/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { KEY_RE, checkWritten } from './backend.js';
 
-// The SDK is pinned (README): its notice that later releases will need Node 22 is not for operators'
-// terminals, where every mailcas error is one line.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+/** The S3 requests mailcas makes: input and output types by command name. */
+interface Requests {
+  AbortMultipartUpload: [Sdk.AbortMultipartUploadCommandInput, Sdk.AbortMultipartUploadCommandOutput];
+  CompleteMultipartUpload: [Sdk.CompleteMultipartUploadCommandInput, Sdk.CompleteMultipartUploadCommandOutput];
+  CreateBucket: [Sdk.CreateBucketCommandInput, Sdk.CreateBucketCommandOutput];
+  CreateMultipartUpload: [Sdk.CreateMultipartUploadCommandInput, Sdk.CreateMultipartUploadCommandOutput];
+  DeleteObject: [Sdk.DeleteObjectCommandInput, Sdk.DeleteObjectCommandOutput];
+  GetObject: [Sdk.GetObjectCommandInput, Sdk.GetObjectCommandOutput];
+  HeadBucket: [Sdk.HeadBucketCommandInput, Sdk.HeadBucketCommandOutput];
+  HeadObject: [Sdk.HeadObjectCommandInput, Sdk.HeadObjectCommandOutput];
+  ListObjectsV2: [Sdk.ListObjectsV2CommandInput, Sdk.ListObjectsV2CommandOutput];
+  PutObject: [Sdk.PutObjectCommandInput, Sdk.PutObjectCommandOutput];
+  UploadPart: [Sdk.UploadPartCommandInput, Sdk.UploadPartCommandOutput];
+}
+export type S3Request = keyof Requests;
+
+let sdk: Promise<typeof Sdk> | null = null;
+
+/**
+ * The AWS SDK, loaded on first use: it adds about 20 MB to a process and
+ * a tenth of a second to its start, which a store on local files (every
+ * `ingest` of an LDA, every CLI command) should not pay.
+ */
+function loadSdk(): Promise<typeof Sdk> {
+  // The SDK is pinned (README): its notice that later releases will need Node 22 is not for operators'
+  // terminals, where every mailcas error is one line.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return (sdk ??= import('@aws-sdk/client-s3'));
+}
 
 /** Where a store's blobs live on S3 (kept in the store's config; credentials never are). */
 export interface S3Location {
@@ -56,20 +69,34 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
  */
 export class S3Backend implements BlobBackend {
   readonly properties: BackendProperties = { name: 's3', atomicCreate: true, ranged: true, local: false };
-  readonly client: S3Client;
   private readonly dir: string;
+  private clientP: Promise<Sdk.S3Client> | null = null;
 
   constructor(readonly loc: S3Location) {
-    this.client = new S3Client({
-      endpoint: loc.endpoint,
-      region: loc.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
-      forcePathStyle: loc.pathStyle ?? !!loc.endpoint,
-      // plain bodies: aws-chunked uploads with trailing checksums are refused (411) or stored framed by some servers
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1, // retries are RetryBackend's, with one policy for every backend
-    });
     this.dir = `${loc.prefix}blobs/`;
+  }
+
+  /** The SDK's client, made on first use (with the SDK itself). */
+  client(): Promise<Sdk.S3Client> {
+    return (this.clientP ??= loadSdk().then(
+      (m) =>
+        new m.S3Client({
+          endpoint: this.loc.endpoint,
+          region: this.loc.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
+          forcePathStyle: this.loc.pathStyle ?? !!this.loc.endpoint,
+          // plain bodies: aws-chunked uploads with trailing checksums are refused (411) or stored framed by some servers
+          requestChecksumCalculation: 'WHEN_REQUIRED',
+          responseChecksumValidation: 'WHEN_REQUIRED',
+          maxAttempts: 1, // retries are RetryBackend's, with one policy for every backend
+        }),
+    ));
+  }
+
+  /** Sends one request, named as the SDK names its command without "Command" ('PutObject'). */
+  async send<N extends S3Request>(name: N, input: Requests[N][0]): Promise<Requests[N][1]> {
+    const [m, client] = await Promise.all([loadSdk(), this.client()]);
+    const Command = m[`${name}Command`] as unknown as new (i: Requests[N][0]) => Parameters<Sdk.S3Client['send']>[0];
+    return (await client.send(new Command(input))) as Requests[N][1];
   }
 
   private keyOf(key: string): string {
@@ -80,11 +107,11 @@ export class S3Backend implements BlobBackend {
   /** Creates the bucket when it is missing (init). */
   async ensureBucket(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
+      await this.send('HeadBucket', { Bucket: this.loc.bucket });
     } catch (e) {
       if (status(e) !== 404) throw classify(e, `bucket ${this.loc.bucket}`);
       try {
-        await this.client.send(new CreateBucketCommand({ Bucket: this.loc.bucket }));
+        await this.send('CreateBucket', { Bucket: this.loc.bucket });
       } catch (e2) {
         if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes((e2 as { name?: string }).name ?? '')) throw classify(e2, `creating bucket ${this.loc.bucket}`);
       }
@@ -105,7 +132,7 @@ export class S3Backend implements BlobBackend {
       if (expect.size <= S3_PART_BYTES) {
         const body = await readVerified(key, src, expect);
         try {
-          await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: k, Body: body, ContentLength: body.length, ...(opts.overwrite ? {} : { IfNoneMatch: '*' }) }));
+          await this.send('PutObject', { Bucket: this.loc.bucket, Key: k, Body: body, ContentLength: body.length, ...(opts.overwrite ? {} : { IfNoneMatch: '*' }) });
         } catch (e) {
           if (!opts.overwrite && (status(e) === 412 || (e as { name?: string }).name === 'PreconditionFailed')) return false;
           throw e;
@@ -122,7 +149,7 @@ export class S3Backend implements BlobBackend {
 
   /** Uploads in parts, hashing as it goes; completes only if the whole is what the caller declared, else aborts (nothing visible). */
   private async multipart(k: string, key: string, src: PutSource, expect: PutExpect): Promise<void> {
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: k }));
+    const { UploadId } = await this.send('CreateMultipartUpload', { Bucket: this.loc.bucket, Key: k });
     const parts: { PartNumber: number; ETag: string }[] = [];
     try {
       const h = newHasher();
@@ -135,7 +162,7 @@ export class S3Backend implements BlobBackend {
         pending = [];
         fill = 0;
         const PartNumber = parts.length + 1;
-        const r = await this.client.send(new UploadPartCommand({ Bucket: this.loc.bucket, Key: k, UploadId, PartNumber, Body: body, ContentLength: body.length }));
+        const r = await this.send('UploadPart', { Bucket: this.loc.bucket, Key: k, UploadId, PartNumber, Body: body, ContentLength: body.length });
         parts.push({ PartNumber, ETag: r.ETag ?? '' });
       };
       for await (const c of sourceChunks(src)) {
@@ -148,9 +175,9 @@ export class S3Backend implements BlobBackend {
       }
       checkWritten(key, n, h.digest(), expect);
       await flush();
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.loc.bucket, Key: k, UploadId, MultipartUpload: { Parts: parts } }));
+      await this.send('CompleteMultipartUpload', { Bucket: this.loc.bucket, Key: k, UploadId, MultipartUpload: { Parts: parts } });
     } catch (e) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: k, UploadId })).catch(() => {});
+      await this.send('AbortMultipartUpload', { Bucket: this.loc.bucket, Key: k, UploadId }).catch(() => {});
       throw e;
     }
   }
@@ -159,7 +186,7 @@ export class S3Backend implements BlobBackend {
     const k = this.keyOf(key);
     try {
       if (range && range.end <= range.start) return (await this.stat(key)) ? Readable.from([]) : null;
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: k, ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) }));
+      const r = await this.send('GetObject', { Bucket: this.loc.bucket, Key: k, ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) });
       return r.Body as Readable;
     } catch (e) {
       if (notFound(e)) return null;
@@ -170,7 +197,7 @@ export class S3Backend implements BlobBackend {
 
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.keyOf(key) }));
+      const r = await this.send('HeadObject', { Bucket: this.loc.bucket, Key: this.keyOf(key) });
       return { key, size: r.ContentLength ?? 0, mtimeMs: r.LastModified?.getTime() ?? 0 };
     } catch (e) {
       if (notFound(e)) return null;
@@ -180,7 +207,7 @@ export class S3Backend implements BlobBackend {
 
   async delete(key: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.keyOf(key) }));
+      await this.send('DeleteObject', { Bucket: this.loc.bucket, Key: this.keyOf(key) });
     } catch (e) {
       if (notFound(e)) return;
       throw classify(e, `deleting blob ${key}`);
@@ -192,7 +219,7 @@ export class S3Backend implements BlobBackend {
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.dir, ContinuationToken, MaxKeys: 1000 }));
+        page = await this.send('ListObjectsV2', { Bucket: this.loc.bucket, Prefix: this.dir, ContinuationToken, MaxKeys: 1000 });
       } catch (e) {
         throw classify(e, `listing ${this.loc.bucket}/${this.dir}`);
       }
@@ -205,7 +232,7 @@ export class S3Backend implements BlobBackend {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    if (this.clientP) (await this.clientP).destroy();
   }
 }
 

@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MailcasError } from '../errors.js';
 import type { Readable } from 'node:stream';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
@@ -159,7 +158,7 @@ export class SharedBucket {
   private putEmpty(k: string): Promise<void> {
     this.requests.put++;
     return this.withRetry(`writing ${k}`, async () => {
-      await this.s3.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k, Body: Buffer.alloc(0), ContentLength: 0 }));
+      await this.s3.send('PutObject', { Bucket: this.loc.bucket, Key: this.base + k, Body: Buffer.alloc(0), ContentLength: 0 });
     });
   }
 
@@ -171,7 +170,7 @@ export class SharedBucket {
     this.requests.delete++;
     return this.withRetry(`deleting ${key}`, async () => {
       try {
-        await this.s3.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+        await this.s3.send('DeleteObject', { Bucket: this.loc.bucket, Key: key });
       } catch (e) {
         if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return;
         throw e;
@@ -183,7 +182,7 @@ export class SharedBucket {
     this.requests.head++;
     return this.withRetry(`looking up ${k}`, async () => {
       try {
-        await this.s3.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.base + k }));
+        await this.s3.send('HeadObject', { Bucket: this.loc.bucket, Key: this.base + k });
         return true;
       } catch (e) {
         const name = (e as { name?: string }).name;
@@ -196,7 +195,7 @@ export class SharedBucket {
   private listKeys(prefix: string, max: number): Promise<ObjectInfo[]> {
     this.requests.list++;
     return this.withRetry(`listing ${this.base}${prefix}`, async () => {
-      const page = await this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.base + prefix, MaxKeys: max }));
+      const page = await this.s3.send('ListObjectsV2', { Bucket: this.loc.bucket, Prefix: this.base + prefix, MaxKeys: max });
       return (page.Contents ?? []).map((o) => ({ key: (o.Key ?? '').slice(this.base.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 }));
     });
   }
@@ -211,7 +210,7 @@ export class SharedBucket {
     let ContinuationToken: string | undefined;
     do {
       this.requests.list++;
-      const page = await this.withRetry(`listing ${prefix}`, () => this.s3.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix, ContinuationToken, MaxKeys: 1000 })));
+      const page = await this.withRetry(`listing ${prefix}`, () => this.s3.send('ListObjectsV2', { Bucket: this.loc.bucket, Prefix: prefix, ContinuationToken, MaxKeys: 1000 }));
       for (const o of page.Contents ?? []) yield { key: o.Key ?? '', size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);

@@ -24,7 +24,7 @@ describe.runIf(haveS3)('S3 backend on Ceph RGW', () => {
     expect(err.code).toBe('E_INTEGRITY');
     expect(await b.stat(key)).toBeNull();
     const { ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
-    const ups = await b.client.send(new ListMultipartUploadsCommand({ Bucket: loc.bucket }));
+    const ups = await (await b.client()).send(new ListMultipartUploadsCommand({ Bucket: loc.bucket }));
     expect(ups.Uploads ?? []).toEqual([]);
     expect(await b.put(key, bufferSource(big), { size: big.length, digest: hashBuffer(big) })).toBe(true);
     expect(await b.put(key, bufferSource(big), { size: big.length, digest: hashBuffer(big) })).toBe(false);

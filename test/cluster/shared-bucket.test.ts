@@ -18,7 +18,7 @@ async function allKeys(loc: S3Location): Promise<string[]> {
   const out: string[] = [];
   let ContinuationToken: string | undefined;
   do {
-    const p = await b.client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken }));
+    const p = await (await b.client()).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix, ContinuationToken }));
     for (const o of p.Contents ?? []) out.push(o.Key!.slice(loc.prefix.length));
     ContinuationToken = p.IsTruncated ? p.NextContinuationToken : undefined;
   } while (ContinuationToken);

@@ -200,7 +200,7 @@ async function listAll(loc: S3Location, under: string): Promise<string[]> {
   let ContinuationToken: string | undefined;
   try {
     do {
-      const p = await b.client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix + under, ContinuationToken }));
+      const p = await (await b.client()).send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix + under, ContinuationToken }));
       for (const x of p.Contents ?? []) out.push(x.Key!.slice(loc.prefix.length));
       ContinuationToken = p.IsTruncated ? p.NextContinuationToken : undefined;
     } while (ContinuationToken);
