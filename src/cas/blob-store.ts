@@ -264,16 +264,24 @@ export class BlobStore {
     let fill = 0;
     let index = 0;
     let total = 0;
-    const verified = (): Buffer => {
-      const piece = pending.length === 1 ? pending[0] : Buffer.concat(pending, fill);
-      const ok = loc.size <= VERIFY_CHUNK_BYTES
-        ? hashBuffer(piece, loc.domainKey ?? undefined).equals(loc.key)
-        : hashBuffer(piece).equals(chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES));
+    /** The pieces of the chunk now complete, checked against its digest (hashed piece by piece: no copy of the chunk). */
+    const verified = (): Buffer[] => {
+      const pieces = pending;
+      const key = loc.size <= VERIFY_CHUNK_BYTES ? (loc.domainKey ?? undefined) : undefined;
+      let digest: Buffer;
+      if (pieces.length === 1) {
+        digest = hashBuffer(pieces[0], key);
+      } else {
+        const h = newHasher(key);
+        for (const p of pieces) h.update(p);
+        digest = h.digest();
+      }
+      const ok = loc.size <= VERIFY_CHUNK_BYTES ? digest.equals(loc.key) : digest.equals(chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES));
       if (!ok) throw integrity(hex, `content does not match its hash (chunk ${index} at byte ${index * VERIFY_CHUNK_BYTES})`);
       pending = [];
       fill = 0;
       index++;
-      return piece;
+      return pieces;
     };
     for await (let c of this.canonical(loc)) {
       total += c.length;
@@ -283,11 +291,15 @@ export class BlobStore {
         pending.push(take === c.length ? c : c.subarray(0, take));
         fill += take;
         c = c.subarray(take);
-        if (fill === VERIFY_CHUNK_BYTES) yield verified();
+        if (fill === VERIFY_CHUNK_BYTES) yield* verified();
       }
     }
     if (total !== loc.size) throw integrity(hex, `${total} bytes read, ${loc.size} expected`);
-    if (fill > 0 || loc.size === 0) yield verified();
+    if (fill > 0) yield* verified();
+    else if (loc.size === 0) {
+      verified();
+      yield Buffer.alloc(0);
+    }
   }
 
   /**

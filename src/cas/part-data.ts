@@ -56,7 +56,7 @@ export class PartSink implements CanonicalSink {
     this.reset();
   }
 
-  write(b: Buffer): void {
+  write(b: Buffer, transient = false): void {
     if (!b.length) return;
     this.size += b.length;
     if (this.plain) {
@@ -67,8 +67,8 @@ export class PartSink implements CanonicalSink {
       if (this.fd !== null) writeAll(this.fd, b);
       return;
     }
-    // kept without a copy: canonicalisers hand over fresh buffers or views of the spool, which nothing rewrites
-    this.parts.push(b);
+    // kept without a copy unless the writer reuses it (fresh buffers and views of a spool in memory are never rewritten)
+    this.parts.push(transient ? Buffer.from(b) : b);
     if (this.discardAbove !== null && this.size > this.discardAbove) {
       this.startHashing();
       this.sample = Buffer.concat(this.parts).subarray(0, SAMPLE_BYTES);

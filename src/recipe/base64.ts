@@ -1,5 +1,5 @@
 import type { Canonicalizer, RecipeEncoder } from './canonicalizer.js';
-import { BASE64_TAIL_MAX } from '../limits.js';
+import { BASE64_TAIL_MAX, PART_MEMORY_BYTES } from '../limits.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -54,11 +54,14 @@ export const base64Canonicalize: Canonicalizer = (src, start, end, sink) => {
   }
   // steps start at line starts and hold whole lines (whole groups), so each decodes on its own
   const step = lineLen > 0 ? stride * LINES_PER_STEP : 4 * 65536;
+  // a part too large to be kept in memory is decoded step by step into one buffer (the sink writes it out
+  // and keeps nothing): fresh buffers for every step were garbage in proportion to the part
+  const scratch = (len / 4) * 3 > PART_MEMORY_BYTES ? Buffer.allocUnsafe(Math.ceil(step / 4) * 3) : null;
   for (let p = start; p < dataEnd; p += step) {
     const q = Math.min(dataEnd, p + step);
-    const decoded = decodeStrict(src.read(p, q), lineLen, crlf, q === dataEnd);
+    const decoded = decodeStrict(src.read(p, q), lineLen, crlf, q === dataEnd, scratch);
     if (!decoded) return null;
-    sink.write(decoded);
+    sink.write(decoded, scratch !== null);
   }
   return { t: 'base64', lineLen, crlf, tail };
 };
@@ -71,11 +74,12 @@ VALUES[0x3d] = -2;
 /**
  * Decodes whole lines of `lineLen` characters separated by the line break
  * (the last line of the data may be shorter and has none), or one unwrapped
- * run when lineLen is 0. Returns null on any irregularity.
+ * run when lineLen is 0, into `into` when it is large enough. Returns null
+ * on any irregularity.
  */
-function decodeStrict(raw: Buffer, lineLen: number, crlf: boolean, lastStep: boolean): Buffer | null {
+function decodeStrict(raw: Buffer, lineLen: number, crlf: boolean, lastStep: boolean, into: Buffer | null): Buffer | null {
   const n = raw.length;
-  const out = Buffer.allocUnsafe(Math.ceil(n / 4) * 3);
+  const out = into && into.length >= Math.ceil(n / 4) * 3 ? into : Buffer.allocUnsafe(Math.ceil(n / 4) * 3);
   let o = 0;
   let i = 0;
   while (i < n) {

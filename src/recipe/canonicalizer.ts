@@ -3,11 +3,13 @@ import type { Recipe } from './recipe.js';
 
 /**
  * Receives canonical bytes as they are produced; `reset` discards them (the
- * attempt failed). Buffers passed to write may be kept as they are: callers
- * never modify a buffer after writing it.
+ * attempt failed). A buffer written without `transient` may be kept as it
+ * is (the caller never modifies it); a transient one is a view the caller
+ * reuses after the call (a file window, a decoding buffer): a sink that
+ * keeps it copies it.
  */
 export interface CanonicalSink {
-  write(b: Buffer): void;
+  write(b: Buffer, transient?: boolean): void;
   reset(): void;
 }
 

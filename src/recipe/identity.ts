@@ -2,7 +2,7 @@ import type { Canonicalizer, RecipeEncoder } from './canonicalizer.js';
 import { IDENTITY } from './recipe.js';
 
 export const identityCanonicalize: Canonicalizer = (src, start, end, sink) => {
-  for (const c of src.chunks(start, end)) sink.write(c);
+  for (const c of src.chunks(start, end)) sink.write(c, !src.stable);
   return IDENTITY;
 };
 

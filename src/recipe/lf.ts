@@ -15,7 +15,7 @@ export const lfCanonicalize: Canonicalizer = (src, start, end, sink) => {
   for (const chunk of src.chunks(start, end)) {
     if (chunk.indexOf(CR) >= 0) return null;
     if (chunk.indexOf(LF) < 0) {
-      sink.write(chunk);
+      sink.write(chunk, !src.stable);
       continue;
     }
     sawLF = true;
