@@ -151,3 +151,15 @@ export const SHARED_BLOB_MIN_BYTES = 256 * 1024;
 
 /** The collector leaves instances younger than this alone (an upload whose marker is on its way); liveness only, never safety. */
 export const DEFAULT_COLLECT_GRACE_SECONDS = 3600;
+
+/** LMTP: the longest line and the largest header block accepted in DATA. */
+export const DEFAULT_LMTP_LIMITS: { maxLineBytes: number; maxHeaderBytes: number } = { maxLineBytes: 1024 * 1024, maxHeaderBytes: 1024 * 1024 };
+
+/** LMTP: recipients per transaction. */
+export const DEFAULT_MAX_RECIPIENTS = 1000;
+
+/** HTTP service: connections at once. */
+export const DEFAULT_HTTP_MAX_CONNECTIONS = 1024;
+
+/** HTTP service: section bytes one JSON fetch answer may carry. */
+export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;

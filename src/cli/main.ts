@@ -9,26 +9,17 @@ import { checkPaths, expandSources, totalSize, type ImportFormat } from '../impo
 import { progressBar, progressWanted } from './progress.js';
 import { forEachLimit } from '../util/pool.js';
 import { formatReport } from '../report/format.js';
-import { renderHtmlReport } from '../report/html.js';
-import { analyze } from '../analyze/analyze.js';
-import { formatAnalysis } from '../analyze/format.js';
 import { makeDirsSync } from '../util/dirs.js';
 import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
 import { parseS3Url } from '../backend/s3-backend.js';
 import { describeBackend } from '../backend/open-backend.js';
-import { DEFAULT_COLLECT_GRACE_SECONDS, DEFAULT_MAX_PARTS, MAX_MIME_DEPTH } from '../limits.js';
+import { DEFAULT_COLLECT_GRACE_SECONDS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_LMTP_LIMITS, DEFAULT_MAX_JSON_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MAX_RECIPIENTS, MAX_MIME_DEPTH } from '../limits.js';
 import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
 import { exitFor } from '../delivery/replies.js';
 import { deliveryHeaders } from '../delivery/delivery-headers.js';
-import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LmtpService } from '../delivery/lmtp-server.js';
-import { DEFAULT_HTTP_MAX_CONNECTIONS, HttpService } from '../service/http-server.js';
-import { DEFAULT_MAX_JSON_BYTES } from '../service/http-api.js';
-import { Tokens } from '../service/tokens.js';
-import { ImapService } from '../imap/imap-server.js';
-import { PasswordFile } from '../imap/passwd.js';
+import type { LmtpService } from '../delivery/lmtp-server.js';
 import { loads, parseNodes, planMoves } from '../cluster/placement.js';
-import { moveUser } from '../cluster/move-user.js';
 import { applyConfig, findConfigFile, parseConfigFile, validateConfig } from './config-file.js';
 import { defaultLogger } from '../util/logger.js';
 import { readOperatorFile } from '../util/operator-file.js';
@@ -357,6 +348,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       await withStore(cmd, async (s) => {
         const r = s.report({ top: o.top });
         if (o.html) {
+          const { renderHtmlReport } = await import('../report/html.js');
           fs.writeFileSync(o.html, renderHtmlReport(r, { title: `mailcas storage report: ${path.resolve(s.dir)}` }));
           process.stderr.write(`wrote ${o.html}\n`);
         }
@@ -375,6 +367,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .argument('<path...>', 'files or directories')
     .action(async (paths: string[], o: { format: ImportFormat; json?: boolean; dovecotMinSize: number; inlineThreshold: number }) => {
       checkPaths(paths, o.format);
+      const { analyze } = await import('../analyze/analyze.js');
+      const { formatAnalysis } = await import('../analyze/format.js');
       const bar = progressBar('analyze', progressWanted() ? totalSize(paths, o.format).bytes : 0);
       let r;
       try {
@@ -510,6 +504,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth, background: true });
         const log = jsonLine;
         const services: LmtpService[] = [];
+        const { LmtpService } = await import('../delivery/lmtp-server.js');
         try {
           for (const w of [...(where ? [where] : []), ...(o.socket ? [{ socket: o.socket }] : [])]) {
             const svc = new LmtpService(s, { rules, maxRecipients: o.maxRecipients, maxMessageBytes: s.config.maxMessageBytes, limits: { maxLineBytes: o.maxLineBytes, maxHeaderBytes: o.maxHeaderBytes }, addHeaders: o.addHeaders, log, idleTimeoutMs: o.idleTimeout * 1000, maxSessions: o.maxSessions });
@@ -541,6 +536,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--max-json-bytes <n>', `section bytes one JSON fetch answer may carry`, (v) => positiveInt(v, '--max-json-bytes'), DEFAULT_MAX_JSON_BYTES)
     .action(async (o: { listen: string; tokens: string; maxConnections: number; maxJsonBytes: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
+      const { Tokens } = await import('../service/tokens.js');
+      const { HttpService } = await import('../service/http-server.js');
       const tokens = Tokens.fromFile(o.tokens);
       if (!tokens.size) throw new MailcasError('E_USAGE', `the tokens file ${o.tokens} lists no token`);
       const s = await Store.open(storeDir(cmd));
@@ -570,6 +567,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .option('--max-sessions <n>', 'sessions at once', (v) => positiveInt(v, '--max-sessions'), 1000)
     .action(async (o: { listen: string; passwd: string; maxSessions: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
+      const { PasswordFile } = await import('../imap/passwd.js');
+      const { ImapService } = await import('../imap/imap-server.js');
       const passwd = PasswordFile.fromFile(o.passwd);
       if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user`);
       const s = await Store.open(storeDir(cmd));
@@ -598,6 +597,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       if (path.resolve(o.to) === path.resolve(storeDir(cmd))) throw new MailcasError('E_USAGE', '--to is the store itself');
       await withStore(cmd, async (from) => {
         const to = await Store.open(o.to, { workers: 0 });
+        const { moveUser } = await import('../cluster/move-user.js');
         try {
           const rep = await moveUser(from, to, o.user);
           if (o.json) out(JSON.stringify(rep));

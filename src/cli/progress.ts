@@ -1,4 +1,8 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressModule from 'cli-progress';
+
+/** cli-progress, loaded when a bar is drawn (never for scripts, pipes, or the LDA an MTA starts per message). */
+const loadCliProgress = (): typeof cliProgressModule => createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
 
 /** A progress bar on stderr when it is a terminal; silent otherwise (scripts, CI, pipes). */
 export interface Progress {
@@ -13,6 +17,7 @@ export function progressWanted(): boolean {
 
 export function progressBar(label: string, total: number, unit: 'bytes' | 'items' = 'bytes'): Progress {
   if (!progressWanted()) return { tick() {}, stop() {} };
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -7,6 +7,7 @@ import type { RecipientResult } from '../ingest/ingest.js';
 import { mapRecipient, type RecipientRules } from './recipients.js';
 import { replyFor } from './replies.js';
 import { DataLimiter, type DataLimits } from './data-limits.js';
+import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS } from '../limits.js';
 import { deliveryHeaders } from './delivery-headers.js';
 import { installDataFeed } from './data-feed.js';
 
@@ -29,8 +30,7 @@ export interface LmtpOptions {
   maxSessions?: number;
 }
 
-export const DEFAULT_LMTP_LIMITS: DataLimits = { maxLineBytes: 1024 * 1024, maxHeaderBytes: 1024 * 1024 };
-export const DEFAULT_MAX_RECIPIENTS = 1000;
+export { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS };
 
 const err = (code: number, text: string): Error & { responseCode: number } => Object.assign(new Error(text), { responseCode: code });
 

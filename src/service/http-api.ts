@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MailcasError, isMailcasError } from '../errors.js';
+import { DEFAULT_MAX_JSON_BYTES } from '../limits.js';
 import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
 import { answerItem, parseFetchItems, type FetchAnswer } from '../imap/fetch-items.js';
@@ -34,7 +35,7 @@ export interface ApiOptions {
   maxPage?: number;
 }
 
-export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;
+export { DEFAULT_MAX_JSON_BYTES };
 export const DEFAULT_MAX_PAGE = 1000;
 
 /** Bodies up to this size are gathered and sent in one write with their status line; larger ones stream. */

@@ -4,6 +4,7 @@ import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
 import { apiHandler, type ApiOptions } from './http-api.js';
 import type { Tokens } from './tokens.js';
+import { DEFAULT_HTTP_MAX_CONNECTIONS } from '../limits.js';
 
 export interface HttpServiceOptions extends ApiOptions {
   /** Connections at once; more wait in the kernel's backlog. */
@@ -14,7 +15,7 @@ export interface HttpServiceOptions extends ApiOptions {
   headersTimeoutMs?: number;
 }
 
-export const DEFAULT_HTTP_MAX_CONNECTIONS = 1024;
+export { DEFAULT_HTTP_MAX_CONNECTIONS };
 
 /** `mailcas serve`: the HTTP API on node:http, with limits and a graceful stop. */
 export class HttpService {
