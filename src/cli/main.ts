@@ -501,10 +501,10 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
         if (!o.listen && !o.socket) throw new MailcasError('E_USAGE', 'lmtp needs --listen HOST:PORT and/or --socket PATH');
         const where = o.listen ? parseHostPort(o.listen) : null;
         const rules = { users: o.users ? loadUserMap(o.users) : undefined, userFormat: o.userFormat, delimiter: o.recipientDelimiter };
+        const { LmtpService } = await import('../delivery/lmtp-server.js');
         const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), maxDepth: o.maxMimeDepth, background: true });
         const log = jsonLine;
         const services: LmtpService[] = [];
-        const { LmtpService } = await import('../delivery/lmtp-server.js');
         try {
           for (const w of [...(where ? [where] : []), ...(o.socket ? [{ socket: o.socket }] : [])]) {
             const svc = new LmtpService(s, { rules, maxRecipients: o.maxRecipients, maxMessageBytes: s.config.maxMessageBytes, limits: { maxLineBytes: o.maxLineBytes, maxHeaderBytes: o.maxHeaderBytes }, addHeaders: o.addHeaders, log, idleTimeoutMs: o.idleTimeout * 1000, maxSessions: o.maxSessions });
@@ -596,8 +596,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .action(async (o: { user: string; to: string; json?: boolean }, cmd: Command) => {
       if (path.resolve(o.to) === path.resolve(storeDir(cmd))) throw new MailcasError('E_USAGE', '--to is the store itself');
       await withStore(cmd, async (from) => {
-        const to = await Store.open(o.to, { workers: 0 });
         const { moveUser } = await import('../cluster/move-user.js');
+        const to = await Store.open(o.to, { workers: 0 });
         try {
           const rep = await moveUser(from, to, o.user);
           if (o.json) out(JSON.stringify(rep));
