@@ -16,7 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -24,6 +24,7 @@ import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
 import { deliverToDovecot, dovecotAvailable, VARIANTS } from './dovecot.js';
+import { spawnDaemon } from './daemon.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
   // between minutes: a ratio is taken within a round, and the table gives medians and the range)
   const passes: ((rows: Row[], bulk: BulkRow[]) => Promise<void>)[] = [];
   passes.push(async (rows, bulk) => {
-    const imapProc = spawn(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const imapProc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
     const imapOn = await waitFor(imapProc, 'imap-listening');
     const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
@@ -227,7 +228,7 @@ async function main(): Promise<void> {
     await new Promise((r) => imapProc.once('exit', r));
   });
   passes.push(async (rows) => {
-    const httpProc = spawn(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const httpProc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
     const httpOn = await waitFor(httpProc, 'serve-listening');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (const w of WORKLOADS) {

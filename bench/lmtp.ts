@@ -21,6 +21,7 @@ import crypto from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generatedDataset, OUT } from './datasets.js';
 import { dovecotAvailable } from './dovecot.js';
+import { spawnDaemon } from './daemon.js';
 
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const CLIENT = path.join(ROOT, 'test', 'delivery', 'lmtp_client.py');
@@ -61,7 +62,7 @@ async function waitPort(port: number): Promise<void> {
 async function startMailcas(dir: string): Promise<Server> {
   const port = await freePort();
   fs.rmSync(dir, { recursive: true, force: true });
-  const p: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'mailcas.js'), '--store', dir, 'lmtp', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const p: ChildProcess = spawnDaemon(process.execPath, [path.join(ROOT, 'bin', 'mailcas.js'), '--store', dir, 'lmtp', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   await waitPort(port);
   return {
     name: 'mailcas lmtp',
