@@ -48,6 +48,7 @@ const WARM = arg('warm', 8);
 async function warm(uids: number[], ask: (uid: number) => Promise<number>): Promise<void> {
   for (let k = 0; k < WARM; k++) for (const u of uids) await ask(u);
 }
+
 const RATIO_W = 22;
 const ROOT = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const BIN = path.join(ROOT, 'bin', 'mailcas.js');
@@ -303,7 +304,6 @@ async function main(): Promise<void> {
   for (let r = 0; r < ROUNDS; r++) {
     const round = { rows: [] as Row[], bulk: [] as BulkRow[] };
     for (const pass of passes) {
-      if (process.env.DEBUG_BENCH) console.error("pass", passes.indexOf(pass));
       await pass(round.rows, round.bulk);
     }
     rounds.push(round);

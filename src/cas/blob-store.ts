@@ -264,10 +264,12 @@ export class BlobStore {
     let fill = 0;
     let index = 0;
     let total = 0;
+    // a blob of one chunk is checked against its key (keyed in a dedup domain), a larger one chunk by chunk
+    const single = loc.size <= VERIFY_CHUNK_BYTES;
     /** The pieces of the chunk now complete, checked against its digest (hashed piece by piece: no copy of the chunk). */
     const verified = (): Buffer[] => {
       const pieces = pending;
-      const key = loc.size <= VERIFY_CHUNK_BYTES ? (loc.domainKey ?? undefined) : undefined;
+      const key = single ? (loc.domainKey ?? undefined) : undefined;
       let digest: Buffer;
       if (pieces.length === 1) {
         digest = hashBuffer(pieces[0], key);
@@ -276,7 +278,7 @@ export class BlobStore {
         for (const p of pieces) h.update(p);
         digest = h.digest();
       }
-      const ok = loc.size <= VERIFY_CHUNK_BYTES ? digest.equals(loc.key) : digest.equals(chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES));
+      const ok = digest.equals(single ? loc.key : chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES));
       if (!ok) throw integrity(hex, `content does not match its hash (chunk ${index} at byte ${index * VERIFY_CHUNK_BYTES})`);
       pending = [];
       fill = 0;

@@ -363,9 +363,9 @@ export class ImapSession {
     // only what came after the last UID known (a NOOP costs what is new, not the mailbox)
     const before = sel.uids.length;
     for (;;) {
-      const page = this.store.listPage(this.user!, { mailbox: sel.name, after: sel.uids[sel.uids.length - 1] ?? 0, limit: 10_000 });
+      const page = this.store.listPage(this.user!, { mailbox: sel.name, after: sel.uids[sel.uids.length - 1] ?? 0, limit: REFRESH_PAGE });
       for (const r of page) sel.uids.push(Number(r.id));
-      if (page.length < 10_000) break;
+      if (page.length < REFRESH_PAGE) break;
     }
     if (sel.uids.length > before) await this.io.write(`* ${sel.uids.length} EXISTS\r\n`);
   }
@@ -583,6 +583,9 @@ export class Fatal extends Error {}
 function mailboxWire(name: string): string {
   return toWire(name).toString('latin1');
 }
+
+/** New messages are looked up this many at a time when a command announces them (refresh). */
+const REFRESH_PAGE = 10_000;
 
 /** The first index of the ascending list xs whose value is at least v (xs.length when none). */
 function lowerBound(xs: number[], v: number): number {

@@ -180,7 +180,6 @@ async function writeAll(fd: number, b: Buffer): Promise<void> {
   while (off < b.length) off += (await writeAsync(fd, b, off, b.length - off, null)).bytesWritten;
 }
 
-
 function tooLarge(max: number): MailcasError {
   return new MailcasError('E_TOO_LARGE', `message exceeds the size limit of ${max} bytes`, { data: { limit: max } });
 }
