@@ -9,8 +9,8 @@
 export { Store, type StoreOptions, type MessageRecord } from './store.js';
 export type { IngestOptions, IngestResult, Recipient, RecipientResult } from './ingest/ingest.js';
 export type { MessageInput, FileInput } from './split/spool.js';
-export type { GcOptions, GcReport } from './refcount/gc.js';
-export type { CheckOptions, CheckReport } from './refcount/check.js';
+export type { GcOptions, GcReport } from './lifecycle/gc.js';
+export type { CheckOptions, CheckReport } from './lifecycle/check.js';
 export { MailcasError, isMailcasError, type ErrorCode } from './errors.js';
 export type { BlobBackend, BackendProperties, PutSource, PutExpect, PutOptions, ByteRange, ObjectInfo } from './backend/backend.js';
 export { FsBackend } from './backend/fs-backend.js';

@@ -118,6 +118,15 @@ export const COLD_REENCODE_MAX_BYTES = 4 * 1024 * 1024;
 /** Small compressible blobs are packed together in brotli frames of up to this many decoded bytes (a read decodes its frame: ~1 ms). */
 export const FRAME_RAW_BYTES = 256 * 1024;
 
+/**
+ * Bytes of small blobs (hot bytes plus, for deflated ones, canonical bytes)
+ * that tier, flush and the write-behind uploader hold waiting to be packed:
+ * past it they are encoded into pieces (compressed, small) before more are
+ * read, so one run's memory is about this plus one pack, whatever its batch
+ * holds (a batch of 256 deflated 4 MiB logs would otherwise hold 1 GiB).
+ */
+export const TIER_MEMORY_BYTES = 32 * 1024 * 1024;
+
 /** A pack is closed once it holds about this many bytes (one PUT; read back with ranged GETs). */
 export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
 

@@ -1,9 +1,7 @@
 import type { Db } from './meta/db.js';
 import type { AsyncMutex } from './util/async-mutex.js';
 import type { BlobStore } from './cas/blob-store.js';
-import type { Refcounts } from './refcount/refcounts.js';
-import type { Leases } from './refcount/leases.js';
-import type { Markers } from './refcount/markers.js';
+import type { BlobIndex } from './blob-index/blob-index.js';
 import type { Logger } from './util/logger.js';
 import type { SharedBucket } from './backend/shared-bucket.js';
 
@@ -31,10 +29,8 @@ export interface StoreContext {
   readonly blobStore: BlobStore;
   /** Node of a cluster: the bucket its nodes share (markers, tombstones, instances); null otherwise. */
   readonly shared: SharedBucket | null;
-  readonly refcounts: Refcounts;
-  readonly leases: Leases;
-  /** Node of a cluster: the record of its reference markers in the shared bucket. */
-  readonly markers: Markers;
+  /** The one owner of blob state (blobs, packs, leases, markers) and its transitions. */
+  readonly index: BlobIndex;
   readonly config: StoreConfig;
   readonly log: Logger;
   /** How long a lease protects an uncommitted blob without renewal. */

@@ -15,9 +15,10 @@ import { S3Backend, type S3Location } from './backend/s3-backend.js';
 import { NODE_NAME_RE, type SharedBucket } from './backend/shared-bucket.js';
 import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
-import { Refcounts, countRefs, placeOf, type BlobRow } from './refcount/refcounts.js';
-import { Leases } from './refcount/leases.js';
-import { Markers, type MarkerRecord } from './refcount/markers.js';
+import { countRefs, placeOf, type BlobRow } from './blob-index/refcounts.js';
+import { BlobIndex } from './blob-index/blob-index.js';
+import { BlobIndexView } from './blob-index/index-view.js';
+import type { MarkerRecord } from './blob-index/markers.js';
 import { deriveDomainKey, newHasher } from './cas/hash.js';
 import { CommitQueue } from './ingest/commit-queue.js';
 import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
@@ -34,12 +35,13 @@ import { MessageAccess } from './reassemble/message-access.js';
 import { defaultLogger, type Logger } from './util/logger.js';
 import { DEFAULT_INLINE_THRESHOLD, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_OFFLOAD_ABOVE_BYTES, DEFAULT_WORKERS, LEASE_TTL_SECONDS, SPOOL_MEMORY_BYTES, TIER_BATCH, WRITE_BEHIND_INTERVAL_MS, DEFAULT_WRITE_BEHIND_MAX_BYTES, MIN_INLINE_THRESHOLD, PART_MEMORY_BYTES, WHOLE_CHECK_BYTES } from './limits.js';
 import type { DedupScope, StoreConfig, StoreContext } from './store-context.js';
-import { runGc, type GcOptions, type GcReport } from './refcount/gc.js';
+import type { GcOptions, GcReport } from './lifecycle/gc.js';
+import { runMaintenance } from './lifecycle/maintenance.js';
 import { runCollect, type CollectOptions, type CollectReport } from './cluster/collect.js';
-import { runCheck, type CheckOptions, type CheckReport } from './refcount/check.js';
+import { runCheck, type CheckOptions, type CheckReport } from './lifecycle/check.js';
 import { maybeTrainDictionary } from './meta/dictionary.js';
 import { buildReport, type StorageReport } from './report/report.js';
-import { pending, runTier, type TierOptions, type TierReport } from './tier/tier.js';
+import { runTier, type TierOptions, type TierReport } from './lifecycle/tier.js';
 
 export interface StoreOptions {
   /** Blob backend; default: files under <dir>/blobs. */
@@ -107,9 +109,7 @@ export interface MessageRecord {
 export class Store implements StoreContext {
   readonly tmpDir: string;
   readonly writeLock = new AsyncMutex();
-  readonly refcounts: Refcounts;
-  readonly leases: Leases;
-  readonly markers: Markers;
+  readonly index: BlobIndex;
   readonly blobStore: BlobStore;
   readonly shared: SharedBucket | null;
   readonly log: Logger;
@@ -143,9 +143,7 @@ export class Store implements StoreContext {
     makeDirsSync(this.tmpDir);
     cleanStaleTemps(this.tmpDir);
     this.log = opts.logger ?? defaultLogger();
-    this.refcounts = new Refcounts(db);
-    this.leases = new Leases(db);
-    this.markers = new Markers(db);
+    this.index = new BlobIndex(db, this.writeLock);
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.shared = backends.shared ?? null;
     this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold, this.shared?.objects ?? null);
@@ -335,7 +333,7 @@ export class Store implements StoreContext {
   private checkBacklog(): void {
     if (this.backendConfig.kind !== 'tiered' || !this.backendConfig.writeBehind) return;
     const now = Date.now();
-    if (now - this.backlog.at > 1000) this.backlog = { at: now, bytes: pending(this).bytes };
+    if (now - this.backlog.at > 1000) this.backlog = { at: now, bytes: this.index.view.pending().bytes };
     if (this.backlog.bytes > this.maxBacklog) {
       throw new MailcasError('E_BACKEND', `the write-behind backlog is full (${this.backlog.bytes} bytes waiting for the object store, the limit is ${this.maxBacklog}): try again later`, { transient: true });
     }
@@ -344,14 +342,13 @@ export class Store implements StoreContext {
   private applyOp(op: MetaOp): unknown {
     switch (op.k) {
       case 'lease':
-        this.leases.take(op.req.token, op.req.hashes, op.req.expires);
-        return op.req.hashes.map((h) => this.refcounts.row(h));
+        return this.index.reserve(op.req.token, op.req.hashes, op.req.expires);
       case 'renew':
-        return this.leases.renew(op.token, op.expires);
+        return this.index.renew(op.token, op.expires);
       case 'marker':
-        return this.markers.record(op.m, Date.now());
+        return this.index.recordMarker(op.m, Date.now());
       case 'unmarker':
-        return this.markers.forget(op.m);
+        return this.index.forgetMarker(op.m);
       case 'commit':
         return this.applyCommit(op.item);
     }
@@ -359,11 +356,6 @@ export class Store implements StoreContext {
 
   private applyCommit(item: CommitItem): number[] {
     const db = this.db;
-    // gc deletes a lease in the same transaction as the object it stopped protecting: while every
-    // lease is still here, every object this message needs is too (whatever the clocks say)
-    if (item.leased && this.leases.held(item.leaseToken) !== item.leased) {
-      throw new MailcasError('E_LEASE_LOST', 'the ingest took too long: its blob leases were reclaimed by gc before it could commit; try again');
-    }
     const p = item.prepared;
     const insMsg = this.stmt(
       'insMsg',
@@ -401,8 +393,9 @@ export class Store implements StoreContext {
       p.parts.forEach((q, i) => insPart.run(id, i, q.path, q.contentType, q.filename, q.cte, q.recipe, q.rawSize, q.size, q.hash));
       return id;
     });
-    this.refcounts.add(item.refs, Date.now());
-    if (item.leaseToken) this.leases.release(item.leaseToken);
+    // gc revokes a lease (committed) before it deletes the object it protected: while every lease is
+    // still here, every object this message needs is too, whatever the clocks say (E_LEASE_LOST otherwise)
+    this.index.publishRefs(item.leaseToken, item.leased, item.refs, Date.now());
     if (p.fallback) bumpCounter(db, 'split_fallbacks', item.recipients.length);
     bumpCounter(db, GENERATION);
     return ids;
@@ -455,7 +448,7 @@ export class Store implements StoreContext {
    */
   blobReader(): RangeBlobReader {
     const locate = (hash: Buffer, size: number): BlobLocation => {
-      const row = this.refcounts.row(hash);
+      const row = this.index.row(hash);
       if (!row) throw new MailcasError('E_INTEGRITY', `blob ${hash.toString('hex')} has no metadata row`, { data: { key: hash.toString('hex') } });
       return { key: hash, codec: row.codec, size, domainKey: this.domainKey(row.domain), chunks: row.chunks, ...placeOf(row) };
     };
@@ -480,7 +473,7 @@ export class Store implements StoreContext {
     try {
       // a read damaged on the way (a flaky network, a bad cable) is not damage at rest: read it again (up to
       // three times) before saying the object is damaged
-      const row = this.refcounts.row(hash);
+      const row = this.index.row(hash);
       for (let i = 0; row && i < 3; i++) {
         if ((await this.blobStore.scan({ key: hash, codec: row.codec, size: row.size, domainKey: this.domainKey(row.domain), ...placeOf(row) })).ok) {
           this.log.warn('blob-read-damaged-in-transit', { key: hash.toString('hex') });
@@ -491,7 +484,7 @@ export class Store implements StoreContext {
       // the second read failed too: mark it
     }
     try {
-      await this.writeLock.run(() => immediate(this.db, () => this.refcounts.markCorrupt(hash)));
+      await this.index.markCorrupt(hash);
       this.log.info('blob-marked-corrupt', { key: hash.toString('hex') }); // the read's own error says what failed
     } catch (e) {
       this.log.warn('blob-corrupt-unmarked', { key: hash.toString('hex'), error: (e as Error).message });
@@ -618,7 +611,7 @@ export class Store implements StoreContext {
           const refs = countRefs(blobRefs(layoutOfRow(this, cur)));
           this.stmt('delMsg', 'DELETE FROM messages WHERE id = ?').run(r.id);
           this.stmt('delParts', 'DELETE FROM parts WHERE message_id = ?').run(r.id);
-          this.refcounts.drop(refs.values(), now);
+          this.index.dropRefs(refs.values(), now);
           n++;
         }
         if (n) bumpCounter(this.db, GENERATION);
@@ -629,7 +622,7 @@ export class Store implements StoreContext {
 
   gc(opts: GcOptions = {}): Promise<GcReport> {
     this.assertOpen();
-    return runGc(this, opts);
+    return runMaintenance(this, opts);
   }
 
   /** Node of a cluster: removes what a retired node left in the bucket (its markers, its own objects); see SharedBucket.forgetNode. */
@@ -652,7 +645,7 @@ export class Store implements StoreContext {
     this.assertOpen();
     const r = buildReport(this.db, opts);
     if (this.blobStore.cold) {
-      const p = pending(this);
+      const p = this.index.view.pending();
       r.pendingUploads = p.blobs;
       r.pendingBytes = p.bytes;
     }
@@ -762,6 +755,7 @@ function mergeTier(a: TierReport, b: TierReport): TierReport {
     recompressSavedBytes: a.recompressSavedBytes + b.recompressSavedBytes,
     packs: a.packs + b.packs,
     keptLeased: a.keptLeased + b.keptLeased,
+    lost: a.lost + b.lost,
     corrupt: [...a.corrupt, ...b.corrupt],
     pendingUploads: b.pendingUploads,
     pendingBytes: b.pendingBytes,
@@ -806,7 +800,7 @@ function loadBackendConfig(db: Db, opts: StoreOptions): BackendConfig {
   }
   const created = getMeta(db, 'config') !== null;
   if (created && wanted) {
-    const n = (db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
+    const n = new BlobIndexView(db).count();
     if (n > 0) throw new MailcasError('E_USAGE', `this store keeps its blobs in ${describeBackend({ kind: 'fs' })}: a store's backend cannot be changed`);
   }
   const cfg = wanted ?? { kind: 'fs' as const };

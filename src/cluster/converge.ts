@@ -1,9 +1,16 @@
-import type { StoreContext } from '../store-context.js';
-import { Leases } from '../refcount/leases.js';
-import { instanceCodec } from '../backend/shared-bucket.js';
+import type { BlobIndex } from '../blob-index/blob-index.js';
+import type { BlobStore } from '../cas/blob-store.js';
+import { Leases } from '../blob-index/leases.js';
+import { instanceCodec, type SharedBucket } from '../backend/shared-bucket.js';
 import { Tier } from '../cas/blob-store.js';
-import { immediate } from '../meta/db.js';
 import { GC_BATCH } from '../limits.js';
+
+export interface ConvergeDeps {
+  index: BlobIndex;
+  blobStore: BlobStore;
+  shared: SharedBucket;
+  leaseTtlMs: number;
+}
 
 /**
  * Nodes that received the same new content at the same moment each upload
@@ -17,54 +24,30 @@ import { GC_BATCH } from '../limits.js';
  * the lease lifetime, past which no upload racing with its first one can
  * still commit. Costs one LIST per new shared blob per gc until then.
  */
-export async function convergeInstances(ctx: StoreContext, clock: () => number): Promise<number> {
-  const bucket = ctx.shared!;
-  const db = ctx.db;
+export async function convergeInstances(deps: ConvergeDeps, clock: () => number): Promise<number> {
+  const { index, shared: bucket } = deps;
   let moved = 0;
   let after: Buffer = Buffer.alloc(0);
   for (;;) {
-    const rows = db.prepare('SELECT hash, instance, created, size FROM blobs WHERE tier = 2 AND refs > 0 AND corrupt = 0 AND settled IS NULL AND hash > ? ORDER BY hash LIMIT ?').all(after, GC_BATCH) as {
-      hash: Buffer;
-      instance: string;
-      created: number;
-      size: number;
-    }[];
+    const rows = index.view.unsettledShared(after, GC_BATCH);
     for (const row of rows) {
       const found = (await bucket.instances(row.hash)).map((i) => i.instance).sort();
       for (const cand of found) {
         if (cand >= row.instance) break; // ours is the smallest usable one
         const token = Leases.newToken();
         const m = { hash: row.hash, instance: cand, token };
-        await ctx.writeLock.run(() =>
-          immediate(db, () => {
-            ctx.leases.take(token, [row.hash], clock() + ctx.leaseTtlMs);
-            ctx.markers.record(m, clock());
-          }),
-        );
+        await index.reserveInstance(token, m, clock() + deps.leaseTtlMs, clock());
         let switched = false;
         try {
           const stored = await bucket.markUsable(row.hash, cand, token);
           // the other copy is read whole once before this node relies on it (racing copies are rare)
-          if (stored !== null && (await ctx.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
-            switched = await ctx.writeLock.run(() =>
-              immediate(db, () => {
-                const ok =
-                  ctx.leases.held(token) > 0 &&
-                  db.prepare('UPDATE blobs SET instance = ?, codec = ?, stored = ?, settled = NULL WHERE hash = ? AND instance = ? AND tier = 2').run(cand, instanceCodec(cand), stored, row.hash, row.instance).changes > 0;
-                ctx.leases.release(token);
-                return ok;
-              }),
-            );
+          if (stored !== null && (await deps.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
+            switched = await index.publishInstance(token, row.hash, row.instance, cand, instanceCodec(cand), stored);
           }
         } finally {
           if (!switched) {
             await bucket.deleteMarker(row.hash, cand, token);
-            await ctx.writeLock.run(() =>
-              immediate(db, () => {
-                ctx.markers.forget(m);
-                ctx.leases.release(token);
-              }),
-            );
+            await index.unreserveInstance(token, m);
           }
         }
         if (switched) {
@@ -72,9 +55,7 @@ export async function convergeInstances(ctx: StoreContext, clock: () => number):
           break;
         }
       }
-      if (!found.length || (found[0] >= row.instance && clock() - row.created > ctx.leaseTtlMs)) {
-        await ctx.writeLock.run(() => immediate(db, () => db.prepare('UPDATE blobs SET settled = 1 WHERE hash = ? AND instance = ?').run(row.hash, row.instance)));
-      }
+      if (!found.length || (found[0] >= row.instance && clock() - row.created > deps.leaseTtlMs)) await index.settle(row.hash, row.instance);
     }
     if (rows.length < GC_BATCH) return moved;
     after = rows[rows.length - 1].hash;

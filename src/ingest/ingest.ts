@@ -2,8 +2,8 @@ import { MailcasError } from '../errors.js';
 import { Spool, type MessageInput } from '../split/spool.js';
 import type { BlobNeed } from './build-message.js';
 import type { PrepareOptions, Prepared } from './prepare.js';
-import { Leases } from '../refcount/leases.js';
-import type { BlobRefInfo, BlobRow } from '../refcount/refcounts.js';
+import { Leases } from '../blob-index/leases.js';
+import type { BlobRefInfo, BlobRow } from '../blob-index/refcounts.js';
 import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
 import { forEachLimit } from '../util/pool.js';
 import { PUT_CONCURRENCY, SHARED_BLOB_MIN_BYTES } from '../limits.js';
@@ -224,7 +224,7 @@ async function storeFor(
     // (not orphans) until the lease expires and gc reclaims objects and leases together.
     if (leaseToken && !wroteBlobs) {
       const t = leaseToken;
-      await ctx.writeLock.run(() => ctx.leases.release(t)).catch(() => {});
+      await ctx.index.release(t).catch(() => {});
     }
     throw e;
   } finally {

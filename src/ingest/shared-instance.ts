@@ -3,7 +3,7 @@ import type { BlobNeed } from './build-message.js';
 import type { StoreContext } from '../store-context.js';
 import { instanceCodec, newInstance } from '../backend/shared-bucket.js';
 import { AsyncMutex } from '../util/async-mutex.js';
-import type { MarkerRecord } from '../refcount/markers.js';
+import type { MarkerRecord } from '../blob-index/markers.js';
 
 /** Records of a node's markers, through the group commit (durable before the marker is written; removed after it is deleted). */
 export interface MarkerRecords {

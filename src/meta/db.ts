@@ -142,3 +142,28 @@ export function counter(db: Db, name: string): number {
   const r = db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined;
   return r?.value ?? 0;
 }
+
+/**
+ * Runs fn inside this process's write lock and one IMMEDIATE transaction
+ * (none for a dry run) that stays open across fn's awaits: backend
+ * deletions happen while no other writer (in this process or another) can
+ * take a lease or commit a reference.
+ */
+export async function writeTxn<T>(db: Db, lock: { run<R>(fn: () => Promise<R> | R): Promise<R> }, dry: boolean, fn: () => Promise<T>): Promise<T> {
+  return lock.run(async () => {
+    if (dry) return fn();
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      throw sqliteError(e);
+    }
+    try {
+      const r = await fn();
+      db.exec('COMMIT');
+      return r;
+    } catch (e) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw sqliteError(e);
+    }
+  });
+}

@@ -8,8 +8,11 @@
  * moves with every change of reference counts.
  * Version 3: cold frames, inline dictionaries. Version 4: blobs in the
  * bucket a cluster's nodes share (blobs.instance, shared_markers).
+ * Version 5: a pack being built names its builder (packs.token, the lease
+ * token of the tier or repack writing it), so gc leaves it alone while the
+ * builder lives and the builder's publish fails once gc has taken it.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -108,7 +111,8 @@ CREATE TABLE IF NOT EXISTS packs (
   size    INTEGER NOT NULL,        -- bytes in the object
   live    INTEGER NOT NULL,        -- bytes of entries blob rows still point at
   created INTEGER NOT NULL,
-  retired INTEGER                  -- unix ms when repacked or emptied: deleted by gc once no reader can be using it
+  retired INTEGER,                 -- unix ms when repacked or emptied: deleted by gc once no reader can be using it
+  token   TEXT                     -- while being built: the builder's lease token (NULL once published)
 );
 CREATE INDEX IF NOT EXISTS blobs_unref ON blobs(zero_since) WHERE refs = 0;
 
@@ -161,11 +165,12 @@ ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;
 
-/** Versions 3 and 4: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
+/** Versions 3 to 5: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
 export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['blobs', 'frame_offset', 'INTEGER'],
   ['blobs', 'instance', 'TEXT'],
   ['blobs', 'settled', 'INTEGER'],
   ['messages', 'inline_dict', 'INTEGER'],
   ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
+  ['packs', 'token', 'TEXT'],
 ];

@@ -1,3 +1,4 @@
+import { BlobIndexView } from '../blob-index/index-view.js';
 import type { Db } from '../meta/db.js';
 
 /** A component of what the store occupies. */
@@ -99,11 +100,8 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
        FROM messages`,
     )
     .get() as { n: number; users: number; bytes: number; head: number; inl: number; headerBytes: number; layoutRaw: number; inlineRaw: number };
-  const b = db.prepare('SELECT count(*) AS n, coalesce(sum(stored), 0) AS stored, coalesce(sum(size), 0) AS size FROM blobs').get() as {
-    n: number;
-    stored: number;
-    size: number;
-  };
+  const blobs = new BlobIndexView(db);
+  const b = blobs.totals();
   // every part as delivered vs canonical, split by where it is stored
   const p = db
     .prepare(
@@ -126,8 +124,7 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
     { component: 'metadata', logicalBytes: 0, storedBytes: metadataOverhead },
   ];
 
-  const blobTypes = new Map<string, number>();
-  for (const r of db.prepare("SELECT coalesce(content_type, '') AS t, sum(stored) AS s FROM blobs GROUP BY 1").all() as { t: string; s: number }[]) blobTypes.set(r.t, r.s);
+  const blobTypes = blobs.storedByContentType();
   const byContentType = (
     db
       .prepare(
@@ -153,19 +150,7 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
       .all(opts.users ?? 100) as { user: string; n: number; bytes: number; meta: number }[]
   ).map((r) => ({ user: r.user, messages: r.n, logicalBytes: r.bytes, metadataBytes: r.meta, referencedBlobBytes: refBytes.get(r.user) ?? 0 }));
 
-  const topShared = (
-    db
-      .prepare(
-        `SELECT b.hash AS hash, b.size AS size, b.stored AS stored, b.content_type AS ct,
-                count(*) AS refs, sum(p.raw_size) AS raw, group_concat(DISTINCT p.filename) AS names
-         FROM blobs b JOIN parts p ON p.hash = b.hash
-         WHERE b.refs > 1
-         GROUP BY b.hash
-         ORDER BY sum(p.raw_size) - b.stored DESC
-         LIMIT ?`,
-      )
-      .all(top) as { hash: Buffer; size: number; stored: number; ct: string | null; refs: number; raw: number; names: string | null }[]
-  ).map((r) => ({
+  const topShared = blobs.topShared(top).map((r) => ({
     hash: r.hash.toString('hex'),
     size: r.size,
     refs: r.refs,

@@ -173,13 +173,13 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
       const id = (await a.ingest(msg, { user: 'u' })).id;
       const { hash } = a.db.prepare('SELECT hash FROM blobs WHERE tier = 2').get() as { hash: Buffer };
       // an ingest of the same content took its lease while the count was 1 (the fast path: no bucket request)
-      a.db.transaction(() => a.leases.take('in-flight', [hash], Date.now() + 3600_000)).immediate();
+      a.db.transaction(() => a.index.leases.take('in-flight', [hash], Date.now() + 3600_000)).immediate();
       await a.expunge('u', [id]);
       let g = await a.gc({ graceSeconds: 0 });
       expect(g.deletedMarkers).toBe(0);
       expect(kinds(await allKeys(loc)).markers.length).toBe(1);
       expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(0);
-      a.db.transaction(() => a.leases.release('in-flight')).immediate();
+      a.db.transaction(() => a.index.leases.release('in-flight')).immediate();
       g = await a.gc({ graceSeconds: 0 });
       expect(g.deletedMarkers).toBe(1);
       expect((await a.collect({ graceSeconds: 0 })).deleted).toBe(1);

@@ -4,10 +4,11 @@ import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { ALL_BLOB_CODECS, Tier, objectKey } from '../cas/blob-store.js';
-import { bumpCounter, counter, immediate, openDb, type Db } from '../meta/db.js';
-import { PACK_NAME_HEX, UNNEEDED_MARKER, inWriteTxn } from './gc.js';
-import { placeOf } from './refcounts.js';
-import { Leases } from './leases.js';
+import { counter, openDb, type Db } from '../meta/db.js';
+import { BlobIndexView } from '../blob-index/index-view.js';
+import { PACK_NAME_HEX } from '../blob-index/packs.js';
+import { placeOf } from '../blob-index/refcounts.js';
+import { Leases } from '../blob-index/leases.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
 
@@ -186,11 +187,7 @@ function snapshot(ctx: StoreContext, rep: CheckReport, objects: Listing): Findin
   try {
     reader.exec('BEGIN');
     const f = examine(ctx, reader, rep, objects);
-    rep.packDrift = (
-      reader
-        .prepare('SELECT p.name AS pack, p.live, coalesce((SELECT sum(stored) FROM blobs b WHERE b.pack = p.id), 0) AS actual FROM packs p WHERE p.retired IS NULL')
-        .all() as { pack: string; live: number; actual: number }[]
-    ).filter((p) => p.live !== p.actual);
+    rep.packDrift = new BlobIndexView(reader).packDrift();
     reader.exec('COMMIT');
     return f;
   } finally {
@@ -215,10 +212,9 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
     }
     for (const h of refs) add(h.toString('hex'));
   }
+  const view = new BlobIndexView(db);
   const rows = new Map<string, Row>();
-  for (const r of db
-    .prepare('SELECT b.hash, b.refs, b.codec, b.size, b.stored, b.domain, b.corrupt, b.tier, b.pack_offset, b.pack_length, b.frame_offset, b.instance, p.name AS pack_name FROM blobs b LEFT JOIN packs p ON p.id = b.pack')
-    .iterate() as IterableIterator<Row & { hash: Buffer }>) {
+  for (const r of view.rows()) {
     const { hash, ...row } = r;
     rows.set(hash.toString('hex'), row);
   }
@@ -226,9 +222,8 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
   rep.objects = objects.hot.size + (objects.cold?.size ?? 0);
   if (objects.shared) {
     // every referenced instance has a marker of this node on record (written before the reference committed)
-    const marked = db.prepare('SELECT 1 FROM shared_markers WHERE hash = ? AND instance = ? LIMIT 1');
-    for (const [k, row] of rows) if (row.tier === Tier.Shared && row.refs > 0 && !marked.get(Buffer.from(k, 'hex'), row.instance)) rep.missingMarkers.push(k);
-    rep.unneededMarkers = (db.prepare(`SELECT count(*) AS n FROM shared_markers m WHERE ${UNNEEDED_MARKER}`).get() as { n: number }).n;
+    for (const [k, row] of rows) if (row.tier === Tier.Shared && row.refs > 0 && !view.marked(Buffer.from(k, 'hex'), row.instance!)) rep.missingMarkers.push(k);
+    rep.unneededMarkers = view.unneededMarkers();
   }
   for (const [k, row] of rows) {
     const a = actual.get(k) ?? 0;
@@ -249,7 +244,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
       if (!objects.hot.has(k)) rep.missingBlobs.push(k);
     }
   }
-  const anyLease = db.prepare('SELECT 1 FROM leases WHERE hash = ?');
+  const anyLease = { get: (h: Buffer) => view.leased(h) };
   for (const [k] of objects.hot) {
     const row = rows.get(k);
     if (row && row.tier === 0) continue;
@@ -258,7 +253,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
     else if (!actual.has(k)) rep.orphans.push(k);
   }
   if (objects.cold) {
-    const packs = new Set((db.prepare('SELECT name FROM packs').all() as { name: string }[]).map((p) => p.name));
+    const packs = view.packNames();
     for (const [k] of objects.cold) {
       if (k.length === PACK_NAME_HEX) {
         if (!packs.has(k)) rep.coldOrphans.push(k);
@@ -292,18 +287,16 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
       continue;
     }
     // re-read where the row says now: gc may have deleted it, tier or repack moved it meanwhile
-    const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
+    const now = ctx.index.row(Buffer.from(k, 'hex'));
     if (!now || !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? objectKey({ key: Buffer.from(k, 'hex'), tier: now.tier, instance: now.instance })))) continue;
     if (!(await scan(k, { ...row, ...now }))) bad.add(k);
     else if (row.corrupt) good.push(k);
   }
   rep.corruptBlobs = [...bad];
   if (bad.size || good.length) {
-    await ctx.writeLock.run(() =>
-      immediate(ctx.db, () => {
-        for (const k of bad) ctx.refcounts.markCorrupt(Buffer.from(k, 'hex'));
-        for (const k of good) ctx.db.prepare('UPDATE blobs SET corrupt = 0 WHERE hash = ?').run(Buffer.from(k, 'hex'));
-      }),
+    await ctx.index.setCorrupt(
+      [...bad].map((k) => Buffer.from(k, 'hex')),
+      good.map((k) => Buffer.from(k, 'hex')),
     );
   }
 }
@@ -314,16 +307,15 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
  * since the snapshot is looked at again as it is now.
  */
 async function markersInBucket(ctx: StoreContext, rep: CheckReport, f: Findings): Promise<void> {
-  const recorded = ctx.db.prepare('SELECT token FROM shared_markers WHERE hash = ? AND instance = ?');
   const marked = async (hash: Buffer, instance: string): Promise<boolean> => {
     const there = new Set(await ctx.shared!.ownMarkers(hash, instance));
-    return (recorded.all(hash, instance) as { token: string }[]).some((r) => there.has(r.token));
+    return ctx.index.view.markerTokens(hash, instance).some((t) => there.has(t));
   };
   for (const [k, row] of f.rows) {
     if (row.tier !== Tier.Shared || row.refs <= 0 || rep.missingMarkers.includes(k)) continue;
     const hash = Buffer.from(k, 'hex');
     if (await marked(hash, row.instance!)) continue;
-    const now = ctx.refcounts.row(hash);
+    const now = ctx.index.row(hash);
     if (now && now.tier === Tier.Shared && now.refs > 0 && !(await marked(hash, now.instance!))) rep.missingMarkers.push(k);
   }
 }
@@ -334,15 +326,15 @@ async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing,
   const cold = ctx.blobStore.cold;
   // where a row's bytes are now (the row may have moved since the snapshot: tier, repack)
   const gone = async (k: string): Promise<boolean> => {
-    const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
+    const now = ctx.index.row(Buffer.from(k, 'hex'));
     if (!now) return !(await hot.stat(k));
     return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? objectKey({ key: Buffer.from(k, 'hex'), tier: now.tier, instance: now.instance })));
   };
-  rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
-  rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.refcounts.row(Buffer.from(k, 'hex'))?.tier !== 0);
+  rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== 0);
+  rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== 0);
   rep.coldOrphans = cold ? await filterAsync(rep.coldOrphans, async (k) => (await cold.stat(k)) !== null) : [];
   const stillElsewhere = (k: string): boolean => {
-    const now = ctx.refcounts.row(Buffer.from(k, 'hex'));
+    const now = ctx.index.row(Buffer.from(k, 'hex'));
     return !now || !(now.tier === 1 && !now.pack_name);
   };
   rep.staleColdCopies = cold ? await filterAsync(rep.staleColdCopies, async (k) => stillElsewhere(k) && (await cold.stat(k)) !== null) : [];
@@ -380,64 +372,40 @@ async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: 
     const found = await detectCodec(ctx, Buffer.from(k, 'hex'), p.size);
     if (found) recreate.push({ k, size: p.size, ...found });
   }
-  const db = ctx.db;
-  const ok = await ctx.writeLock.run(() =>
-    immediate(db, () => {
-      if (counter(db, GENERATION) !== f.generation) return false;
-      const now = Date.now();
-      const setRefs = db.prepare('UPDATE blobs SET refs = ?, zero_since = CASE WHEN ? = 0 THEN coalesce(zero_since, ?) ELSE NULL END WHERE hash = ?');
-      for (const d of rep.drift) {
-        if (cautious && d.actual < d.stored) continue;
-        setRefs.run(d.actual, d.actual, now, Buffer.from(d.hash, 'hex'));
-        fixed.refcounts++;
-      }
-      const ins = db.prepare(
-        `INSERT INTO blobs(hash, domain, size, stored, codec, refs, created, zero_since, content_type, corrupt, chunks)
-         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?) ON CONFLICT(hash) DO NOTHING`,
-      );
-      for (const r of recreate) fixed.rowsCreated += ins.run(Buffer.from(r.k, 'hex'), r.domain, r.size, listed.hot.get(r.k)!, r.codec, f.actual.get(r.k)!, now, r.chunks).changes;
-      const made = new Set(recreate.map((r) => r.k));
-      rep.missingRows = rep.missingRows.filter((k) => !made.has(k));
-      if (!cautious) {
-        // rows of unreferenced blobs whose object is gone: nothing to keep
-        const drop = db.prepare('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
-        for (const k of rep.danglingRows) fixed.rowsDropped += drop.run(Buffer.from(k, 'hex')).changes;
-      }
-      // a pack's live bytes, recomputed here and now (tier and repack keep them exact in their own transactions)
-      const relive = db.prepare('UPDATE packs SET live = (SELECT coalesce(sum(stored), 0) FROM blobs b WHERE b.pack = packs.id) WHERE name = ? AND retired IS NULL');
-      for (const p of rep.packDrift) fixed.packs += relive.run(p.pack).changes;
-      if (fixed.refcounts || fixed.rowsCreated) bumpCounter(db, GENERATION);
-      return true;
-    }),
-  );
-  if (!ok) return false;
+  const made = new Set(recreate.map((r) => r.k));
+  const done = await ctx.index.applyRepair(f.generation, {
+    // while a message cannot be decoded, no count is lowered (its references might be more than the parts table says)
+    counts: rep.drift.filter((d) => !cautious || d.actual >= d.stored).map((d) => ({ hash: Buffer.from(d.hash, 'hex'), refs: d.actual })),
+    recreate: recreate.map((r) => ({ hash: Buffer.from(r.k, 'hex'), domain: r.domain, size: r.size, stored: listed.hot.get(r.k)!, codec: r.codec, refs: f.actual.get(r.k)!, chunks: r.chunks })),
+    // rows of unreferenced blobs whose object is gone: nothing to keep
+    dropDangling: cautious ? [] : rep.danglingRows.map((k) => Buffer.from(k, 'hex')),
+    relivePacks: rep.packDrift.map((p) => p.pack),
+  });
+  if (!done) return false;
+  Object.assign(fixed, done);
+  rep.missingRows = rep.missingRows.filter((k) => !made.has(k));
   // node of a cluster: a referenced shared blob without a marker gets one again (recorded first, as an ingest does)
   for (const k of [...rep.missingMarkers]) {
     const hash = Buffer.from(k, 'hex');
-    const row = ctx.refcounts.row(hash);
+    const row = ctx.index.row(hash);
     if (!ctx.shared || !row || row.tier !== Tier.Shared || row.refs <= 0) continue;
     const token = `repair:${Leases.newToken()}`;
-    await ctx.writeLock.run(() => immediate(db, () => ctx.markers.record({ hash, instance: row.instance!, token }, Date.now())));
+    await ctx.index.recordMarkerNow({ hash, instance: row.instance!, token });
     await ctx.shared.putMarker(hash, row.instance!, token);
     rep.missingMarkers = rep.missingMarkers.filter((x) => x !== k);
     fixed.markers++;
   }
   if (!cautious) {
-    // orphans: deleted inside a write transaction that re-checks them, as gc does, so no ingest can lease one meanwhile
-    const inTier = db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND tier = ? AND (tier = 0 OR pack IS NULL)');
-    const knownPack = db.prepare('SELECT 1 FROM packs WHERE name = ?');
-    const anyLease = db.prepare('SELECT 1 FROM leases WHERE hash = ?');
-    const tiers: [number, string[]][] = [[0, [...rep.orphans, ...rep.staleHotCopies]], [1, [...rep.coldOrphans, ...rep.staleColdCopies]]];
+    // orphans: deleted inside a write transaction that re-checks them (still unwanted, no lease of any age), as gc does
+    const tiers: [number, string[]][] = [
+      [0, [...rep.orphans, ...rep.staleHotCopies]],
+      [1, [...rep.coldOrphans, ...rep.staleColdCopies]],
+    ];
     for (const [tier, keys] of tiers) {
       const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
       for (let i = 0; i < keys.length; i += GC_BATCH) {
-        await inWriteTxn(ctx, false, async () => {
-          for (const k of keys.slice(i, i + GC_BATCH)) {
-            if (k.length === PACK_NAME_HEX ? knownPack.get(k) : inTier.get(Buffer.from(k, 'hex'), tier) || anyLease.get(Buffer.from(k, 'hex'))) continue;
-            await backend.delete(k);
-            fixed.orphansDeleted++;
-          }
-        });
+        const { deleted } = await ctx.index.deleteUnwanted(tier, keys.slice(i, i + GC_BATCH), (k) => backend.delete(k));
+        fixed.orphansDeleted += deleted.length;
       }
     }
   } else {
@@ -461,8 +429,7 @@ async function filterAsync<T>(xs: T[], keep: (x: T) => Promise<boolean>): Promis
 
 /** Finds the codec (and dedup domain) under which an object reads back as the blob its name says. */
 async function detectCodec(ctx: StoreContext, hash: Buffer, size: number): Promise<{ codec: number; domain: string; chunks: Buffer | null } | null> {
-  const domains = [''];
-  for (const r of ctx.db.prepare('SELECT DISTINCT domain FROM blobs').all() as { domain: string }[]) if (r.domain) domains.push(r.domain);
+  const domains = ['', ...ctx.index.view.domains().filter((d) => d)];
   for (const codec of ALL_BLOB_CODECS) {
     for (const domain of domains) {
       const r = await ctx.blobStore.scan({ key: hash, codec, size, domainKey: ctx.domainKey(domain) });
