@@ -125,7 +125,7 @@ export const FRAME_RAW_BYTES = 256 * 1024;
  * read, so one run's memory is about this plus one pack, whatever its batch
  * holds (a batch of 256 deflated 4 MiB logs would otherwise hold 1 GiB).
  */
-export const TIER_MEMORY_BYTES = 32 * 1024 * 1024;
+export const TIER_MEMORY_BYTES = 16 * 1024 * 1024;
 
 /** A pack is closed once it holds about this many bytes (one PUT; read back with ranged GETs). */
 export const PACK_TARGET_BYTES = 8 * 1024 * 1024;

@@ -5,6 +5,9 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from './helpers.js';
 import { newHasher } from '../src/cas/hash.js';
+import { Store } from '../src/store.js';
+import { FsBackend } from '../src/backend/fs-backend.js';
+import { silentLogger } from '../src/util/logger.js';
 
 const RSS = path.join(ROOT, 'test', 'fixtures', 'rss.mjs');
 const LIMIT_MB = 150;
@@ -60,6 +63,12 @@ function writeTextMessages(dir: string, n: number, mb: number): void {
   }
 }
 
+function digest(b: Buffer): Buffer {
+  const h = newHasher();
+  h.update(b);
+  return h.digest();
+}
+
 describe('bounded memory', () => {
   it('32 messages of 8 MB in flight at once (import --concurrency 32) share one memory budget: peak RSS stays under 260 MB', async () => {
     const dir = tmpDir();
@@ -97,6 +106,51 @@ describe('bounded memory', () => {
     // one blob for both copies
     const blobs = fs.readdirSync(path.join(store, 'blobs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name));
     expect(blobs.length).toBe(1);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('tier of 128 messages each with a distinct 4 MiB log (deflated to ~20 KB: packed small) peaks under 300 MB RSS: bytes waiting to be packed are bounded, not blobs', async () => {
+    const dir = tmpDir();
+    const open = () => Store.open(dir, { backend: new FsBackend(path.join(dir, 'blobs')), coldBackend: new FsBackend(path.join(dir, 'cold')), logger: silentLogger, workers: 0 });
+    const s = await open();
+    const hashes: Buffer[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < 128; i++) {
+      // 32 lines of this message's own, over and over, with a counter now and then: distinct, and very compressible
+      const lines = Array.from({ length: 32 }, () => `${new Date(1.7e12 + i * 1e6).toISOString()} app[${i}]: ${crypto.randomBytes(24).toString('hex')}`);
+      const parts: string[] = [];
+      for (let k = 0, n = 0; n < 4 * 1024 * 1024 - 200; k++) {
+        const l = `${lines[k % 32]}${k % 64 === 0 ? ` seq=${k}` : ''}\r\n`;
+        parts.push(l);
+        n += l.length;
+      }
+      const m = Buffer.from(`Subject: log ${i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe log\r\n--b\r\nContent-Type: text/plain; name=app.log\r\n\r\n${parts.join('')}\r\n--b--\r\n`);
+      hashes.push(digest(m));
+      ids.push((await s.ingest(m, { user: 'u' })).id);
+    }
+    await s.close();
+    const r = await new Promise<{ code: number; rssMB: number; out: string; stderr: string }>((resolve, reject) => {
+      const p = spawn(process.execPath, [path.join(ROOT, 'test', 'fixtures', 'tier-rss.mjs'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (c) => (out += c));
+      p.stderr.on('data', (c) => (err += c));
+      p.on('error', reject);
+      p.on('close', (code) => {
+        const m = /MAXRSS_KB=(\d+)/.exec(err);
+        resolve({ code: code ?? -1, rssMB: m ? Number(m[1]) / 1024 : Infinity, out, stderr: err });
+      });
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.out);
+    expect(rep.packed).toBe(128);
+    expect(rep.pendingUploads).toBe(0);
+    console.log(`peak RSS MB: tier of 128 x 4 MiB logs: ${r.rssMB.toFixed(0)} (${rep.packs} packs, ${rep.packedBytes} bytes)`);
+    expect(r.rssMB, /SAMPLED_PEAK.*/.exec(r.stderr)?.[0]).toBeLessThan(300);
+    const again = await open();
+    for (const i of [0, 63, 127]) expect(digest(await again.fetchBuffer(ids[i])).equals(hashes[i])).toBe(true);
+    expect((await again.check()).consistent).toBe(true);
+    await again.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

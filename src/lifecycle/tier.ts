@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { MailcasError } from '../errors.js';
+import { MailcasError, isMailcasError } from '../errors.js';
 import type { BlobBackend, PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
 import { hashBuffer, newHasher } from '../cas/hash.js';
@@ -10,6 +10,7 @@ import type { HotCandidate } from '../blob-index/index-view.js';
 import { Leases } from '../blob-index/leases.js';
 import { coldFile, verifiedCanonical } from '../pack/cold-encoding.js';
 import { PackBuilder, type PackPlan } from '../pack/pack-builder.js';
+import type { PackCandidate } from '../pack/cold-encoding.js';
 import { forEachLimit } from '../util/pool.js';
 import { COLD_REENCODE_MAX_BYTES, PACK_ENTRY_MAX_BYTES, TIER_BATCH } from '../limits.js';
 import { crashPoint } from '../util/crash-points.js';
@@ -100,28 +101,27 @@ export async function runTier(deps: TierDeps, opts: TierOptions): Promise<TierRe
       continue;
     }
     // verify each hot copy before it is copied anywhere: corruption is marked, never spread
-    const good: HotCandidate[] = [];
-    await forEachLimit(rows, 4, async (r) => {
-      const ok = await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: deps.domainKey(r.domain), tier: 0 });
-      if (ok.ok) return void good.push(r);
+    const corrupt = async (r: HotCandidate): Promise<void> => {
       rep.corrupt.push(r.hash.toString('hex'));
       await index.markCorrupt(r.hash);
-    });
+    };
     const moved: Buffer[] = [];
     await forEachLimit(
-      good.filter((r) => r.stored > PACK_ENTRY_MAX_BYTES),
+      rows.filter((r) => r.stored > PACK_ENTRY_MAX_BYTES),
       4,
-      (r) => moveObject(deps, cold, r, rep, moved),
+      async (r) => {
+        if ((await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: deps.domainKey(r.domain), tier: 0 })).ok) await moveObject(deps, cold, r, rep, moved);
+        else await corrupt(r);
+      },
     );
-    // small blobs, in the order they arrived (neighbours in time share the most: frames compress them together)
+    // small blobs, in the order they arrived (neighbours in time share the most: frames compress them together),
+    // each read once, verified from the bytes read, and held only until the builder's budget is full
     const builder = new PackBuilder((plan) => writePack(deps, cold, plan, rep, moved));
-    const small = good.filter((r) => r.stored <= PACK_ENTRY_MAX_BYTES).sort((a, b) => a.created - b.created || Buffer.compare(a.hash, b.hash));
+    const small = rows.filter((r) => r.stored <= PACK_ENTRY_MAX_BYTES).sort((a, b) => a.created - b.created || Buffer.compare(a.hash, b.hash));
     for (const r of small) {
-      const hot = await readAll(deps.blobStore.backend, r.hash.toString('hex'));
-      // older mail is packed better compressed: deflated blobs are re-encoded with brotli (see cold-encoding.ts)
-      const canonical = r.codec === BlobCodec.Deflate && r.size <= COLD_REENCODE_MAX_BYTES ? verifiedCanonical(hot, r, deps.domainKey(r.domain)) : null;
-      if (canonical === 'damaged') continue; // damaged since scan read it: stays hot; the next run or a read finds out
-      await builder.add({ hash: r.hash, codec: r.codec, hot, canonical });
+      const c = await smallCandidate(deps, r);
+      if (c) await builder.add(c);
+      else await corrupt(r);
     }
     await builder.finish();
     // the hot copies, now that the metadata points at the cold ones
@@ -134,6 +134,30 @@ export async function runTier(deps: TierDeps, opts: TierOptions): Promise<TierRe
   rep.pendingUploads = p.blobs;
   rep.pendingBytes = p.bytes;
   return rep;
+}
+
+/**
+ * A small hot blob read once and checked against its name from the bytes
+ * read (a deflated one decoded: older mail is packed better compressed,
+ * re-encoded with brotli, see cold-encoding.ts); null when it is missing or
+ * does not match.
+ */
+async function smallCandidate(deps: TierDeps, r: HotCandidate): Promise<PackCandidate | null> {
+  const domainKey = deps.domainKey(r.domain);
+  let hot: Buffer;
+  try {
+    hot = await readAll(deps.blobStore.backend, r.hash.toString('hex'));
+  } catch (e) {
+    if (isMailcasError(e, 'E_INTEGRITY')) return null;
+    throw e;
+  }
+  if (r.codec === BlobCodec.Deflate && r.size <= COLD_REENCODE_MAX_BYTES) {
+    const canonical = verifiedCanonical(hot, r, domainKey);
+    return canonical === 'damaged' ? null : { hash: r.hash, codec: r.codec, hot, canonical };
+  }
+  if (r.codec === BlobCodec.None) return hot.length === r.size && hashBuffer(hot, domainKey ?? undefined).equals(r.hash) ? { hash: r.hash, codec: r.codec, hot, canonical: null } : null;
+  // (a small deflated blob that inflates past the re-encoding limit: checked streaming, packed as it is)
+  return (await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey, tier: 0 })).ok ? { hash: r.hash, codec: r.codec, hot, canonical: null } : null;
 }
 
 /** A large blob: one object of its own (a deflated one re-encoded with brotli through a temp file when that is smaller). */
