@@ -3,10 +3,10 @@
  * moments and at named crash points across import, deliver, LMTP, expunge,
  * gc, tier, flush and check; on the filesystem and, when an S3 server is
  * set up, on a tiered store), three cluster nodes on one bucket with SIGKILLs
- * (with an S3 server), the scale-out model and the hostile-input fuzzer,
+ * (with an S3 server), the scale-out model, the blob lifecycle model and the hostile-input fuzzer,
  * then a table.
  *
- *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N]
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N] [--lifecycle-seeds N]
  *
  * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
  * anything acknowledged was lost, changed, or a check failed.
@@ -18,6 +18,7 @@ import { runCrashHarness, type CrashHarnessReport } from '../test/harness/crash-
 import { runFuzz } from '../test/harness/fuzz-harness.js';
 import { runConcurrency } from '../test/harness/concurrency-harness.js';
 import { runModel } from '../test/harness/scaleout-model.js';
+import { runLifecycleModel } from '../test/harness/lifecycle-model.js';
 import { runClusterHarness, type ClusterHarnessReport } from '../test/harness/cluster-harness.js';
 import { corpusFiles } from '../test/helpers.js';
 import { freshBucket, s3Env } from '../test/s3-env.js';
@@ -94,6 +95,19 @@ for (let i = 0; i < modelSeeds; i++) {
   if (rep.leaked.length) model.leaks++;
 }
 console.log(`scale-out model: ${model.seeds} seeds, ${model.steps} steps, ${model.collected} instances collected, ${model.violations.length} violations, ${model.leaks} leaks`);
+// the single-node blob lifecycle on the real code (ingest, expunge, tier, gc at any grace and clock with repack, check --repair), request by request, with crashes
+const lifecycleSeeds = arg('lifecycle-seeds', 200);
+const lifecycle = { seeds: 0, steps: 0, crashes: 0, acknowledged: 0, violations: [] as string[] };
+for (let i = 0; i < lifecycleSeeds && Date.now() < deadline - 10 * 60_000; i++) {
+  const rep = await runLifecycleModel({ seed: seed + i, steps: 1500, crashRate: [0, 0.005, 0.02][i % 3] });
+  lifecycle.seeds++;
+  lifecycle.steps += rep.steps;
+  lifecycle.crashes += rep.crashes;
+  lifecycle.acknowledged += rep.acknowledged;
+  const v = [...rep.violations, ...rep.lost, ...(rep.check ? [`check: ${rep.check}`] : [])];
+  if (v.length) lifecycle.violations.push(`seed ${seed + i}: ${v[0]}`);
+}
+console.log(`lifecycle model: ${lifecycle.seeds} seeds, ${lifecycle.steps} requests, ${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged, ${lifecycle.violations.length} violations`);
 const fuzz = await runFuzz({ seed, cases: fuzzCases, pool, storeDir: path.join(work, 'fuzz'), deadlineMs: Math.max(60_000, deadline - Date.now()) });
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -124,6 +138,8 @@ const rows: [string, string | number][] = [
   ['  shared blobs / instances at end', `${csum((r) => r.sharedBlobs)} / ${csum((r) => r.instances)} (${csum((r) => r.unreferencedInstances)} unreferenced)`],
   ['scale-out model seeds / steps', `${model.seeds} / ${model.steps} (${model.collected} instances collected)`],
   ['  violations / leaks', `${model.violations.length} / ${model.leaks}`],
+  ['lifecycle model seeds / requests', `${lifecycle.seeds} / ${lifecycle.steps} (${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged)`],
+  ['  violations', lifecycle.violations.length],
   ['fuzz cases', fuzz.cases],
   ['  round-tripped exactly', fuzz.exact],
   ['  refused naming a limit', `${Object.values(fuzz.refused).reduce((a, b) => a + b, 0)} (${Object.entries(fuzz.refused).map(([k, v]) => `${k} ${v}`).join(', ')})`],
@@ -133,6 +149,6 @@ const rows: [string, string | number][] = [
 console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
-for (const f of fuzz.failures.slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + clusterBad;
+for (const f of [...lifecycle.violations, ...fuzz.failures].slice(0, 20)) console.log(`  ! ${f}`);
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + lifecycle.violations.length + clusterBad;
 process.exitCode = bad ? 1 : 0;

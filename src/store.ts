@@ -15,6 +15,7 @@ import { S3Backend, type S3Location } from './backend/s3-backend.js';
 import { NODE_NAME_RE, type SharedBucket } from './backend/shared-bucket.js';
 import type { RetryPolicy } from './backend/retry-backend.js';
 import { cleanStaleTemps } from './util/temp-files.js';
+import { gcClock, withLatePuts } from './util/test-faults.js';
 import { countRefs, placeOf, type BlobRow } from './blob-index/refcounts.js';
 import { BlobIndex } from './blob-index/blob-index.js';
 import { BlobIndexView } from './blob-index/index-view.js';
@@ -197,7 +198,8 @@ export class Store implements StoreContext {
       // processes creating the same store at once agree on its settings and secret
       const read = (): { config: StoreConfig; secret: Buffer; blobs: BackendConfig } => ({ config: loadConfig(db, opts), secret: loadSecret(db), blobs: loadBackendConfig(db, opts) });
       const { config, secret, blobs } = getMeta(db, 'config') !== null && getMeta(db, 'secret') !== null && !opts.s3 ? read() : immediate(db, read);
-      const backends = opts.backend ? { primary: opts.backend, cold: opts.coldBackend ?? null } : openBackends(dir, blobs, opts.retry);
+      const opened = opts.backend ? { primary: opts.backend, cold: opts.coldBackend ?? null } : openBackends(dir, blobs, opts.retry);
+      const backends = { ...opened, cold: withLatePuts(opened.cold) };
       return new Store(dir, db, backends, config, secret, opts, blobs);
     } catch (e) {
       db.close();
@@ -622,7 +624,7 @@ export class Store implements StoreContext {
 
   gc(opts: GcOptions = {}): Promise<GcReport> {
     this.assertOpen();
-    return runMaintenance(this, opts);
+    return runMaintenance(this, { now: gcClock(), ...opts });
   }
 
   /** Node of a cluster: removes what a retired node left in the bucket (its markers, its own objects); see SharedBucket.forgetNode. */

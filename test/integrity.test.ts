@@ -265,7 +265,7 @@ describe('wrong bytes are never served', () => {
     expect(fs.readFileSync(path.join(out, `${ids[2]}.eml`)).equals(msgs[2])).toBe(true);
   });
 
-  it('6. message ids are never reused, also in a store upgraded from schema 1', async () => {
+  it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3 and 4)', async () => {
     const dir = tmpDir();
     let s = await open(dir);
     const ids: string[] = [];
@@ -302,7 +302,28 @@ describe('wrong bytes are never served', () => {
     db2.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    for (const [t, c] of [['blobs', 'frame_offset'], ['blobs', 'instance'], ['shared_markers', 'token'], ['messages', 'inline_dict'], ['dictionaries', 'kind']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
+    for (const [t, c] of [['blobs', 'frame_offset'], ['blobs', 'instance'], ['shared_markers', 'token'], ['messages', 'inline_dict'], ['dictionaries', 'kind'], ['packs', 'token']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
+    expect((await s.fetchBuffer(ids[0])).toString()).toBe('Subject: 0\r\n\r\nbody 0\r\n');
+    expect((await s.check()).consistent).toBe(true);
+    await s.close();
+
+    // and from version 3 (no shared instances: blobs.instance, blobs.settled, shared_markers; no packs.token): upgraded in place
+    const db3 = new Database(path.join(dir, 'meta.sqlite'));
+    db3.exec('ALTER TABLE blobs DROP COLUMN instance; ALTER TABLE blobs DROP COLUMN settled; DROP TABLE shared_markers; ALTER TABLE packs DROP COLUMN token; PRAGMA user_version = 3;');
+    db3.close();
+    s = await open(dir);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    for (const [t, c] of [['blobs', 'instance'], ['blobs', 'settled'], ['shared_markers', 'token'], ['packs', 'token']]) expect((s.db.prepare(`SELECT count(*) AS n FROM pragma_table_info('${t}') WHERE name = ?`).get(c) as { n: number }).n).toBe(1);
+    expect((await s.check()).consistent).toBe(true);
+    await s.close();
+
+    // and from version 4 (no packs.token: a pack being built did not name its builder): upgraded in place
+    const db4 = new Database(path.join(dir, 'meta.sqlite'));
+    db4.exec("INSERT INTO packs(name, size, live, created) VALUES ('00112233445566778899aabbccddeeff', 10, 0, 0); ALTER TABLE packs DROP COLUMN token; PRAGMA user_version = 4;");
+    db4.close();
+    s = await open(dir);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(s.db.prepare('SELECT token FROM packs').all()).toEqual([{ token: null }]);
     expect((await s.fetchBuffer(ids[0])).toString()).toBe('Subject: 0\r\n\r\nbody 0\r\n');
     expect((await s.check()).consistent).toBe(true);
     await s.close();

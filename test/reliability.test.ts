@@ -1,6 +1,7 @@
 // Quick versions of the reliability harnesses (npm run soak runs the long ones): SIGKILLs at random
 // moments and at named crash points across import, deliver, LMTP, expunge, gc and check, on the
-// filesystem and on a tiered store with S3 (tier, flush, packs); and the hostile-input fuzzer.
+// filesystem and on a tiered store with S3 (tier, flush, packs; tier beside gc with late cold PUTs and a
+// clock hours ahead); and the hostile-input fuzzer.
 // Seeds are printed: MAILCAS_SEED=N replays a run.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -48,6 +49,25 @@ describe(`reliability harnesses (seed ${seed})`, () => {
     expect(rep.verified).toBeGreaterThan(20);
     expect(rep.expunged).toBeGreaterThan(0);
     expect(rep.commands.gc).toBeGreaterThan(2);
+  });
+
+  it.runIf(env)('many writers at once on a tiered store (S3): tier with late cold PUTs beside gc --grace 0 and gc with its clock two hours ahead, repacks included: all succeed, nothing lost', async () => {
+    const loc = await freshBucket('conc');
+    const rep = await runConcurrency({
+      seed: seed + 2,
+      seconds: 20,
+      bin: BIN,
+      store: path.join(tmpDir(), 'store'),
+      pool,
+      lmtpClient: LMTP_CLIENT,
+      tiered: true,
+      init: ['--s3', `s3://${loc.bucket}/conc`, '--tiered', '--s3-endpoint', env!.endpoint],
+    });
+    console.log(`concurrency (tiered, seed ${seed + 2}): ${JSON.stringify(rep)}`);
+    expect({ failures: rep.failures, lost: rep.lost, mismatched: rep.mismatched, check: rep.check }).toEqual({ failures: [], lost: [], mismatched: [], check: null });
+    expect(rep.verified).toBeGreaterThan(20);
+    expect(rep.commands.tier).toBeGreaterThan(2);
+    expect(rep.commands['gc (clock ahead)']).toBeGreaterThan(0);
   });
 
   it('fuzzer: mutated corpus messages and hostile shapes round-trip exactly or are refused naming a limit', async () => {

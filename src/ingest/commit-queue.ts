@@ -88,7 +88,8 @@ export class CommitQueue<T, R> {
             return;
           } finally {
             // every other writer on this connection (expunge, gc, repair) commits durably
-            if (lazy) this.db.pragma('synchronous = FULL');
+            // (this can only fail on a connection closed under it, where there is nothing left to make durable)
+            if (lazy && this.db.open) this.db.pragma('synchronous = FULL');
           }
           crashPoint('after-commit');
           batch.forEach((b, i) => {

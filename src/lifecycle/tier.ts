@@ -171,12 +171,23 @@ async function moveObject(deps: TierDeps, cold: BlobBackend, row: HotCandidate, 
   let re: Awaited<ReturnType<typeof coldFile>> = null;
   let published = false;
   try {
-    re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot, hex), row.stored, row, deps.domainKey(row.domain), deps.tmpDir) : null;
+    try {
+      re = row.codec === BlobCodec.Deflate ? await coldFile(() => streamOf(hot, hex), row.stored, row, deps.domainKey(row.domain), deps.tmpDir) : null;
+    } catch (e) {
+      if (isMailcasError(e, 'E_INTEGRITY') && (e as MailcasError).data?.missing) return; // (as below)
+      throw e;
+    }
     if (re === 'damaged') return;
     const src: PutSource = re ? re.source : { size: row.stored, open: () => streamOf(hot, hex) };
     const size = re ? re.size : row.stored;
     const codec = re ? BlobCodec.Brotli : row.codec;
-    await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
+    try {
+      await cold.put(hex, src, { size, digest: re ? re.digest : await digestOf(hot, hex) }, { overwrite: true }); // whatever was there, it is now these verified bytes
+    } catch (e) {
+      // the hot copy went since it was scanned (its last reference expunged and gc took it): nothing to move
+      if (isMailcasError(e, 'E_INTEGRITY') && (e as MailcasError).data?.missing) return;
+      throw e;
+    }
     const r = await deps.index.publishCold(token, row.hash, codec, size);
     published = true;
     crashPoint('tier-switched');

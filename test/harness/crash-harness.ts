@@ -119,7 +119,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   const count = (op: string): void => void (rep.operations[op] = (rep.operations[op] ?? 0) + 1);
 
   while (rep.kills < o.kills && Date.now() < deadline) {
-    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', 'compact', ...(o.tiered ? ['tier', 'flush'] : [])];
+    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', 'compact', ...(o.tiered ? ['tier', 'flush', 'tier-beside-gc'] : [])];
     const op = pick(ops);
     count(op);
     // how it ends: a named crash point (hit the n-th time), a random moment, or not at all
@@ -174,6 +174,16 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
       r = await run(o.bin, ['--store', o.store, 'gc', '--grace', '0'], { env, killAfterMs });
     } else if (op === 'tier') {
       r = await run(o.bin, ['--store', o.store, 'tier', '--older-than', '0'], { env, killAfterMs });
+    } else if (op === 'tier-beside-gc') {
+      // tier (its cold PUTs answering late) and gc --grace 0 (its clock now and then hours ahead) at once, either killed
+      const late = { MAILCAS_LATE_PUT_MS: `${200 + Math.floor(rnd() * 1500)}:0.5` };
+      const skew = rnd() < 0.5 ? { MAILCAS_GC_CLOCK_AHEAD_MS: String(2 * 3600_000) } : {};
+      const killTier = rnd() < 0.5;
+      const [t, g] = await Promise.all([
+        run(o.bin, ['--store', o.store, 'tier', '--older-than', '0'], { env: { ...late, ...(killTier ? env : {}) }, killAfterMs: killTier ? killAfterMs : undefined }),
+        run(o.bin, ['--store', o.store, 'gc', '--grace', '0'], { env: { ...skew, ...(killTier ? {} : env) }, killAfterMs: killTier ? undefined : killAfterMs }),
+      ]);
+      r = killTier ? { ...t, code: t.signal ? t.code : g.code === 0 ? t.code : g.code, stderr: t.stderr + g.stderr } : { ...g, code: g.signal ? g.code : t.code === 0 ? g.code : t.code, stderr: g.stderr + t.stderr };
     } else if (op === 'flush') {
       r = await run(o.bin, ['--store', o.store, 'flush'], { env, killAfterMs });
     } else if (op === 'check') {
