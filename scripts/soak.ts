@@ -6,7 +6,7 @@
  * (with an S3 server), the scale-out model, the blob lifecycle model and the hostile-input fuzzer,
  * then a table.
  *
- *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N] [--lifecycle-seeds N]
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N] [--lifecycle-seeds N] [--hostile-seconds N]
  *
  * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
  * anything acknowledged was lost, changed, or a check failed.
@@ -19,6 +19,7 @@ import { runFuzz } from '../test/harness/fuzz-harness.js';
 import { runConcurrency } from '../test/harness/concurrency-harness.js';
 import { runModel } from '../test/harness/scaleout-model.js';
 import { runLifecycleModel } from '../test/harness/lifecycle-model.js';
+import { runHostileFronts, type HostileReport } from '../test/harness/hostile-fronts.js';
 import { runClusterHarness, type ClusterHarnessReport } from '../test/harness/cluster-harness.js';
 import { corpusFiles } from '../test/helpers.js';
 import { freshBucket, s3Env } from '../test/s3-env.js';
@@ -108,6 +109,11 @@ for (let i = 0; i < lifecycleSeeds && Date.now() < deadline - 10 * 60_000; i++) 
   if (v.length) lifecycle.violations.push(`seed ${seed + i}: ${v[0]}`);
 }
 console.log(`lifecycle model: ${lifecycle.seeds} seeds, ${lifecycle.steps} requests, ${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged, ${lifecycle.violations.length} violations`);
+// hostile clients at the three fronts, each shape for longer, a bigger mailbox
+const hostileShapeMs = arg('hostile-seconds', 20) * 1000;
+const hostile: HostileReport = await runHostileFronts({ bin: BIN, dir: fs.mkdtempSync(path.join(work, 'hostile-')), shapeMs: hostileShapeMs, mailboxSize: 8000 });
+const hostileBad = hostile.shapes.filter((h) => !h.alive || h.bystander.failed || h.bystander.p99 >= 500).length + Object.values(hostile.sigtermSeconds).filter((v) => v === null).length;
+for (const h of hostile.shapes) console.log(`hostile ${h.front}: ${h.shape}: ${h.answer.slice(0, 120)} | bystander p99 ${h.bystander.p99} ms, max ${h.bystander.max} ms (${h.bystander.n}) | peak RSS ${h.rssMB} MB`);
 const fuzz = await runFuzz({ seed, cases: fuzzCases, pool, storeDir: path.join(work, 'fuzz'), deadlineMs: Math.max(60_000, deadline - Date.now()) });
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -140,6 +146,8 @@ const rows: [string, string | number][] = [
   ['  violations / leaks', `${model.violations.length} / ${model.leaks}`],
   ['lifecycle model seeds / requests', `${lifecycle.seeds} / ${lifecycle.steps} (${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged)`],
   ['  violations', lifecycle.violations.length],
+  ['hostile-client shapes (3 fronts)', `${hostile.shapes.length}, ${hostileShapeMs / 1000} s each: bystander p99 at most ${Math.max(...hostile.shapes.map((h) => h.bystander.p99))} ms, peak RSS at most ${Math.max(...hostile.shapes.map((h) => h.rssMB))} MB, SIGTERM ${JSON.stringify(hostile.sigtermSeconds)}`],
+  ['  down / bystander failed or slow', hostileBad],
   ['fuzz cases', fuzz.cases],
   ['  round-tripped exactly', fuzz.exact],
   ['  refused naming a limit', `${Object.values(fuzz.refused).reduce((a, b) => a + b, 0)} (${Object.entries(fuzz.refused).map(([k, v]) => `${k} ${v}`).join(', ')})`],
@@ -150,5 +158,5 @@ console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
 for (const f of [...lifecycle.violations, ...fuzz.failures].slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + lifecycle.violations.length + clusterBad;
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + lifecycle.violations.length + hostileBad + clusterBad;
 process.exitCode = bad ? 1 : 0;

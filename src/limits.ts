@@ -172,3 +172,41 @@ export const DEFAULT_HTTP_MAX_CONNECTIONS = 1024;
 
 /** HTTP service: section bytes one JSON fetch answer may carry. */
 export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;
+
+// ---- the fronts (IMAP, HTTP, LMTP) under hostile clients: one client never takes the server, or other users, down
+
+/** Connections one remote address may hold at once, per front (IMAP, HTTP; LMTP has its MTA): a few hundred idle sockets from one host hold no slots meant for others. */
+export const DEFAULT_CONNECTIONS_PER_ADDRESS = 64;
+
+/** IMAP: ranges in one sequence set ("1,3,5:9,..."): a sync client's UID sets have hundreds; each is merged as an interval, never expanded. BAD over it. */
+export const IMAP_MAX_SEQUENCE_RANGES = 10_000;
+
+/** IMAP: bytes of one whole command (its lines and literals together), counted before login as after. The front takes no APPEND. BYE over it. */
+export const IMAP_COMMAND_MAX_BYTES = 256 * 1024;
+
+/** IMAP: bytes received and not yet parsed before the server stops reading the socket (a flood waits in the kernel, not in memory); twice the longest line, so what is held always holds a line, or is refused as too long one. */
+export const IMAP_INPUT_BUFFER_BYTES = 128 * 1024;
+
+/** IMAP: BAD answers (parse errors included) one session gets before BYE. */
+export const IMAP_BAD_COMMANDS_MAX = 20;
+
+/** IMAP: failed logins one session gets before BYE (Dovecot disconnects after 3). */
+export const IMAP_LOGIN_FAILURES_MAX = 3;
+
+/** IMAP: a failed login is answered this long after it arrived, whatever it cost (Dovecot's auth_failure_delay): no brute force at wire speed, and no timing that tells known users from unknown ones. */
+export const IMAP_AUTH_FAILURE_DELAY_MS = 2000;
+
+/** IMAP: LIST/LSUB patterns longer than this are refused (BAD); matching is linear in the pattern anyway. */
+export const IMAP_LIST_PATTERN_MAX = 1024;
+
+/** IMAP: message bytes one session may hold read ahead of what it has sent (a FETCH of many large sections; the rest streams in turn). */
+export const IMAP_FETCH_AHEAD_SESSION_BYTES = 8 * 1024 * 1024;
+
+/** IMAP: message bytes all sessions of one server may hold read ahead together. */
+export const IMAP_FETCH_AHEAD_TOTAL_BYTES = 128 * 1024 * 1024;
+
+/** HTTP: the request line, headers and body must arrive within this (408 past it; the socket is closed). */
+export const HTTP_REQUEST_TIMEOUT_MS = 10_000;
+
+/** LMTP: recipients refused (unknown) in one session before 421 and close: a user map is not for probing. */
+export const LMTP_MAX_FAILED_RECIPIENTS = 20;

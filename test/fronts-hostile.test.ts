@@ -28,7 +28,8 @@ beforeAll(async () => {
   otherId = (await store.ingest(fs.readFileSync(corpusFiles()[1]), { user: "o'brien; DROP TABLE messages;--" })).id;
   http = new HttpService(store, Tokens.parse('good-token-0123456789 u1\n'), { log: silentLogger });
   httpBase = `http://${await http.listen({ host: '127.0.0.1', port: 0 })}`;
-  imap = new ImapService(store, { passwd: PasswordFile.parse('u1:pw\n'), log: silentLogger });
+  // (failed logins answered at once here: their delay, and the rest of the hostile shapes, are test/fronts-abuse.test.ts's)
+  imap = new ImapService(store, { passwd: PasswordFile.parse('u1:pw\n'), log: silentLogger, authFailureDelayMs: 0 });
   imapPort = Number((await imap.listen({ host: '127.0.0.1', port: 0 })).split(':').pop());
 });
 

@@ -14,7 +14,7 @@ import { tempName } from '../util/temp-files.js';
 import { sqliteError } from '../meta/db.js';
 import { parseS3Url } from '../backend/s3-backend.js';
 import { describeBackend } from '../backend/open-backend.js';
-import { DEFAULT_COLLECT_GRACE_SECONDS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_LMTP_LIMITS, DEFAULT_MAX_JSON_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MAX_RECIPIENTS, MAX_MIME_DEPTH } from '../limits.js';
+import { DEFAULT_COLLECT_GRACE_SECONDS, DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_LMTP_LIMITS, DEFAULT_MAX_JSON_BYTES, DEFAULT_MAX_PARTS, DEFAULT_MAX_RECIPIENTS, MAX_MIME_DEPTH } from '../limits.js';
 import { loadUserMap, mapRecipient } from '../delivery/recipients.js';
 import { exitFor } from '../delivery/replies.js';
 import { deliveryHeaders } from '../delivery/delivery-headers.js';
@@ -534,7 +534,8 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .requiredOption('--tokens <file>', 'bearer tokens: lines "TOKEN USER[,USER...]" or "TOKEN *"')
     .option('--max-connections <n>', `connections at once`, (v) => positiveInt(v, '--max-connections'), DEFAULT_HTTP_MAX_CONNECTIONS)
     .option('--max-json-bytes <n>', `section bytes one JSON fetch answer may carry`, (v) => positiveInt(v, '--max-json-bytes'), DEFAULT_MAX_JSON_BYTES)
-    .action(async (o: { listen: string; tokens: string; maxConnections: number; maxJsonBytes: number }, cmd: Command) => {
+    .option('--max-connections-per-address <n>', 'connections one remote address may hold at once; more get 503', (v) => positiveInt(v, '--max-connections-per-address'), DEFAULT_CONNECTIONS_PER_ADDRESS)
+    .action(async (o: { listen: string; tokens: string; maxConnections: number; maxJsonBytes: number; maxConnectionsPerAddress: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
       const { Tokens } = await import('../service/tokens.js');
       const { HttpService } = await import('../service/http-server.js');
@@ -542,7 +543,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
       if (!tokens.size) throw new MailcasError('E_USAGE', `the tokens file ${o.tokens} lists no token`);
       const s = await Store.open(storeDir(cmd));
       const log = jsonLine;
-      const svc = new HttpService(s, tokens, { log: defaultLogger(), maxConnections: o.maxConnections, maxJsonBytes: o.maxJsonBytes });
+      const svc = new HttpService(s, tokens, { log: defaultLogger(), maxConnections: o.maxConnections, maxJsonBytes: o.maxJsonBytes, maxPerAddress: o.maxConnectionsPerAddress });
       try {
         log({ event: 'serve-listening', on: await svc.listen(where), store: path.resolve(s.dir), tokens: tokens.size });
       } catch (e) {
@@ -565,15 +566,19 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .requiredOption('--listen <host:port>', 'TCP address to listen on')
     .requiredOption('--passwd <file>', 'users and passwords: lines "user:password" ({SCHEME} hashes as Dovecot writes them)')
     .option('--max-sessions <n>', 'sessions at once', (v) => positiveInt(v, '--max-sessions'), 1000)
-    .action(async (o: { listen: string; passwd: string; maxSessions: number }, cmd: Command) => {
+    .option('--max-connections-per-address <n>', 'sessions one remote address may hold at once; more get BYE', (v) => positiveInt(v, '--max-connections-per-address'), DEFAULT_CONNECTIONS_PER_ADDRESS)
+    .option('--login-timeout <seconds>', 'time to log in before BYE', (v) => positiveInt(v, '--login-timeout'), 60)
+    .option('--idle-timeout <seconds>', 'a logged-in session idle this long gets BYE (RFC 3501: at least 30 minutes)', (v) => positiveInt(v, '--idle-timeout'), 1800)
+    .action(async (o: { listen: string; passwd: string; maxSessions: number; maxConnectionsPerAddress: number; loginTimeout: number; idleTimeout: number }, cmd: Command) => {
       const where = parseHostPort(o.listen);
       const { PasswordFile } = await import('../imap/passwd.js');
       const { ImapService } = await import('../imap/imap-server.js');
       const passwd = PasswordFile.fromFile(o.passwd);
-      if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user`);
+      for (const w of passwd.warnings) process.stderr.write(`mailcas: ${w}\n`);
+      if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user${passwd.warnings.length ? ' with a password' : ''}`);
       const s = await Store.open(storeDir(cmd));
       const log = jsonLine;
-      const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions });
+      const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions, maxPerAddress: o.maxConnectionsPerAddress, loginMs: o.loginTimeout * 1000, idleMs: o.idleTimeout * 1000 });
       try {
         log({ event: 'imap-listening', on: await svc.listen(where), store: path.resolve(s.dir), users: passwd.size });
       } catch (e) {
@@ -749,8 +754,8 @@ async function runUntilSignal(name: string, close: () => Promise<void>): Promise
 
 const pct = (before: number, after: number): string => (before ? `, ${Math.round((100 * (before - after)) / before)}% smaller` : '');
 
-function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; recompressed: number; recompressSavedBytes: number; keptLeased: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
-  return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes${r.recompressed ? `; ${r.recompressed} re-encoded with brotli, ${r.recompressSavedBytes} bytes saved` : ''})${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;
+function tierLine(r: { dryRun: boolean; objects: number; objectBytes: number; packed: number; packedBytes: number; packs: number; recompressed: number; recompressSavedBytes: number; keptLeased: number; lost: number; corrupt: string[]; pendingUploads: number; pendingBytes: number }): string {
+  return `${r.dryRun ? 'would move' : 'moved'} ${r.objects} blobs as objects (${r.objectBytes} bytes) and ${r.packed} into ${r.dryRun ? '' : `${r.packs} `}packs (${r.packedBytes} bytes${r.recompressed ? `; ${r.recompressed} re-encoded with brotli, ${r.recompressSavedBytes} bytes saved` : ''})${r.keptLeased ? `; ${r.keptLeased} local copies kept for ingests in flight` : ''}${r.lost ? `; ${r.lost} moves given up (gc took back what they wrote: still local, the next run moves them)` : ''}${r.corrupt.length ? `; ${r.corrupt.length} damaged blobs left in place (see check)` : ''}; still local: ${r.pendingUploads} blobs (${r.pendingBytes} bytes)`;
 }
 
 function positiveInt(v: string, flag: string): number {

@@ -7,9 +7,10 @@ import type { RecipientResult } from '../ingest/ingest.js';
 import { mapRecipient, type RecipientRules } from './recipients.js';
 import { replyFor } from './replies.js';
 import { DataLimiter, type DataLimits } from './data-limits.js';
-import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS } from '../limits.js';
+import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LMTP_MAX_FAILED_RECIPIENTS } from '../limits.js';
 import { deliveryHeaders } from './delivery-headers.js';
 import { installDataFeed } from './data-feed.js';
+import { installSizeReply } from './size-reply.js';
 
 export interface LmtpOptions {
   rules?: RecipientRules;
@@ -50,12 +51,15 @@ export class LmtpService {
   private closing = false;
   private readonly limits: DataLimits;
   private readonly maxRecipients: number;
+  /** Unknown recipients refused per session. */
+  private readonly failedRcpts = new WeakMap<SMTPServerSession, number>();
 
   constructor(
     private readonly store: Store,
     private readonly opts: LmtpOptions,
   ) {
     installDataFeed();
+    installSizeReply();
     this.limits = { ...DEFAULT_LMTP_LIMITS, ...opts.limits };
     this.maxRecipients = opts.maxRecipients ?? DEFAULT_MAX_RECIPIENTS;
     this.server = new SMTPServer({
@@ -63,7 +67,8 @@ export class LmtpService {
       name: opts.hostname,
       banner: 'mailcas',
       size: opts.maxMessageBytes,
-      rejectOversized: true,
+      // (a message over the limit gets our own 552 5.3.4 naming it, per recipient: see onData)
+      rejectOversized: false,
       disableReverseLookup: true,
       disabledCommands: ['AUTH', 'STARTTLS'],
       hideSTARTTLS: true,
@@ -77,7 +82,13 @@ export class LmtpService {
         if (session.envelope.rcptTo.length >= this.maxRecipients) {
           return cb(err(452, `4.5.3 too many recipients (the limit is ${this.maxRecipients} per transaction)`));
         }
-        if (!mapRecipient(address.address, opts.rules)) return cb(err(550, `5.1.1 <${address.address}>: no such user here`));
+        if (!mapRecipient(address.address, opts.rules)) {
+          // unknown recipients are counted per session: the user map is not for probing (421 closes the session)
+          const failed = (this.failedRcpts.get(session) ?? 0) + 1;
+          this.failedRcpts.set(session, failed);
+          if (failed > LMTP_MAX_FAILED_RECIPIENTS) return cb(err(421, `4.7.0 too many unknown recipients in this session (the limit is ${LMTP_MAX_FAILED_RECIPIENTS}), closing`));
+          return cb(err(550, `5.1.1 <${address.address}>: no such user here`));
+        }
         cb();
       },
       onData: (stream, session, cb) => void this.onData(stream, session, cb),

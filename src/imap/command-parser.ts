@@ -22,7 +22,9 @@ export class CommandError extends Error {
   }
 }
 
-/** Longest command line, and longest literal a command may carry (the front takes no APPEND). */
+import { IMAP_COMMAND_MAX_BYTES, IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
+
+/** Longest command line, and longest literal a command may carry (the front takes no APPEND); a whole command is capped too (IMAP_COMMAND_MAX_BYTES). */
 export const COMMAND_LINE_MAX = 64 * 1024;
 export const COMMAND_LITERAL_MAX = 64 * 1024;
 
@@ -37,8 +39,39 @@ export class CommandFramer {
   private partsBytes = 0;
   private literalLeft = -1;
 
+  /** Chunks received behind `buf`, joined to it only when a line or literal needs them (no copy of all input per chunk). */
+  private later: Buffer[] = [];
+  private laterBytes = 0;
+
   push(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (!this.buf.length && !this.later.length) this.buf = chunk;
+    else {
+      this.later.push(chunk);
+      this.laterBytes += chunk.length;
+    }
+  }
+
+  /** Joins the chunks received since to `buf`; false when there are none. */
+  private more(): boolean {
+    if (!this.later.length) return false;
+    this.buf = Buffer.concat([this.buf, ...this.later], this.buf.length + this.laterBytes);
+    this.later = [];
+    this.laterBytes = 0;
+    return true;
+  }
+
+  /** Drops everything held (the connection is over). */
+  clear(): void {
+    this.buf = Buffer.alloc(0);
+    this.later = [];
+    this.laterBytes = 0;
+    this.parts = [];
+    this.partsBytes = 0;
+  }
+
+  /** Bytes received and not yet parsed (the server stops reading past a bound; a command's literals taken so far are not counted: they are bounded by IMAP_COMMAND_MAX_BYTES). */
+  get buffered(): number {
+    return this.buf.length + this.laterBytes;
   }
 
   /**
@@ -48,8 +81,10 @@ export class CommandFramer {
    */
   next(): { kind: 'command'; bytes: Buffer } | { kind: 'continue' } | { kind: 'error'; message: string } | null {
     for (;;) {
+      if (this.partsBytes > IMAP_COMMAND_MAX_BYTES) return { kind: 'error', message: `command longer than ${IMAP_COMMAND_MAX_BYTES} bytes (lines and literals together)` };
       if (this.literalLeft >= 0) {
         if (this.buf.length < this.literalLeft) {
+          if (this.more()) continue;
           if (!this.buf.length) return null;
           this.add(this.buf);
           this.literalLeft -= this.buf.length;
@@ -63,7 +98,8 @@ export class CommandFramer {
       }
       const lf = this.buf.indexOf(0x0a);
       if (lf < 0) {
-        if (this.buf.length + this.partsBytes > COMMAND_LINE_MAX + COMMAND_LITERAL_MAX) return { kind: 'error', message: `command line longer than ${COMMAND_LINE_MAX} bytes` };
+        if (this.more()) continue;
+        if (this.buf.length > COMMAND_LINE_MAX) return { kind: 'error', message: `command line longer than ${COMMAND_LINE_MAX} bytes` };
         return null;
       }
       const line = this.buf.subarray(0, lf + 1);
@@ -75,6 +111,7 @@ export class CommandFramer {
       if (lit) {
         const n = Number(lit[1]);
         if (n > COMMAND_LITERAL_MAX) return { kind: 'error', message: `literal of ${n} bytes is over the limit of ${COMMAND_LITERAL_MAX}` };
+        if (this.partsBytes + n > IMAP_COMMAND_MAX_BYTES) return { kind: 'error', message: `command longer than ${IMAP_COMMAND_MAX_BYTES} bytes (lines and literals together)` };
         this.literalLeft = n;
         if (!lit[2]) return { kind: 'continue' };
         continue;
@@ -181,12 +218,16 @@ export function argSource(a: Arg): string {
 }
 
 /**
- * A sequence set ("1:*", "2,4:7,9") as ranges over 1..max (`*` is max).
- * null when malformed.
+ * A sequence set ("1:*", "2,4:7,9") as ranges over 1..max (`*` is max),
+ * merged: ascending, disjoint, never expanded (a set that names the whole
+ * mailbox ten thousand times is one range). null when malformed;
+ * 'too-many' over IMAP_MAX_SEQUENCE_RANGES ranges.
  */
-export function parseSequenceSet(text: string, max: number): [number, number][] | null {
+export function parseSequenceSet(text: string, max: number): [number, number][] | null | 'too-many' {
+  const parts = text.split(',');
+  if (parts.length > IMAP_MAX_SEQUENCE_RANGES) return 'too-many';
   const out: [number, number][] = [];
-  for (const p of text.split(',')) {
+  for (const p of parts) {
     const m = /^(\d+|\*)(?::(\d+|\*))?$/.exec(p);
     if (!m) return null;
     const v = (x: string): number => (x === '*' ? max : Number(x));
@@ -195,5 +236,32 @@ export function parseSequenceSet(text: string, max: number): [number, number][] 
     if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || (m[1] !== '*' && a === 0) || (m[2] !== undefined && m[2] !== '*' && b === 0)) return null;
     out.push(a <= b ? [a, b] : [b, a]);
   }
+  return mergeRanges(out);
+}
+
+/** Ranges sorted and merged where they overlap or touch. */
+export function mergeRanges(ranges: [number, number][]): [number, number][] {
+  if (ranges.length < 2) return ranges;
+  const sorted = [...ranges].sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [[sorted[0][0], sorted[0][1]]];
+  for (let i = 1; i < sorted.length; i++) {
+    const last = out[out.length - 1];
+    const [a, b] = sorted[i];
+    if (a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
   return out;
+}
+
+/** Whether v lies in one of the merged ranges (binary search: a search over a large set costs log of it per message). */
+export function inRanges(ranges: [number, number][], v: number): boolean {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (v < ranges[mid][0]) hi = mid - 1;
+    else if (v > ranges[mid][1]) lo = mid + 1;
+    else return true;
+  }
+  return false;
 }

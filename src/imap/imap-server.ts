@@ -6,12 +6,26 @@ import type { Logger } from '../util/logger.js';
 import { CommandError, CommandFramer, parseCommand } from './command-parser.js';
 import type { PasswordFile } from './passwd.js';
 import { AnswerCache, ImapSession } from './session.js';
+import { ReadAhead } from './read-ahead.js';
+import {
+  DEFAULT_CONNECTIONS_PER_ADDRESS,
+  IMAP_AUTH_FAILURE_DELAY_MS,
+  IMAP_BAD_COMMANDS_MAX,
+  IMAP_FETCH_AHEAD_SESSION_BYTES,
+  IMAP_FETCH_AHEAD_TOTAL_BYTES,
+  IMAP_INPUT_BUFFER_BYTES,
+  IMAP_LOGIN_FAILURES_MAX,
+} from '../limits.js';
 
 export interface ImapServiceOptions {
   passwd: PasswordFile;
   log: Logger;
   /** Sessions at once; more are greeted with BYE. */
   maxSessions?: number;
+  /** Sessions one remote address may hold at once (DEFAULT_CONNECTIONS_PER_ADDRESS); more are greeted with BYE. */
+  maxPerAddress?: number;
+  /** A failed login is answered this long after it arrived (IMAP_AUTH_FAILURE_DELAY_MS). */
+  authFailureDelayMs?: number;
   /** Idle time before an authenticated session is logged out (RFC 3501: at least 30 minutes). */
   idleMs?: number;
   /** Time to log in. */
@@ -19,14 +33,15 @@ export interface ImapServiceOptions {
   fetchWindow?: number;
 }
 
-/** Protocol errors (BAD answers) tolerated per session before it is closed. */
-const BAD_COMMANDS_MAX = 20;
 
 /** `mailcas imap`: the read-only IMAP4rev1 front over TCP or a Unix socket. */
 export class ImapService {
   readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly perAddress = new Map<string, number>();
   private readonly cache = new AnswerCache();
+  /** Message bytes read ahead by all sessions together (FETCH), bounded. */
+  private readonly ahead = new ReadAhead(IMAP_FETCH_AHEAD_TOTAL_BYTES);
 
   constructor(
     private readonly store: Store,
@@ -54,15 +69,27 @@ export class ImapService {
     await closed;
   }
 
+  /** Ends a connection with a last line; a peer that does not close its side is cut off shortly after (its slot freed). */
+  private hangUp(socket: net.Socket, line: string | Buffer): void {
+    socket.end(line);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
   private onConnection(socket: net.Socket): void {
     const log = this.opts.log;
-    if (this.sockets.size >= (this.opts.maxSessions ?? 1000)) {
-      socket.end('* BYE too many sessions, try again later\r\n');
-      return;
-    }
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    if (this.sockets.size >= (this.opts.maxSessions ?? 1000)) return this.hangUp(socket, '* BYE too many sessions, try again later\r\n');
+    const addr = socket.remoteAddress ?? '';
+    const fromHere = this.perAddress.get(addr) ?? 0;
+    if (fromHere >= (this.opts.maxPerAddress ?? DEFAULT_CONNECTIONS_PER_ADDRESS)) return this.hangUp(socket, '* BYE too many sessions from your address, try again later\r\n');
+    this.perAddress.set(addr, fromHere + 1);
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      const n = (this.perAddress.get(addr) ?? 1) - 1;
+      if (n > 0) this.perAddress.set(addr, n);
+      else this.perAddress.delete(addr);
+    });
     socket.setNoDelay(true);
     // responses are gathered into writes of up to 64 KiB: one segment per small response, not one per piece
     let queued: Buffer[] = [];
@@ -73,8 +100,12 @@ export class ImapService {
         queued = [];
         queuedBytes = 0;
         if (socket.destroyed || !b.length) return resolve();
-        if (socket.write(b)) resolve();
-        else socket.once('drain', resolve).once('close', resolve);
+        const done = (): void => {
+          progress();
+          resolve();
+        };
+        if (socket.write(b)) done();
+        else socket.once('drain', done).once('close', resolve);
       });
     const io = {
       write: async (b: Buffer | string): Promise<void> => {
@@ -92,81 +123,110 @@ export class ImapService {
       },
       flush: send,
     };
-    const session = new ImapSession(this.store, io, { passwd: this.opts.passwd, log, fetchWindow: this.opts.fetchWindow, cache: this.cache });
+    const session = new ImapSession(this.store, io, {
+      passwd: this.opts.passwd,
+      log,
+      fetchWindow: this.opts.fetchWindow,
+      cache: this.cache,
+      ahead: this.ahead.forSession(IMAP_FETCH_AHEAD_SESSION_BYTES),
+      authFailureDelayMs: this.opts.authFailureDelayMs ?? IMAP_AUTH_FAILURE_DELAY_MS,
+    });
     const framer = new CommandFramer();
     let busy = false;
+    let over = false;
     let timer: NodeJS.Timeout | null = null;
+    /** The last line, after what is queued; never waits for a client that does not read (it is cut off a second later). */
+    const bye = (line: string): void => {
+      over = true;
+      framer.clear(); // what the client sent after this is never read
+      const last = Buffer.concat([...queued, Buffer.from(line, 'latin1')]);
+      queued = [];
+      queuedBytes = 0;
+      this.hangUp(socket, last);
+    };
+    // the time to log in counts from the connection, whatever is sent meanwhile; once logged in, idle time counts
+    // from the end of the last command, and while one runs (a long FETCH to a client that reads slowly, or not at
+    // all) from the last time its output moved
+    const loginBy = Date.now() + (this.opts.loginMs ?? 60_000);
+    let running = false;
     const arm = (): void => {
       if (timer) clearTimeout(timer);
-      const ms = session.state === 'not-authenticated' ? (this.opts.loginMs ?? 60_000) : (this.opts.idleMs ?? 30 * 60_000);
-      timer = setTimeout(() => {
-        socket.end('* BYE idle for too long\r\n');
-      }, ms);
+      const login = session.state === 'not-authenticated';
+      const ms = login ? Math.max(0, loginBy - Date.now()) : (this.opts.idleMs ?? 30 * 60_000);
+      timer = setTimeout(() => bye(login ? '* BYE no login in time\r\n' : running ? '* BYE not reading for too long\r\n' : '* BYE idle for too long\r\n'), ms);
       timer.unref();
     };
-    socket.on('close', () => timer && clearTimeout(timer));
+    function progress(): void {
+      if (running && session.state !== 'not-authenticated') arm();
+    }
+    socket.on('close', () => {
+      over = true;
+      framer.clear();
+      if (timer) clearTimeout(timer);
+      session.ended();
+    });
+    /** Input is read while the framer holds little; a flood waits in the kernel, not here. */
+    let reading = true;
+    const flowControl = (): void => {
+      const want = !over && framer.buffered < IMAP_INPUT_BUFFER_BYTES;
+      if (want && !reading) socket.resume();
+      if (!want && reading) socket.pause();
+      reading = want;
+    };
     // commands run one at a time, in order; bytes that arrive meanwhile wait in the framer
     const pump = async (): Promise<void> => {
       if (busy) return;
       busy = true;
       try {
-        for (;;) {
+        while (!over) {
           const ev = framer.next();
           if (!ev) break;
-          if (ev.kind === 'error') {
-            await io.write(`* BYE ${ev.message}\r\n`);
-            await io.flush();
-            socket.end();
-            return;
-          }
+          if (ev.kind === 'error') return bye(`* BYE ${ev.message}\r\n`);
           if (ev.kind === 'continue') {
             await io.write('+ go ahead\r\n');
             await io.flush();
             continue;
           }
+          running = true;
           arm();
-          if (session.awaitingSasl) {
-            await session.saslResponse(ev.bytes.toString('latin1'));
-            continue;
-          }
           let cmd;
-          try {
+          if (session.awaitingSasl) await session.saslResponse(ev.bytes.toString('latin1'));
+          else try {
             cmd = parseCommand(ev.bytes);
           } catch (e) {
             const ce = e as CommandError;
-            session.badCommands++;
+            session.badCommands++; // unparseable lines count like any other BAD
             await io.write(`${ce.tag ?? '*'} BAD ${ce.message}\r\n`);
             await io.flush();
-            continue;
           }
-          socket.pause(); // no more input buffered while a command runs (a FETCH may take a while)
-          try {
-            await session.handle(cmd);
-          } catch (e) {
-            // a failure while a literal was going out: the client cannot resync, close the connection
-            log.warn('imap-session-aborted', { user: session.user, error: (e as Error).message });
-            socket.destroy();
-            return;
-          } finally {
-            socket.resume();
+          if (cmd) {
+            try {
+              await session.handle(cmd);
+            } catch (e) {
+              // a failure while a literal was going out: the client cannot resync, close the connection
+              log.warn('imap-session-aborted', { user: session.user, error: (e as Error).message });
+              socket.destroy();
+              return;
+            }
           }
-          if (session.state === 'logout') {
-            socket.end();
-            return;
-          }
-          if (session.badCommands > BAD_COMMANDS_MAX) {
-            await io.write('* BYE too many bad commands\r\n');
-            await io.flush();
-            socket.end();
-            return;
-          }
+          running = false;
+          arm();
+          if (session.state === 'logout') return void this.hangUp(socket, '');
+          if (session.badCommands > IMAP_BAD_COMMANDS_MAX) return bye(`* BYE too many bad commands (the limit is ${IMAP_BAD_COMMANDS_MAX})\r\n`);
+          if (session.loginFailures >= IMAP_LOGIN_FAILURES_MAX) return bye(`* BYE too many failed logins (the limit is ${IMAP_LOGIN_FAILURES_MAX})\r\n`);
+          // other sessions get their turn between two commands of this one, even when every write completes at once
+          await new Promise((r) => setImmediate(r));
+          flowControl();
         }
       } finally {
         busy = false;
+        flowControl();
       }
     };
     socket.on('data', (d: Buffer) => {
+      if (over) return;
       framer.push(d);
+      flowControl();
       void pump();
     });
     arm();

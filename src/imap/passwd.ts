@@ -28,6 +28,12 @@ export class PasswordFile {
       const pw = /^\{[A-Z0-9.-]+\}/i.test(rest) ? rest.split(':')[0] : rest;
       const scheme = /^\{([A-Z0-9.-]+)\}/i.exec(pw)?.[1].toUpperCase();
       if (scheme && !SCHEMES.has(scheme)) throw new MailcasError('E_USAGE', `${where} line ${i + 1}: password scheme {${scheme}} is not supported (${[...SCHEMES].join(', ')})`);
+      const bare = scheme ? pw.slice(pw.indexOf('}') + 1) : pw;
+      if (!bare) {
+        // an empty password would let anyone in as this user: the line is refused, and said so
+        p.warnings.push(`${where} line ${i + 1}: user ${user} has an empty password: nobody can log in as ${user} until one is set`);
+        return;
+      }
       p.users.set(user, pw);
     });
     return p;
@@ -39,10 +45,40 @@ export class PasswordFile {
 
   verify(user: string, password: string): boolean {
     const stored = this.users.get(user);
-    // an unknown user is checked against a dummy so that the answer takes as long
-    const ok = verifyPassword(stored ?? '{SHA512-CRYPT}$6$rounds=5000$mailcasdummy$', password);
-    return stored !== undefined && ok;
+    // an unknown user is checked against a dummy so that the answer takes as much work
+    const ok = verifyPassword(stored ?? DUMMY, password);
+    return stored !== undefined && stored !== '' && password !== '' && ok;
   }
+
+  /**
+   * verify, with a SHA-crypt hash computed in slices that let the event loop
+   * serve other sessions in between (a few ms of CPU each: never one block).
+   */
+  async verifyAsync(user: string, password: string): Promise<boolean> {
+    const stored = this.users.get(user);
+    const ok = await verifyPasswordAsync(stored ?? DUMMY, password);
+    return stored !== undefined && stored !== '' && password !== '' && ok;
+  }
+
+  /** Lines the file had that were not taken (an empty password: nobody may log in with one). */
+  readonly warnings: string[] = [];
+}
+
+const DUMMY = '{SHA512-CRYPT}$6$rounds=5000$mailcasdummy$';
+
+/** verifyPassword, yielding to the event loop between slices of a SHA-crypt hash. */
+export async function verifyPasswordAsync(stored: string, password: string): Promise<boolean> {
+  const m = /^\{([A-Z0-9.-]+)\}(.*)$/is.exec(stored);
+  const scheme = m ? m[1].toUpperCase() : 'PLAIN';
+  if (scheme !== 'SHA512-CRYPT' && scheme !== 'SHA256-CRYPT' && scheme !== 'CRYPT') return verifyPassword(stored, password);
+  const value = m![2];
+  const steps = shaCryptSteps(Buffer.from(password, 'utf8'), value);
+  let r = steps.next();
+  while (!r.done) {
+    await new Promise((res) => setImmediate(res));
+    r = steps.next();
+  }
+  return r.value !== null && same(Buffer.from(r.value), Buffer.from(value));
 }
 
 const SCHEMES = new Set(['PLAIN', 'CLEAR', 'SHA512-CRYPT', 'SHA256-CRYPT', 'CRYPT', 'SHA256', 'SHA512', 'SSHA256', 'SSHA512']);
@@ -103,6 +139,17 @@ const ORDER_256 = [[0, 10, 20], [21, 1, 11], [12, 22, 2], [3, 13, 23], [24, 4, 1
  * rounds of `setting` (a full hash string works). null: not such a string.
  */
 export function shaCrypt(password: Buffer, setting: string): string | null {
+  const steps = shaCryptSteps(password, setting);
+  let r = steps.next();
+  while (!r.done) r = steps.next();
+  return r.value;
+}
+
+/** Rounds computed per slice of shaCryptSteps (about a millisecond of CPU). */
+const ROUNDS_PER_SLICE = 1000;
+
+/** shaCrypt as slices: each next() computes ROUNDS_PER_SLICE rounds; the last returns the hash string (or null). */
+export function* shaCryptSteps(password: Buffer, setting: string): Generator<void, string | null, void> {
   const m = /^\$([56])\$(?:rounds=(\d+)\$)?([^$]{0,16})/.exec(setting);
   if (!m) return null;
   const alg = m[1] === '6' ? 'sha512' : 'sha256';
@@ -130,6 +177,7 @@ export function shaCrypt(password: Buffer, setting: string): string | null {
   for (let i = 0; i < 16 + A[0]; i++) ds.update(salt);
   const sSeq = repeatTo(ds.digest(), salt.length);
   for (let i = 0; i < rounds; i++) {
+    if (i && i % ROUNDS_PER_SLICE === 0) yield;
     const c = crypto.createHash(alg);
     c.update(i & 1 ? pSeq : A);
     if (i % 3) c.update(sSeq);

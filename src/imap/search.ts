@@ -4,7 +4,8 @@
  * and sent dates, sizes, flags (a read-only store keeps none), NOT, OR and
  * groups. Body text (BODY, TEXT) would read every blob and is refused.
  */
-import { argText, parseSequenceSet, type Arg } from './command-parser.js';
+import { argText, inRanges, parseSequenceSet, type Arg } from './command-parser.js';
+import { IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
 import type { RawField } from './header.js';
 
 export interface SearchFacts {
@@ -136,8 +137,9 @@ export function parseSearch(args: Arg[], max: { seq: number; uid: number }): Cri
       }
       case 'UID': {
         const set = parseSequenceSet(str(), max.uid);
+        if (set === 'too-many') throw new SearchError(`UID set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
         if (!set) throw new SearchError('bad UID set');
-        return (m) => set.some(([x, y]) => m.uid >= x && m.uid <= y);
+        return (m) => inRanges(set, m.uid);
       }
       case 'NOT': {
         const c = one();
@@ -153,8 +155,9 @@ export function parseSearch(args: Arg[], max: { seq: number; uid: number }): Cri
         throw new SearchError(`[CANNOT] ${key} would read every message body: not supported by this read-only front`);
       default: {
         const set = /^[\d:*,]+$/.test(key) ? parseSequenceSet(key, max.seq) : null;
+        if (set === 'too-many') throw new SearchError(`sequence set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
         if (!set) throw new SearchError(`unknown search key ${key}`);
-        return (m) => set.some(([x, y]) => m.seq >= x && m.seq <= y);
+        return (m) => inRanges(set, m.seq);
       }
     }
   };

@@ -13,6 +13,9 @@ import { parseFields, type RawField } from './header.js';
 import type { PasswordFile } from './passwd.js';
 import { parseSearch, SearchError, type SearchFacts } from './search.js';
 import { toWire, type ImapValue } from './wire.js';
+import { IMAP_LIST_PATTERN_MAX, IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
+import { matchMailbox } from './mailbox-pattern.js';
+import type { SessionReadAhead } from './read-ahead.js';
 
 export interface SessionIo {
   /** Queues bytes; resolves when more may be queued (what is queued goes out in large writes). */
@@ -78,6 +81,10 @@ export interface SessionOptions {
   /** Messages read ahead while earlier ones of a FETCH go out. */
   fetchWindow?: number;
   cache?: AnswerCache;
+  /** This session's share of the bytes FETCH may read ahead of the socket (unbounded without one). */
+  ahead?: SessionReadAhead;
+  /** A failed login is answered this long after it arrived (default: at once). */
+  authFailureDelayMs?: number;
 }
 
 export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE';
@@ -100,7 +107,12 @@ interface Selected {
   uids: number[];
 }
 
-type Prepared = { seq: number; uid: number; parts: ({ name: string; wire: string } | { name: string; size: number; literal8: boolean; buffered: Buffer | null; stream: () => AsyncIterable<Buffer> })[] } | null;
+type Prepared = {
+  seq: number;
+  uid: number;
+  /** `reserved`: read-ahead bytes the part holds of the session's share, given back once written (or dropped). */
+  parts: ({ name: string; wire: string } | { name: string; size: number; literal8: boolean; buffered: Buffer | null; reserved: number; stream: () => AsyncIterable<Buffer> })[];
+} | null;
 
 export class ImapSession {
   state: 'not-authenticated' | 'authenticated' | 'selected' | 'logout' = 'not-authenticated';
@@ -109,12 +121,18 @@ export class ImapSession {
   /** An AUTHENTICATE waiting for the client's response line. */
   private saslTag: string | null = null;
   badCommands = 0;
+  loginFailures = 0;
 
   constructor(
     private readonly store: Store,
     private readonly io: SessionIo,
     private readonly opts: SessionOptions,
   ) {}
+
+  /** The connection is gone: what the session held goes back. */
+  ended(): void {
+    this.opts.ahead?.giveAll();
+  }
 
   async greeting(): Promise<void> {
     await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
@@ -199,7 +217,7 @@ export class ImapSession {
         const user = argText(args[0]);
         const pass = argText(args[1]);
         if (user === null || pass === null) throw new No('BAD', 'LOGIN needs a user and a password');
-        this.login(user, pass);
+        await this.login(user, pass);
         return `[CAPABILITY ${CAPABILITIES}] LOGIN completed`;
       }
       case 'AUTHENTICATE': {
@@ -275,9 +293,15 @@ export class ImapSession {
     if (this.state === 'not-authenticated') throw new No('BAD', 'log in first (LOGIN or AUTHENTICATE PLAIN)');
   }
 
-  private login(user: string, pass: string): void {
-    if (!this.opts.passwd.verify(user, pass)) {
+  private async login(user: string, pass: string): Promise<void> {
+    const t0 = Date.now();
+    if (!(await this.opts.passwd.verifyAsync(user, pass))) {
+      this.loginFailures++;
       this.opts.log.info('imap-login-failed', { user });
+      // answered a fixed time after the attempt arrived, whatever it cost: no guessing at wire speed, and
+      // the same time for a user who exists and one who does not
+      const wait = t0 + (this.opts.authFailureDelayMs ?? 0) - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       throw new No('NO', '[AUTHENTICATIONFAILED] invalid credentials');
     }
     this.user = user;
@@ -291,7 +315,7 @@ export class ImapSession {
     const [authz, user, pass] = raw;
     if (authz && authz !== user) return this.io.write(`${tag} NO [AUTHORIZATIONFAILED] acting as another user is not allowed\r\n`);
     try {
-      this.login(user, pass);
+      await this.login(user, pass);
     } catch (e) {
       return this.io.write(`${tag} NO ${(e as Error).message}\r\n`);
     }
@@ -319,8 +343,10 @@ export class ImapSession {
       return;
     }
     const full = ref + pattern;
-    const re = new RegExp(`^${full.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/%/g, `[^${DELIMITER}]*`)}$`, /^inbox$/i.test(full) ? 'i' : '');
-    for (const n of this.mailboxNames()) if (re.test(n) || (n === 'INBOX' && /^inbox$/i.test(full))) await this.io.write(`* ${cmd} () "${DELIMITER}" ${mailboxWire(n)}\r\n`);
+    if (full.length > IMAP_LIST_PATTERN_MAX) throw new No('BAD', `mailbox pattern longer than ${IMAP_LIST_PATTERN_MAX} characters`);
+    // (INBOX is matched case-insensitively: "inbox" names it)
+    const inbox = /^inbox$/i.test(full);
+    for (const n of this.mailboxNames()) if (matchMailbox(full, n, DELIMITER) || (n === 'INBOX' && inbox)) await this.io.write(`* ${cmd} () "${DELIMITER}" ${mailboxWire(n)}\r\n`);
   }
 
   private async status(nameArg: string | null, items: Arg | undefined): Promise<void> {
@@ -370,27 +396,26 @@ export class ImapSession {
     if (sel.uids.length > before) await this.io.write(`* ${sel.uids.length} EXISTS\r\n`);
   }
 
-  /** Sequence numbers (1-based) a set names, in order. */
+  /** Sequence numbers (1-based) a set names, each once, in mailbox order. */
   private targets(setText: string | null, uid: boolean): { seq: number; uid: number }[] {
     const sel = this.selected!;
     if (setText === null) throw new No('BAD', 'a sequence set is needed');
     const maxUid = sel.uids[sel.uids.length - 1] ?? 0;
     const ranges = parseSequenceSet(setText, uid ? maxUid : sel.uids.length);
-    if (!ranges) throw new No('BAD', `bad sequence set ${setText}`);
-    // message indexes, found in the ascending UID list by binary search: the cost of a command is what it
-    // names, not the size of the mailbox (a UID FETCH of one message in a mailbox of 100,000)
-    const idx: number[] = [];
+    if (ranges === 'too-many') throw new No('BAD', `sequence set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
+    if (!ranges) throw new No('BAD', `bad sequence set ${setText.length > 64 ? `${setText.slice(0, 64)}...` : setText}`);
+    // merged ranges (ascending, disjoint), looked up in the ascending UID list by binary search: a command
+    // costs what it names, at most the mailbox, never the ranges times their lengths
+    const out: { seq: number; uid: number }[] = [];
     for (const [a, b] of ranges) {
       if (uid) {
-        for (let i = lowerBound(sel.uids, a); i < sel.uids.length && sel.uids[i] <= b; i++) idx.push(i);
+        for (let i = lowerBound(sel.uids, a); i < sel.uids.length && sel.uids[i] <= b; i++) out.push({ seq: i + 1, uid: sel.uids[i] });
       } else {
         if (b > sel.uids.length) throw new No('BAD', `no message ${b} (the mailbox has ${sel.uids.length})`);
-        for (let s = a; s <= b; s++) idx.push(s - 1);
+        for (let s = a; s <= b; s++) out.push({ seq: s, uid: sel.uids[s - 1] });
       }
     }
-    // several ranges may overlap or come in any order: each message once, in mailbox order
-    const order = ranges.length > 1 ? [...new Set(idx)].sort((x, y) => x - y) : idx;
-    return order.map((i) => ({ seq: i + 1, uid: sel.uids[i] }));
+    return out;
   }
 
   private async fetch(args: Arg[], uid: boolean): Promise<void> {
@@ -434,6 +459,8 @@ export class ImapSession {
         }
       }
     } finally {
+      // what was read ahead and not sent (the command failed, the client went away) goes back to the budget
+      for (const p of pending) void p?.then((x) => x?.parts.forEach((q) => 'reserved' in q && q.reserved && this.opts.ahead?.give(q.reserved)), () => undefined);
       pending.length = 0;
     }
   }
@@ -489,19 +516,28 @@ export class ImapSession {
         else {
           const literal8 = it.kind === 'section' && it.binary;
           let buffered: Buffer | null = null;
-          if (a.size <= BUFFER_AHEAD_MAX) {
-            const chunks: Buffer[] = [];
-            for await (const c of a.bytes()) chunks.push(c);
-            buffered = Buffer.concat(chunks);
+          // read ahead only what fits this session's share and the server's (the rest streams in its turn)
+          let reserved = 0;
+          if (a.size <= BUFFER_AHEAD_MAX && (!this.opts.ahead || this.opts.ahead.tryTake(a.size))) {
+            reserved = this.opts.ahead ? a.size : 0;
+            try {
+              const chunks: Buffer[] = [];
+              for await (const c of a.bytes()) chunks.push(c);
+              buffered = Buffer.concat(chunks);
+            } catch (e) {
+              this.opts.ahead?.give(reserved);
+              throw e;
+            }
           }
           if (isCacheable && buffered && a.size <= 16 * 1024) {
             // a header section: kept in wire form like the structure items
+            this.opts.ahead?.give(reserved);
             const wire = `{${a.size}}\r\n${buffered.toString('latin1')}`;
             this.opts.cache?.set(id, key, wire);
             parts.push({ name: a.name, wire });
             continue;
           }
-          parts.push({ name: a.name, size: a.size, literal8, buffered, stream: a.bytes });
+          parts.push({ name: a.name, size: a.size, literal8, buffered, reserved, stream: a.bytes });
         }
       }
     }
@@ -519,8 +555,13 @@ export class ImapSession {
       }
       await this.io.write(Buffer.from(`${head}${sep}${x.name} ${x.literal8 ? '~' : ''}{${x.size}}\r\n`, 'latin1'));
       head = '';
-      if (x.buffered) await this.io.write(x.buffered);
-      else {
+      if (x.buffered) {
+        const b = x.buffered;
+        x.buffered = null;
+        await this.io.write(b);
+        this.opts.ahead?.give(x.reserved);
+        x.reserved = 0;
+      } else {
         let n = 0;
         for await (const c of x.stream()) {
           n += c.length;
