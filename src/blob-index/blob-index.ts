@@ -291,25 +291,36 @@ export class BlobIndex {
   }
 
   /**
-   * I3 and I2 for packs: packs retired before `cut`, or never filled by a
-   * builder whose lease is gone or expired by `now`, that no row points
-   * into: their builders' leases are revoked and their rows deleted, in one
-   * committed transaction; answers them, for the caller to delete their
-   * objects (a name not on record is never wanted again: a crash before the
-   * deletion leaves an orphan the next gc deletes).
+   * I3 and I2 for packs: packs retired before `cut`, and packs never filled
+   * by a builder whose lease is gone or expired by `now` (taken back here:
+   * the builder's leases revoked, the record marked, in one committed
+   * transaction, so its publish fails), that no row points into, lose their
+   * object (`del`), then their record: a retired pack's at once, a taken-back
+   * one's only once `keepRecordMs` has passed (a PUT of its builder may still
+   * land: the record keeps that object known until then, and every gc deletes
+   * it again). Answers the packs whose object went for the first time.
    */
-  takeBackDeadPacks(cut: number, now: number): Promise<{ name: string; size: number }[]> {
-    return this.txn(() => {
-      const dead = this.packs.deadQ.all({ cut, now }) as { id: number; name: string; size: number; token: string | null }[];
-      const out: { name: string; size: number }[] = [];
-      for (const p of dead) {
+  async takeBackDeadPacks(cut: number, now: number, keepRecordMs: number, del: (name: string) => Promise<void>): Promise<{ name: string; size: number }[]> {
+    const dead = await this.txn(() => {
+      const rows = this.packs.deadQ.all({ cut, now }) as { id: number; name: string; size: number; token: string | null; live: number; retired: number | null }[];
+      const out: { id: number; name: string; size: number; first: boolean }[] = [];
+      for (const p of rows) {
         if (this.packs.pointedQ.get(p.id)) continue;
-        if (p.token) this.leases.revokeToken(p.token);
-        this.packs.deleteQ.run(p.id);
-        out.push({ name: p.name, size: p.size });
+        if (p.retired === null) {
+          if (p.token) this.leases.revokeToken(p.token);
+          this.packs.takeBackQ.run(now, p.id);
+        }
+        out.push({ id: p.id, name: p.name, size: p.size, first: p.live >= 0 });
       }
       return out;
     });
+    const gone: { name: string; size: number }[] = [];
+    for (const p of dead) {
+      await del(p.name);
+      await this.txn(() => this.packs.deleteQ.run({ id: p.id, keepUntil: now - keepRecordMs }));
+      if (p.first) gone.push({ name: p.name, size: p.size });
+    }
+    return gone;
   }
 
   // ---- retire and delete: gc, check --repair

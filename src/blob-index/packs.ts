@@ -26,10 +26,13 @@ export interface PackEntryRow {
 export const PACK_NAME_HEX = 32;
 
 /**
- * The packs table. A pack has three states: being built (its row names the
+ * The packs table. A pack has four states: being built (its row names the
  * builder's lease token; the object may not be durable yet), live (rows of
- * blobs point into it; token NULL) and retired (repacked or emptied: kept a
- * grace period for readers in flight, then deleted). Statements only; the
+ * blobs point into it; token NULL), retired (repacked or emptied: kept a
+ * grace period for readers in flight, then deleted) and taken back (gc took
+ * a pack whose builder's lease it revoked: live -1; its object is deleted by
+ * every gc until no PUT of the builder can still land, then its record goes,
+ * so a late PUT never leaves an object nobody knows of). Statements only; the
  * transitions that combine them with the blobs and leases are BlobIndex's.
  */
 export class Packs {
@@ -42,6 +45,7 @@ export class Packs {
   readonly deadQ: Statement;
   readonly pointedQ: Statement;
   readonly deleteQ: Statement;
+  readonly takeBackQ: Statement;
   readonly retireQ: Statement;
   readonly setLiveQ: Statement;
   readonly knownQ: Statement;
@@ -56,14 +60,16 @@ export class Packs {
     this.entriesQ = db.prepare('SELECT hash, size, stored, codec, domain, pack_offset, pack_length, frame_offset FROM blobs WHERE pack = ? ORDER BY pack_offset');
     // retired long enough ago, or never filled (a builder that died: its lease gone or expired), and no row points into it
     this.deadQ = db.prepare(
-      `SELECT id, name, size, token FROM packs p
+      `SELECT id, name, size, token, live, retired FROM packs p
        WHERE ((retired IS NOT NULL AND retired <= @cut)
           OR (retired IS NULL AND live <= 0 AND created <= @cut
               AND (token IS NULL OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.token = p.token AND l.expires > @now))))
          AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.pack = p.id)`,
     );
     this.pointedQ = db.prepare('SELECT 1 FROM blobs WHERE pack = ? LIMIT 1');
-    this.deleteQ = db.prepare('DELETE FROM packs WHERE id = ?');
+    // a taken-back pack's record (live -1) stays until no PUT of its builder can still land, so its object is never unexplained
+    this.deleteQ = db.prepare('DELETE FROM packs WHERE id = @id AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.pack = @id) AND (live >= 0 OR retired <= @keepUntil)');
+    this.takeBackQ = db.prepare('UPDATE packs SET token = NULL, live = -1, retired = ? WHERE id = ?');
     this.retireQ = db.prepare('UPDATE packs SET retired = ? WHERE id = ?');
     this.setLiveQ = db.prepare('UPDATE packs SET live = ?, token = NULL WHERE id = ?');
     this.knownQ = db.prepare('SELECT 1 FROM packs WHERE name = ?');

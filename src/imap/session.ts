@@ -129,10 +129,13 @@ export class ImapSession {
     private readonly opts: SessionOptions,
   ) {}
 
-  /** The connection is gone: what the session held goes back. */
+  /** The connection is gone: what the session held goes back, and a command still running stops at its next message. */
   ended(): void {
+    this.gone = true;
     this.opts.ahead?.giveAll();
   }
+
+  private gone = false;
 
   async greeting(): Promise<void> {
     await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
@@ -429,7 +432,7 @@ export class ImapSession {
     const pending: (Promise<Prepared> | undefined)[] = [];
     const cached: (string | null | undefined)[] = [];
     const start = (k: number): void => {
-      if (k >= targets.length || pending[k] || cached[k] !== undefined) return;
+      if (this.gone || k >= targets.length || pending[k] || cached[k] !== undefined) return;
       const line = this.cachedLine(targets[k], items);
       cached[k] = line;
       if (line !== null) return;
@@ -441,6 +444,8 @@ export class ImapSession {
     for (let k = 0; k < Math.min(window, targets.length); k++) start(k);
     try {
       for (let k = 0; k < targets.length; k++) {
+        // a client that went away stops costing anything: no more reads for it
+        if (this.gone) throw new Fatal('the connection closed during FETCH');
         start(k + window);
         const line = cached[k];
         if (line) {
@@ -578,6 +583,7 @@ export class ImapSession {
     const crit = parseSearch(args, { seq: sel.uids.length, uid: sel.uids[sel.uids.length - 1] ?? 0 });
     const hits: number[] = [];
     for (let i = 0; i < sel.uids.length; i++) {
+      if (this.gone) throw new Fatal('the connection closed during SEARCH');
       const id = String(sel.uids[i]);
       let rec: ReturnType<Store['get']>;
       try {
