@@ -7,7 +7,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { BIN, corpusFiles, runCli, tmpDir, type CliResult } from './helpers.js';
+import { BIN, corpusFiles, runCli, tmpDir, type CliResult, installedForOthers, whyNobodyCannotRun } from './helpers.js';
 import { messageWith } from './mailgen.js';
 
 const json = (b: Buffer) => b.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -96,6 +96,8 @@ describe('the command line under hostile arguments and environments', () => {
   });
 
   it.runIf(isRoot)('a store the user cannot write, and message files it cannot read (run as nobody)', async () => {
+    // (nobody runs a copy of the package it can reach, wherever the checkout is: see installedForOthers)
+    expect(whyNobodyCannotRun(installedForOthers().bin)).toBeNull();
     const { store } = await storeWith(1);
     oneLine(await runCli(['--store', store, 'ingest', '--user', 'u'], { input: Buffer.from('Subject: x\n\ny\n'), uid: NOBODY }), 74, /cannot|readonly|read-only|permission/i);
     const mine = tmpDir();

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store.js';
 import { LmtpService } from '../../src/delivery/lmtp-server.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { BIN } from '../helpers.js';
+import { installedForOthers, whyNobodyCannotRun } from '../helpers.js';
 import { messageWith } from '../mailgen.js';
 
 const POSTFIX = '/usr/sbin/postfix';
@@ -33,8 +33,8 @@ function postfix(...args: string[]): string {
   return execFileSync(POSTFIX, ['-c', path.join(BASE, 'etc'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** The mailcas command line Postfix runs (node and the repository's bin, absolute). */
-const mailcas = (store: string): string => `${process.execPath} ${BIN} --store ${store}`;
+/** The mailcas command line Postfix runs as its delivery user: node and a copy of the package that user can reach (the checkout may be in a directory only its owner can enter). */
+const mailcas = (store: string): string => `${process.execPath} ${installedForOthers().bin} --store ${store}`;
 
 describe.runIf(canRun)('Postfix delivering to mailcas', () => {
   let smtpPort = 0;
@@ -43,6 +43,8 @@ describe.runIf(canRun)('Postfix delivering to mailcas', () => {
   const nobodyStores = path.join(BASE, 'stores'); // written by `nobody`: pipe(8) and local(8) never run commands as root
 
   beforeAll(async () => {
+    const why = whyNobodyCannotRun(installedForOthers().bin);
+    if (why) throw new Error(why);
     spawnSync(POSTFIX, ['-c', path.join(BASE, 'etc'), 'stop'], { stdio: 'ignore' });
     fs.rmSync(BASE, { recursive: true, force: true });
     for (const d of ['etc', 'queue', 'data', 'stores']) fs.mkdirSync(path.join(BASE, d), { recursive: true });
