@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tmpDir } from './helpers.js';
-import { newHasher } from '../src/cas/hash.js';
+import { newHasher } from '../src/util/hash.js';
 import { Store } from '../src/store.js';
 import { FsBackend } from '../src/backend/fs-backend.js';
 import { silentLogger } from '../src/util/logger.js';

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import { newHasher } from '../cas/hash.js';
+import { newHasher } from '../util/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { realFsOps, type FsOps } from './fs-ops.js';
 import { makeDirsSync } from '../util/dirs.js';

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import { newHasher } from '../cas/hash.js';
+import { newHasher } from '../util/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { KEY_RE, checkWritten } from './backend.js';
 

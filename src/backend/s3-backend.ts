@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type * as Sdk from '@aws-sdk/client-s3';
 import { MailcasError } from '../errors.js';
-import { newHasher } from '../cas/hash.js';
+import { newHasher } from '../util/hash.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from './backend.js';
 import { KEY_RE, checkWritten } from './backend.js';
 

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { MailcasError, isMailcasError } from '../errors.js';
 import type { BlobBackend, PutOptions, PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
-import { HASH_BYTES, hashBuffer, newHasher, toHex } from './hash.js';
+import { HASH_BYTES, hashBuffer, newHasher, toHex } from '../util/hash.js';
 import { ChunkHasher, type PartData } from './part-data.js';
 import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';

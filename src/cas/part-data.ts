@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CanonicalSink } from '../recipe/canonicalizer.js';
-import { hashBuffer, newHasher, type Hasher } from './hash.js';
+import { hashBuffer, newHasher, type Hasher } from '../util/hash.js';
 import { IO_CHUNK_BYTES, PART_MEMORY_BYTES, VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 

@@ -601,7 +601,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
     .action(async (o: { user: string; to: string; json?: boolean }, cmd: Command) => {
       if (path.resolve(o.to) === path.resolve(storeDir(cmd))) throw new MailcasError('E_USAGE', '--to is the store itself');
       await withStore(cmd, async (from) => {
-        const { moveUser } = await import('../cluster/move-user.js');
+        const { moveUser } = await import('../admin/move-user.js');
         const to = await Store.open(o.to, { workers: 0 });
         try {
           const rep = await moveUser(from, to, o.user);

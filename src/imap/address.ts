@@ -1,4 +1,3 @@
-import { markGroupStart } from './structure.js';
 
 /**
  * RFC 5322 address lists as IMAP's ENVELOPE gives them: (name adl mailbox
@@ -167,4 +166,16 @@ export function parseAddresses(value: string): Address[] {
     const comment = commentAfter.get(i);
     return { name: comment ? comment : null, adl: a.adl, mailbox: a.mailbox, host: a.host };
   }
+}
+
+/** Group markers come from the parser as objects with only a mailbox (the group's name): recognised by identity. */
+const groupStarts = new WeakSet<object>();
+
+export function isGroupStart(a: object): boolean {
+  return groupStarts.has(a);
+}
+
+function markGroupStart<T extends object>(a: T): T {
+  groupStarts.add(a);
+  return a;
 }

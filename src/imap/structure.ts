@@ -1,6 +1,6 @@
 import type { TreeNode } from '../split/mime-tree.js';
 import { first, last, parseFields, rawParams, type RawField } from './header.js';
-import { parseAddresses } from './address.js';
+import { isGroupStart, parseAddresses } from './address.js';
 import type { ImapValue } from './wire.js';
 
 /**
@@ -22,7 +22,7 @@ export async function envelope(fields: RawField[]): Promise<ImapValue> {
     const list = vs.flatMap((f) => parseAddresses(f.value));
     return list.length
       ? list.map((a) => {
-          const groupMark = a.host === null && a.adl === null && a.name === null && (a.mailbox === null || isGroupStart(a, list));
+          const groupMark = a.host === null && a.adl === null && a.name === null && (a.mailbox === null || isGroupStart(a));
           return groupMark ? [a.name, a.adl, a.mailbox, a.host] : [a.name, a.adl, a.mailbox || 'MISSING_MAILBOX', a.host || 'MISSING_DOMAIN'];
         })
       : null;
@@ -33,15 +33,6 @@ export async function envelope(fields: RawField[]): Promise<ImapValue> {
   return [last(fields, 'date'), subject === null ? null : subject.replace(/[ \t]+/g, ' ').replace(/ $/, ''), from, addr('sender') ?? from, addr('reply-to') ?? from, addr('to'), addr('cc'), addr('bcc'), last(fields, 'in-reply-to'), last(fields, 'message-id')];
 }
 
-/** Group markers come from the parser as objects with only a mailbox (the group's name): recognised by identity. */
-const groupStarts = new WeakSet<object>();
-function isGroupStart(a: object, _list: object[]): boolean {
-  return groupStarts.has(a);
-}
-export function markGroupStart<T extends object>(a: T): T {
-  groupStarts.add(a);
-  return a;
-}
 
 /** Content-Type (with the defaults of RFC 2045 and of multipart/digest) as IMAP splits it; type and subtype keep their case. */
 function contentType(fields: RawField[], parentDigest: boolean): { type: string; subtype: string; params: [string, string][] } {

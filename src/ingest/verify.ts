@@ -1,4 +1,4 @@
-import { newHasher } from '../cas/hash.js';
+import { newHasher } from '../util/hash.js';
 import { coalesce, reassemble, type BlobReader } from '../reassemble/reassemble.js';
 import { toColumns, unpackMessageLayout, type PackedLayout } from '../layout/packed-layout.js';
 import type { BlobNeed } from './build-message.js';

@@ -3,7 +3,7 @@ import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { MailcasError } from '../errors.js';
 import type { Recipe } from '../recipe/recipe.js';
 import { RECIPE_CODES } from '../recipe/recipe.js';
-import { HASH_BYTES } from '../cas/hash.js';
+import { HASH_BYTES } from '../util/hash.js';
 import type { Layout, LayoutSegment } from './layout.js';
 
 const VERSION = 1;

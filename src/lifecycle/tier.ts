@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { MailcasError, isMailcasError } from '../errors.js';
 import type { BlobBackend, PutSource } from '../backend/backend.js';
 import { bufferSource } from '../backend/backend.js';
-import { hashBuffer, newHasher } from '../cas/hash.js';
+import { hashBuffer, newHasher } from '../util/hash.js';
 import { BlobCodec } from '../cas/blob-codec.js';
 import type { BlobStore } from '../cas/blob-store.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';

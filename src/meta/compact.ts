@@ -12,9 +12,8 @@
  * leaves rows in the old form or the new, both readable. Reads never wait.
  */
 import zlib from 'node:zlib';
-import type { StoreContext } from '../store-context.js';
 import { LayoutCodec, packLayout, unpackLayout } from '../layout/layout-codec.js';
-import { addDictionary, sampleHeaderBlocks, sampleInlineBodies, trainDictionary, type DictionaryKind } from './dictionary.js';
+import { addDictionary, sampleHeaderBlocks, sampleInlineBodies, trainDictionary, type DictionaryDeps, type DictionaryKind } from './dictionary.js';
 import { immediate } from './db.js';
 import { crashPoint } from '../util/crash-points.js';
 
@@ -75,7 +74,7 @@ const TARGETS: Target[] = [
   { kind: 'inline', data: 'inline', codec: 'inline_codec', dict: 'inline_dict' },
 ];
 
-export async function runCompact(ctx: StoreContext, opts: CompactOptions): Promise<{ report: CompactReport; dictionary: { id: number; data: Buffer } | null }> {
+export async function runCompact(ctx: DictionaryDeps, opts: CompactOptions): Promise<{ report: CompactReport; dictionary: { id: number; data: Buffer } | null }> {
   const db = ctx.db;
   const clock = opts.now ?? Date.now;
   const pages = () => (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);

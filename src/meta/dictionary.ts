@@ -1,4 +1,13 @@
-import type { StoreContext } from '../store-context.js';
+import type { Db } from './db.js';
+import type { Logger } from '../util/logger.js';
+
+/** What dictionary training and sampling use of a store: its database, its dictionaries, its log and write lock. */
+export interface DictionaryDeps {
+  db: Db;
+  log: Logger;
+  writeLock: { run<T>(fn: () => Promise<T> | T): Promise<T> };
+  dictionary(id: number): Buffer | null;
+}
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { unpackLayout } from '../layout/layout-codec.js';
 
@@ -43,7 +52,7 @@ export function trainDictionary(headerBlocks: Buffer[]): Buffer {
 }
 
 /** Picks up to SAMPLE messages spread evenly over the store's ids (with a row matching `filter`), handing each to take() until it returns false. */
-function spreadRows<T>(db: StoreContext['db'], columns: string, filter: string, take: (row: T) => boolean): void {
+function spreadRows<T>(db: Db, columns: string, filter: string, take: (row: T) => boolean): void {
   const { lo, hi } = db.prepare('SELECT min(id) AS lo, max(id) AS hi FROM messages').get() as { lo: number | null; hi: number | null };
   if (lo === null || hi === null) return;
   const pick = db.prepare(`SELECT ${columns} FROM messages WHERE id >= ? ${filter} ORDER BY id LIMIT 1`);
@@ -55,7 +64,7 @@ function spreadRows<T>(db: StoreContext['db'], columns: string, filter: string, 
 }
 
 /** Header blocks sampled evenly across the whole store (up to SAMPLE messages). */
-export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>): Buffer[] {
+export function sampleHeaderBlocks(ctx: Pick<DictionaryDeps, 'db' | 'dictionary'>): Buffer[] {
   const blocks: Buffer[] = [];
   spreadRows<LayoutColumns>(ctx.db, 'layout, codec, dict, inline, inline_codec, inline_dict', '', (r) => {
     try {
@@ -71,7 +80,7 @@ export function sampleHeaderBlocks(ctx: Pick<StoreContext, 'db' | 'dictionary'>)
 export type DictionaryKind = 'header' | 'inline';
 
 /** Inline bodies (decompressed) sampled evenly across the store, up to `max` bytes. */
-export function sampleInlineBodies(ctx: Pick<StoreContext, 'db' | 'dictionary'>, max = 4 * 1024 * 1024): Buffer[] {
+export function sampleInlineBodies(ctx: Pick<DictionaryDeps, 'db' | 'dictionary'>, max = 4 * 1024 * 1024): Buffer[] {
   const out: Buffer[] = [];
   let n = 0;
   spreadRows<{ inline: Buffer; inline_codec: number; inline_dict: number | null }>(ctx.db, 'inline, inline_codec, inline_dict', 'AND inline IS NOT NULL', (r) => {
@@ -88,7 +97,7 @@ export function sampleInlineBodies(ctx: Pick<StoreContext, 'db' | 'dictionary'>,
 }
 
 /** Records a new dictionary (new layouts use the newest header dictionary); returns it. */
-export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffer, why: Record<string, unknown>, kind: DictionaryKind = 'header'): { id: number; data: Buffer } {
+export function addDictionary(ctx: Pick<DictionaryDeps, 'db' | 'log'>, data: Buffer, why: Record<string, unknown>, kind: DictionaryKind = 'header'): { id: number; data: Buffer } {
   const id = Number(ctx.db.prepare('INSERT INTO dictionaries(data, created, kind) VALUES (?, ?, ?)').run(data, Date.now(), kind).lastInsertRowid);
   ctx.log.info('dictionary-trained', { id, kind, bytes: data.length, ...why });
   return { id, data };
@@ -100,7 +109,7 @@ export function addDictionary(ctx: Pick<StoreContext, 'db' | 'log'>, data: Buffe
  * whole store (so the dictionary follows the mail the store actually holds).
  * Layouts keep the dictionary they were written with; all stay readable.
  */
-export async function maybeTrainDictionary(ctx: StoreContext, after: number): Promise<{ id: number; data: Buffer } | null> {
+export async function maybeTrainDictionary(ctx: DictionaryDeps, after: number): Promise<{ id: number; data: Buffer } | null> {
   const db = ctx.db;
   const k = (db.prepare("SELECT count(*) AS n FROM dictionaries WHERE kind = 'header'").get() as { n: number }).n;
   // min/max are index lookups; count(*) would scan a large table on every check

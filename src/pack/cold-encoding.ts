@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type { PutSource } from '../backend/backend.js';
 import { BlobCodec, brotliEncode, brotliStreamParams, decodeWhole } from '../cas/blob-codec.js';
 import { fileChunks } from '../cas/blob-store.js';
-import { hashBuffer, newHasher } from '../cas/hash.js';
+import { hashBuffer, newHasher } from '../util/hash.js';
 import { MailcasError } from '../errors.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 import { FRAME_RAW_BYTES } from '../limits.js';

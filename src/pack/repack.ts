@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { BlobCodec, frameBytes } from '../cas/blob-codec.js';
 import type { BlobStore } from '../cas/blob-store.js';
-import { hashBuffer } from '../cas/hash.js';
+import { hashBuffer } from '../util/hash.js';
 import { bufferSource } from '../backend/backend.js';
 import { Leases } from '../blob-index/leases.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import { hashBuffer, newHasher } from '../cas/hash.js';
+import { hashBuffer, newHasher } from '../util/hash.js';
 import { SPOOL_MEMORY_BYTES } from '../limits.js';
 import { FileSource, MemorySource, type ByteSource } from './byte-source.js';
 import { removeLater, tempName } from '../util/temp-files.js';

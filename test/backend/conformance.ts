@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import type { BlobBackend, PutSource } from '../../src/backend/backend.js';
 import { bufferSource } from '../../src/backend/backend.js';
-import { hashBuffer } from '../../src/cas/hash.js';
+import { hashBuffer } from '../../src/util/hash.js';
 import { isMailcasError } from '../../src/errors.js';
 
 async function readAll(s: AsyncIterable<Buffer> | null): Promise<Buffer | null> {

@@ -5,7 +5,7 @@ import { FsBackend } from '../../src/backend/fs-backend.js';
 import { backendConformance } from './conformance.js';
 import { tmpDir } from '../helpers.js';
 import { bufferSource } from '../../src/backend/backend.js';
-import { hashBuffer } from '../../src/cas/hash.js';
+import { hashBuffer } from '../../src/util/hash.js';
 import { TEMP_STALE_SECONDS } from '../../src/limits.js';
 
 backendConformance('fs', async () => {

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { FsBackend } from '../../src/backend/fs-backend.js';
 import { realFsOps, type FsOps } from '../../src/backend/fs-ops.js';
 import { bufferSource, type PutSource } from '../../src/backend/backend.js';
-import { hashBuffer } from '../../src/cas/hash.js';
+import { hashBuffer } from '../../src/util/hash.js';
 import { tmpDir } from '../helpers.js';
 
 interface Inode {

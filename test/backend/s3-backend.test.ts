@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { S3Backend, classify, parseS3Url } from '../../src/backend/s3-backend.js';
 import { RetryBackend } from '../../src/backend/retry-backend.js';
 import { bufferSource } from '../../src/backend/backend.js';
-import { hashBuffer } from '../../src/cas/hash.js';
+import { hashBuffer } from '../../src/util/hash.js';
 import { backendConformance } from './conformance.js';
 import { freshBucket, s3Env } from '../s3-env.js';
 

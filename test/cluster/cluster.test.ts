@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Store } from '../../src/store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { loads, parseNodes, placeUser, planMoves } from '../../src/cluster/placement.js';
-import { moveUser } from '../../src/cluster/move-user.js';
+import { moveUser } from '../../src/admin/move-user.js';
 import { prng } from '../harness/crash-harness.js';
 import { corpusFiles, tmpDir } from '../helpers.js';
 

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Store } from '../../src/store.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { hashBuffer } from '../../src/cas/hash.js';
+import { hashBuffer } from '../../src/util/hash.js';
 import { freshBucket, s3Env } from '../s3-env.js';
 import { messageWith } from '../mailgen.js';
 import { run } from '../harness/crash-harness.js';

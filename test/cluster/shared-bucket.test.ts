@@ -142,7 +142,7 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
       const raced = mine.slice(0, 64) + '00000000000000' + mine.slice(-2);
       const src = await b.shared!.objects.get(mine);
       const bytes = Buffer.concat(await src!.toArray());
-      const { hashBuffer } = await import('../../src/cas/hash.js');
+      const { hashBuffer } = await import('../../src/util/hash.js');
       const { bufferSource } = await import('../../src/backend/backend.js');
       await b.shared!.objects.put(raced, bufferSource(bytes), { size: bytes.length, digest: hashBuffer(bytes) });
       // the other node's marker on it (it references its copy)
@@ -196,7 +196,7 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
       const msg = messageWith(crypto.randomBytes(300 * 1024));
       const id = (await a.ingest(msg, { user: 'u' })).id;
       const [damaged] = kinds(await allKeys(loc)).instances.map((k) => k.slice('shared/blobs/'.length));
-      const { hashBuffer } = await import('../../src/cas/hash.js');
+      const { hashBuffer } = await import('../../src/util/hash.js');
       const { bufferSource } = await import('../../src/backend/backend.js');
       const junk = crypto.randomBytes(1000);
       await a.shared!.objects.put(damaged, bufferSource(junk), { size: junk.length, digest: hashBuffer(junk) }, { overwrite: true });
@@ -283,7 +283,7 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
       for (const [i, m] of msgs.entries()) await a.ingest(m, { user: 'mover', mailbox: i ? 'Archive' : 'INBOX' });
       const before = kinds(await allKeys(loc)).instances;
       expect(before.length).toBe(2);
-      const { moveUser } = await import('../../src/cluster/move-user.js');
+      const { moveUser } = await import('../../src/admin/move-user.js');
       const rep = await moveUser(a, b, 'mover');
       expect(rep).toMatchObject({ messages: 3, copied: 3, expunged: 3 });
       expect(rep.newBlobBytes).toBeLessThan(20 * 1024); // headers and text parts of b's own; not the 1.2 MB of attachments

@@ -188,7 +188,7 @@ describe('mailcas serve (HTTP)', () => {
   });
 
   it('a message whose blob is damaged on disk: a clean 500 with a JSON error (whole message and section), never wrong bytes', async () => {
-    const { hashBuffer } = await import('../../src/cas/hash.js');
+    const { hashBuffer } = await import('../../src/util/hash.js');
     const key = hashBuffer(damaged.att).toString('hex');
     const find = (d: string): string | null => {
       for (const e of fs.readdirSync(d, { withFileTypes: true })) {

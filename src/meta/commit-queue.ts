@@ -1,4 +1,4 @@
-import { immediate, sqliteError, type Db } from '../meta/db.js';
+import { immediate, sqliteError, type Db } from './db.js';
 import { crashPoint } from '../util/crash-points.js';
 import type { AsyncMutex } from '../util/async-mutex.js';
 
