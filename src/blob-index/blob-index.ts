@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
-import { bumpCounter, counter, immediate, writeTxn, type Db } from '../meta/db.js';
+import { bumpCounter, counter, immediate, writeTxn, type Db, type WriteLock } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 import { DELETE_CONCURRENCY } from '../limits.js';
 import { forEachLimit } from '../util/pool.js';
@@ -11,10 +11,7 @@ import { Markers, type MarkerRecord } from './markers.js';
 import { PACK_NAME_HEX, Packs, type PackEntryRow } from './packs.js';
 import { BlobIndexView } from './index-view.js';
 
-/** Serialises this process's write transactions (gc holds one across awaits). */
-export interface WriteLock {
-  run<T>(fn: () => Promise<T> | T): Promise<T>;
-}
+export type { WriteLock } from '../meta/db.js';
 
 /** Where a blob goes in a pack: its piece's place and, for a frame, where it starts in the frame's decoded bytes. */
 export interface PackMember {

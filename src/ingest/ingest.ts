@@ -8,7 +8,10 @@ import { ALL_BLOB_CODECS } from '../cas/blob-store.js';
 import { forEachLimit } from '../util/pool.js';
 import { PUT_CONCURRENCY, SHARED_BLOB_MIN_BYTES } from '../limits.js';
 import { acquireShared, type MarkerRecords } from './shared-instance.js';
-import type { StoreContext } from '../store-context.js';
+import type { IngestDeps } from './ingest-deps.js';
+
+export type { IngestDeps } from './ingest-deps.js';
+
 
 export interface IngestOptions {
   user: string;
@@ -87,7 +90,7 @@ export interface Preparer {
  * transaction. Resolves per recipient.
  */
 export async function ingestMessage(
-  ctx: StoreContext,
+  ctx: IngestDeps,
   committer: Committer,
   prepare: Preparer,
   input: MessageInput,
@@ -104,11 +107,9 @@ export async function ingestMessage(
     recipients.forEach((r, i) => {
       const mailbox = r.mailbox ?? 'INBOX';
       if (opts.skipExisting) {
-        const have = ctx.db.prepare('SELECT id FROM messages WHERE hash = ? AND size = ? AND user = ? AND mailbox = ? LIMIT 1').get(spool.hash, spool.size, r.user, mailbox) as
-          | { id: number }
-          | undefined;
-        if (have) {
-          const result = { id: String(have.id), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
+        const have = ctx.messages.existing(r.user, mailbox, spool.hash, spool.size);
+        if (have !== null) {
+          const result = { id: String(have), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
           results[i] = { ok: true, result };
           return;
         }
@@ -132,7 +133,7 @@ export async function ingestMessage(
 
 /** One dedup domain's share of a delivery: prepare once, make the blobs durable once, commit a row per recipient. */
 async function storeFor(
-  ctx: StoreContext,
+  ctx: IngestDeps,
   committer: Committer,
   prepare: Preparer,
   spool: Spool,
@@ -242,7 +243,7 @@ async function storeFor(
  * A backend failure while reading is thrown (transient), never taken for
  * corruption. We hold a lease, so gc will not race.
  */
-async function confirmExisting(ctx: StoreContext, need: BlobNeed, expected: number, domain: string): Promise<{ codec: number; stored: number }> {
+async function confirmExisting(ctx: IngestDeps, need: BlobNeed, expected: number, domain: string): Promise<{ codec: number; stored: number }> {
   const key = need.data.key;
   const stat = await ctx.blobStore.backend.stat(key.toString('hex'));
   const domainKey = ctx.domainKey(domain);

@@ -1,6 +1,6 @@
 import { MailcasError } from '../errors.js';
 import type { BlobNeed } from './build-message.js';
-import type { StoreContext } from '../store-context.js';
+import type { IngestDeps } from './ingest-deps.js';
 import { instanceCodec, newInstance } from '../backend/shared-bucket.js';
 import { AsyncMutex } from '../util/async-mutex.js';
 import type { MarkerRecord } from '../blob-index/markers.js';
@@ -31,7 +31,7 @@ const perContent = new Map<string, { mutex: AsyncMutex; users: number }>();
  * else never is. A collector that closes a fresh upload before its marker
  * lands makes the ingest fail temporarily (the retry finds or makes another).
  */
-export async function acquireShared(ctx: StoreContext, records: MarkerRecords, token: string, need: BlobNeed, preferred: string | null, damaged: string | null = null): Promise<SharedInstance> {
+export async function acquireShared(ctx: Pick<IngestDeps, 'shared' | 'blobStore'>, records: MarkerRecords, token: string, need: BlobNeed, preferred: string | null, damaged: string | null = null): Promise<SharedInstance> {
   const bucket = ctx.shared!;
   const hex = need.data.key.toString('hex');
   let slot = perContent.get(hex);

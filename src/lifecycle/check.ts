@@ -1,5 +1,20 @@
 import path from 'node:path';
-import type { StoreContext } from '../store-context.js';
+import type { BlobIndex } from '../blob-index/blob-index.js';
+import type { BlobStore } from '../cas/blob-store.js';
+import type { SharedBucket } from '../backend/shared-bucket.js';
+import { Messages } from '../meta/messages.js';
+
+/** What check uses of its store. */
+export interface CheckDeps {
+  /** The store's directory (check reads one snapshot on a read-only connection of its own). */
+  readonly dir: string;
+  readonly index: BlobIndex;
+  readonly blobStore: BlobStore;
+  readonly shared: SharedBucket | null;
+  readonly messages: Messages;
+  domainKey(domain: string): Buffer | null;
+  dictionary(id: number): Buffer | null;
+}
 import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
@@ -123,7 +138,7 @@ interface Findings {
  * (the generation counter; else it looks again), orphans only if they
  * still have no row and no lease.
  */
-export async function runCheck(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckReport> {
+export async function runCheck(ctx: CheckDeps, opts: CheckOptions = {}): Promise<CheckReport> {
   for (let attempt = 0; ; attempt++) {
     const listed: Listing = {
       hot: await listObjects(ctx.blobStore.backend),
@@ -182,7 +197,7 @@ function emptyReport(): CheckReport {
 }
 
 /** Reads one snapshot of the metadata on a read-only connection and compares it with the listing. */
-function snapshot(ctx: StoreContext, rep: CheckReport, objects: Listing): Findings {
+function snapshot(ctx: CheckDeps, rep: CheckReport, objects: Listing): Findings {
   const reader = openDb(path.join(ctx.dir, 'meta.sqlite'), { readonly: true });
   try {
     reader.exec('BEGIN');
@@ -195,12 +210,12 @@ function snapshot(ctx: StoreContext, rep: CheckReport, objects: Listing): Findin
   }
 }
 
-function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing): Findings {
+function examine(ctx: CheckDeps, db: Db, rep: CheckReport, objects: Listing): Findings {
   const generation = counter(db, GENERATION);
   const actual = new Map<string, number>();
   const add = (k: string): void => void actual.set(k, (actual.get(k) ?? 0) + 1);
-  const partRefs = db.prepare('SELECT hash FROM parts WHERE message_id = ? AND hash IS NOT NULL');
-  for (const r of db.prepare('SELECT id, codec, dict, layout, inline, inline_codec, inline_dict FROM messages').iterate() as IterableIterator<LayoutColumns & { id: number }>) {
+  const messages = new Messages(db);
+  for (const r of messages.layouts()) {
     rep.messages++;
     let refs: Buffer[];
     try {
@@ -208,7 +223,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
     } catch {
       rep.corruptMessages.push(String(r.id));
       // its references still count: the parts table records them without needing the layout
-      refs = (partRefs.all(r.id) as { hash: Buffer }[]).map((p) => p.hash);
+      refs = messages.partRefs(r.id);
     }
     for (const h of refs) add(h.toString('hex'));
   }
@@ -275,7 +290,7 @@ function examine(ctx: StoreContext, db: Db, rep: CheckReport, objects: Listing):
  * deleted both meanwhile), then marked corrupt; one that reads back clears
  * an earlier mark.
  */
-async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, objects: Listing): Promise<void> {
+async function deepScan(ctx: CheckDeps, rep: CheckReport, f: Findings, objects: Listing): Promise<void> {
   const bad = new Set<string>();
   const good: string[] = [];
   const scan = async (k: string, row: Row): Promise<boolean> =>
@@ -306,7 +321,7 @@ async function deepScan(ctx: StoreContext, rep: CheckReport, f: Findings, object
  * recorded markers in the bucket (one LIST per blob). A row that changed
  * since the snapshot is looked at again as it is now.
  */
-async function markersInBucket(ctx: StoreContext, rep: CheckReport, f: Findings): Promise<void> {
+async function markersInBucket(ctx: CheckDeps, rep: CheckReport, f: Findings): Promise<void> {
   const marked = async (hash: Buffer, instance: string): Promise<boolean> => {
     const there = new Set(await ctx.shared!.ownMarkers(hash, instance));
     return ctx.index.view.markerTokens(hash, instance).some((t) => there.has(t));
@@ -321,7 +336,7 @@ async function markersInBucket(ctx: StoreContext, rep: CheckReport, f: Findings)
 }
 
 /** Closes the window between the listing and the snapshot: gc may have deleted a listed object since, a commit may have added one. */
-async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing, f: Findings): Promise<void> {
+async function closeWindow(ctx: CheckDeps, rep: CheckReport, listed: Listing, f: Findings): Promise<void> {
   const hot = ctx.blobStore.backend;
   const cold = ctx.blobStore.cold;
   // where a row's bytes are now (the row may have moved since the snapshot: tier, repack)
@@ -346,10 +361,9 @@ async function closeWindow(ctx: StoreContext, rep: CheckReport, listed: Listing,
 }
 
 /** Messages that reference a missing or corrupt blob (from the parts table: no layout decoding). */
-function damaged(ctx: StoreContext, rep: CheckReport): void {
-  const q = ctx.db.prepare('SELECT DISTINCT message_id AS id FROM parts WHERE hash = ?');
+function damaged(ctx: CheckDeps, rep: CheckReport): void {
   const ids = new Set<number>();
-  for (const k of [...rep.missingBlobs, ...rep.corruptBlobs]) for (const r of q.all(Buffer.from(k, 'hex')) as { id: number }[]) ids.add(r.id);
+  for (const k of [...rep.missingBlobs, ...rep.corruptBlobs]) for (const id of ctx.messages.referencing(Buffer.from(k, 'hex'))) ids.add(id);
   rep.damagedMessages = [...ids].sort((a, b) => a - b).map(String);
 }
 
@@ -359,18 +373,17 @@ function damaged(ctx: StoreContext, rep: CheckReport): void {
  * While any message cannot be decoded, no count is lowered and nothing is
  * deleted: its references might be more than the parts table says.
  */
-async function repair(ctx: StoreContext, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
+async function repair(ctx: CheckDeps, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
   const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0, packs: 0, markers: 0 };
   const cautious = rep.corruptMessages.length > 0;
   // find how each object of a missing row reads back before taking any lock (this reads blobs)
-  const sizeOf = ctx.db.prepare('SELECT size FROM parts WHERE hash = ? LIMIT 1');
   const recreate: { k: string; size: number; codec: number; domain: string; chunks: Buffer | null }[] = [];
   for (const k of rep.missingRows) {
     if (!listed.hot.has(k)) continue;
-    const p = sizeOf.get(Buffer.from(k, 'hex')) as { size: number } | undefined;
-    if (!p) continue;
-    const found = await detectCodec(ctx, Buffer.from(k, 'hex'), p.size);
-    if (found) recreate.push({ k, size: p.size, ...found });
+    const size = ctx.messages.partSize(Buffer.from(k, 'hex'));
+    if (size === null) continue;
+    const found = await detectCodec(ctx, Buffer.from(k, 'hex'), size);
+    if (found) recreate.push({ k, size, ...found });
   }
   const made = new Set(recreate.map((r) => r.k));
   const done = await ctx.index.applyRepair(f.generation, {
@@ -428,7 +441,7 @@ async function filterAsync<T>(xs: T[], keep: (x: T) => Promise<boolean>): Promis
 }
 
 /** Finds the codec (and dedup domain) under which an object reads back as the blob its name says. */
-async function detectCodec(ctx: StoreContext, hash: Buffer, size: number): Promise<{ codec: number; domain: string; chunks: Buffer | null } | null> {
+async function detectCodec(ctx: CheckDeps, hash: Buffer, size: number): Promise<{ codec: number; domain: string; chunks: Buffer | null } | null> {
   const domains = ['', ...ctx.index.view.domains().filter((d) => d)];
   for (const codec of ALL_BLOB_CODECS) {
     for (const domain of domains) {

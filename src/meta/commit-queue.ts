@@ -1,6 +1,6 @@
 import { immediate, sqliteError, type Db } from './db.js';
 import { crashPoint } from '../util/crash-points.js';
-import type { AsyncMutex } from '../util/async-mutex.js';
+import type { WriteLock } from './db.js';
 
 /**
  * Group commit: submissions that arrive close together share one SQLite
@@ -22,7 +22,7 @@ export class CommitQueue<T, R> {
 
   constructor(
     private readonly db: Db,
-    private readonly lock: AsyncMutex,
+    private readonly lock: WriteLock,
     private readonly apply: (item: T) => R,
     private readonly othersComing: (pending: number) => boolean = () => false,
     /**

@@ -7,6 +7,11 @@ import { ADDED_COLUMNS, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './sch
 
 export type Db = Database.Database;
 
+/** Serialises this process's write transactions (a transaction held across awaits, such as gc's, runs inside it). */
+export interface WriteLock {
+  run<T>(fn: () => Promise<T> | T): Promise<T>;
+}
+
 /**
  * Opens (creating when needed) the metadata database. WAL with
  * synchronous=FULL: a commit that returned is on disk.
@@ -149,7 +154,7 @@ export function counter(db: Db, name: string): number {
  * deletions happen while no other writer (in this process or another) can
  * take a lease or commit a reference.
  */
-export async function writeTxn<T>(db: Db, lock: { run<R>(fn: () => Promise<R> | R): Promise<R> }, dry: boolean, fn: () => Promise<T>): Promise<T> {
+export async function writeTxn<T>(db: Db, lock: WriteLock, dry: boolean, fn: () => Promise<T>): Promise<T> {
   return lock.run(async () => {
     if (dry) return fn();
     try {

@@ -1,11 +1,11 @@
-import type { Db } from './db.js';
+import type { Db, WriteLock } from './db.js';
 import type { Logger } from '../util/logger.js';
 
 /** What dictionary training and sampling use of a store: its database, its dictionaries, its log and write lock. */
 export interface DictionaryDeps {
   db: Db;
   log: Logger;
-  writeLock: { run<T>(fn: () => Promise<T> | T): Promise<T> };
+  writeLock: WriteLock;
   dictionary(id: number): Buffer | null;
 }
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
@@ -125,4 +125,14 @@ export async function maybeTrainDictionary(ctx: DictionaryDeps, after: number): 
     if (now !== k) return db.prepare("SELECT id, data FROM dictionaries WHERE kind = 'header' ORDER BY id DESC LIMIT 1").get() as { id: number; data: Buffer };
     return addDictionary(ctx, data, { sample: blocks.length, messages: n });
   });
+}
+
+/** A preset dictionary by id, or null. */
+export function dictionaryById(db: Db, id: number): Buffer | null {
+  return (db.prepare('SELECT data FROM dictionaries WHERE id = ?').get(id) as { data: Buffer } | undefined)?.data ?? null;
+}
+
+/** The dictionary new header blocks are compressed with (the newest trained), or null. */
+export function currentDictionary(db: Db): { id: number; data: Buffer } | null {
+  return (db.prepare("SELECT id, data FROM dictionaries WHERE kind = 'header' ORDER BY id DESC LIMIT 1").get() as { id: number; data: Buffer } | undefined) ?? null;
 }

@@ -1,0 +1,83 @@
+import { bumpCounter, type Db, type WriteLock } from '../meta/db.js';
+import { GENERATION } from '../meta/schema.js';
+import { CommitQueue } from '../meta/commit-queue.js';
+import type { Messages } from '../meta/messages.js';
+import type { BlobIndex } from '../blob-index/blob-index.js';
+import type { BlobRow } from '../blob-index/refcounts.js';
+import type { MarkerRecord } from '../blob-index/markers.js';
+import type { CommitItem, Committer, LeaseRequest } from './ingest.js';
+
+type MetaOp =
+  | { k: 'lease'; req: LeaseRequest }
+  | { k: 'renew'; token: string; expires: number }
+  | { k: 'commit'; item: CommitItem }
+  | { k: 'marker'; m: MarkerRecord }
+  | { k: 'unmarker'; m: MarkerRecord };
+
+/**
+ * How ingests reach the metadata: leases, renewals, marker records and
+ * commits share one group-commit stream (one transaction, one fsync, for
+ * all that arrive together). Leases and renewals need to be visible, not
+ * durable (see CommitQueue); a commit, and a marker's record (written
+ * before the marker), are durable when they resolve.
+ */
+export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: Messages; index: BlobIndex }, othersComing: (pending: number) => boolean): Committer {
+  const ops = new CommitQueue<MetaOp, unknown>(deps.db, deps.writeLock, (op) => apply(deps, op), othersComing, (op) => op.k === 'commit' || op.k === 'marker');
+  return {
+    commit: (item) => ops.submit({ k: 'commit', item }) as Promise<number[]>,
+    lease: (req) => ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
+    renew: (token, expires) => ops.submit({ k: 'renew', token, expires }) as Promise<number>,
+    record: async (m) => void (await ops.submit({ k: 'marker', m })),
+    forget: async (m) => void (await ops.submit({ k: 'unmarker', m })),
+  };
+}
+
+function apply(deps: { db: Db; messages: Messages; index: BlobIndex }, op: MetaOp): unknown {
+  switch (op.k) {
+    case 'lease':
+      return deps.index.reserve(op.req.token, op.req.hashes, op.req.expires);
+    case 'renew':
+      return deps.index.renew(op.token, op.expires);
+    case 'marker':
+      return deps.index.recordMarker(op.m, Date.now());
+    case 'unmarker':
+      return deps.index.forgetMarker(op.m);
+    case 'commit':
+      return applyCommit(deps, op.item);
+  }
+}
+
+/** One message's commit (inside the group commit's transaction): a row per recipient, then its references. */
+function applyCommit(deps: { db: Db; messages: Messages; index: BlobIndex }, item: CommitItem): number[] {
+  const p = item.prepared;
+  const ids = item.recipients.map((r, k) =>
+    deps.messages.insert(
+      {
+        user: r.user,
+        mailbox: r.mailbox,
+        size: p.size,
+        hash: p.hash,
+        received: item.received,
+        codec: p.packed.headCodec,
+        dict: p.packed.dict,
+        layout: p.packed.head,
+        inline: p.packed.inline,
+        inlineCodec: p.packed.inlineCodec,
+        headerBytes: p.headerBytes,
+        layoutRaw: p.packed.headRaw,
+        inlineRaw: p.packed.inlineRaw,
+        newBytes: k === 0 ? item.newBytes : 0,
+        fallback: p.fallback ? 1 : 0,
+        ...p.envelope,
+        tree: p.tree,
+      },
+      p.parts,
+    ),
+  );
+  // gc revokes a lease (committed) before it deletes the object it protected: while every lease is
+  // still here, every object this message needs is too, whatever the clocks say (E_LEASE_LOST otherwise)
+  deps.index.publishRefs(item.leaseToken, item.leased, item.refs, Date.now());
+  if (p.fallback) bumpCounter(deps.db, 'split_fallbacks', item.recipients.length);
+  bumpCounter(deps.db, GENERATION);
+  return ids;
+}
