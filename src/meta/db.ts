@@ -172,3 +172,15 @@ export async function writeTxn<T>(db: Db, lock: WriteLock, dry: boolean, fn: () 
     }
   });
 }
+
+/**
+ * Bytes the database occupies: its pages in use in the committed state
+ * (what the file holds once the WAL is checkpointed). Free-list pages are
+ * reusable space and not counted; the WAL file is transient and not counted.
+ */
+export function dbSize(db: Db): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  return (pages - free) * pageSize;
+}

@@ -1,5 +1,6 @@
 import { BlobIndexView } from '../blob-index/index-view.js';
-import type { Db } from '../meta/db.js';
+import { MessageStats } from '../meta/message-stats.js';
+import { dbSize, type Db } from '../meta/db.js';
 
 /** A component of what the store occupies. */
 export interface ComponentFigure {
@@ -92,29 +93,14 @@ export interface ReportOptions {
 /** The storage report, from metadata only: never reads a blob. */
 export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
   const top = opts.top ?? 20;
-  const m = db
-    .prepare(
-      `SELECT count(*) AS n, count(DISTINCT user) AS users, coalesce(sum(size), 0) AS bytes,
-              coalesce(sum(length(layout)), 0) AS head, coalesce(sum(length(inline)), 0) AS inl,
-              coalesce(sum(header_bytes), 0) AS headerBytes, coalesce(sum(layout_raw), 0) AS layoutRaw, coalesce(sum(inline_raw), 0) AS inlineRaw
-       FROM messages`,
-    )
-    .get() as { n: number; users: number; bytes: number; head: number; inl: number; headerBytes: number; layoutRaw: number; inlineRaw: number };
+  const msgs = new MessageStats(db);
+  const m = msgs.totals();
   const blobs = new BlobIndexView(db);
   const b = blobs.totals();
   // every part as delivered vs canonical, split by where it is stored
-  const p = db
-    .prepare(
-      `SELECT coalesce(sum(raw_size), 0) AS raw, coalesce(sum(size), 0) AS canon,
-              coalesce(sum(CASE WHEN hash IS NULL THEN raw_size END), 0) AS inlRaw,
-              coalesce(sum(CASE WHEN hash IS NOT NULL THEN raw_size END), 0) AS blobRaw,
-              coalesce(sum(CASE WHEN hash IS NOT NULL THEN size END), 0) AS blobRefCanon
-       FROM parts`,
-    )
-    .get() as { raw: number; canon: number; inlRaw: number; blobRaw: number; blobRefCanon: number };
+  const p = msgs.parts();
   const databaseBytes = dbSize(db);
   const storedBytes = databaseBytes + b.stored;
-  const fb = db.prepare("SELECT value FROM counters WHERE name = 'split_fallbacks'").get() as { value: number } | undefined;
 
   const metadataOverhead = Math.max(0, databaseBytes - m.head - m.inl);
   const byComponent: ComponentFigure[] = [
@@ -125,30 +111,15 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
   ];
 
   const blobTypes = blobs.storedByContentType();
-  const byContentType = (
-    db
-      .prepare(
-        `SELECT content_type AS t, count(*) AS parts, sum(raw_size) AS raw, coalesce(sum(CASE WHEN hash IS NULL THEN size END), 0) AS inl
-         FROM parts GROUP BY content_type ORDER BY raw DESC`,
-      )
-      .all() as { t: string; parts: number; raw: number; inl: number }[]
-  )
+  const byContentType = msgs
+    .byContentType()
     .map((r) => ({ contentType: r.t || '(raw region)', parts: r.parts, logicalBytes: r.raw, storedBytes: r.inl + (blobTypes.get(r.t) ?? 0) }))
     .slice(0, opts.contentTypes ?? 30);
 
-  const refBytes = new Map<string, number>();
-  for (const r of db
-    .prepare('SELECT m.user AS user, coalesce(sum(p.size), 0) AS s FROM parts p JOIN messages m ON m.id = p.message_id WHERE p.hash IS NOT NULL GROUP BY m.user')
-    .all() as { user: string; s: number }[])
-    refBytes.set(r.user, r.s);
-  const byUser = (
-    db
-      .prepare(
-        `SELECT user, count(*) AS n, sum(size) AS bytes, sum(length(layout)) + coalesce(sum(length(inline)), 0) AS meta
-         FROM messages GROUP BY user ORDER BY bytes DESC LIMIT ?`,
-      )
-      .all(opts.users ?? 100) as { user: string; n: number; bytes: number; meta: number }[]
-  ).map((r) => ({ user: r.user, messages: r.n, logicalBytes: r.bytes, metadataBytes: r.meta, referencedBlobBytes: refBytes.get(r.user) ?? 0 }));
+  const refBytes = msgs.referencedBlobBytes();
+  const byUser = msgs
+    .byUser(opts.users ?? 100)
+    .map((r) => ({ user: r.user, messages: r.n, logicalBytes: r.bytes, metadataBytes: r.meta, referencedBlobBytes: refBytes.get(r.user) ?? 0 }));
 
   const topShared = blobs.topShared(top).map((r) => ({
     hash: r.hash.toString('hex'),
@@ -165,11 +136,7 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
     const step = Math.max(1, Math.ceil(m.n / 40));
     let acc = { messages: 0, logical: 0, stored: 0 };
     let i = 0;
-    for (const r of db.prepare('SELECT received, size, length(layout) + coalesce(length(inline), 0) + new_bytes AS added FROM messages ORDER BY id').iterate() as IterableIterator<{
-      received: number;
-      size: number;
-      added: number;
-    }>) {
+    for (const r of msgs.arrivals()) {
       acc = { messages: acc.messages + 1, logical: acc.logical + r.size, stored: acc.stored + r.added };
       if (++i % step === 0 || i === m.n) overTime.push({ until: new Date(r.received).toISOString(), messages: acc.messages, logicalBytes: acc.logical, storedBytes: acc.stored });
     }
@@ -194,23 +161,11 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
     dedupSaved,
     decodeSaved,
     compressionSaved,
-    splitFallbacks: fb?.value ?? 0,
+    splitFallbacks: msgs.splitFallbacks(),
     byComponent,
     byContentType,
     byUser,
     topShared,
     overTime,
   };
-}
-
-/**
- * Bytes the database occupies: its pages in use in the committed state
- * (what the file holds once the WAL is checkpointed). Free-list pages are
- * reusable space and not counted; the WAL file is transient and not counted.
- */
-export function dbSize(db: Db): number {
-  const pageSize = db.pragma('page_size', { simple: true }) as number;
-  const pages = db.pragma('page_count', { simple: true }) as number;
-  const free = db.pragma('freelist_count', { simple: true }) as number;
-  return (pages - free) * pageSize;
 }
