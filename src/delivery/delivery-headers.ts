@@ -9,3 +9,19 @@ export function deliveryHeaders(firstChunk: Buffer, from: string, to: string | n
   const eol = lf > 0 && firstChunk[lf - 1] === 0x0d ? '\r\n' : lf >= 0 ? '\n' : '\r\n';
   return Buffer.from(`Return-Path: <${from}>${eol}${to ? `Delivered-To: ${to}${eol}` : ''}`, 'utf8');
 }
+
+/**
+ * A message with the delivery headers in front, computed from its first
+ * chunk (its line ending): what both the LDA (stdin) and the LMTP server
+ * (the DATA stream) hand to the store.
+ */
+export async function* withDeliveryHeaders(src: AsyncIterable<Buffer>, from: string, to: string | null): AsyncGenerator<Buffer> {
+  let first = true;
+  for await (const c of src) {
+    if (first) {
+      first = false;
+      yield deliveryHeaders(c, from, to);
+    }
+    yield c;
+  }
+}

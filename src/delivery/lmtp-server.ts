@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Store } from '../store.js';
-import type { RecipientResult } from '../ingest/ingest.js';
+import type { RecipientResult } from '../types.js';
 import { mapRecipient, type RecipientRules } from './recipients.js';
 import { replyFor } from './replies.js';
 import { DataLimiter, type DataLimits } from './data-limits.js';
 import { DEFAULT_LMTP_LIMITS, DEFAULT_MAX_RECIPIENTS, LMTP_MAX_FAILED_RECIPIENTS } from '../limits.js';
-import { deliveryHeaders } from './delivery-headers.js';
+import { withDeliveryHeaders } from './delivery-headers.js';
 import { installDataFeed } from './data-feed.js';
 import { installSizeReply } from './size-reply.js';
 
@@ -119,11 +119,9 @@ export class LmtpService {
     try {
       const limiter = new DataLimiter(this.limits);
       stream.on('error', (e) => limiter.destroy(e));
-      let input: Readable = stream.pipe(limiter);
-      if (this.opts.addHeaders) {
-        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-        input = prepend(input, (first) => deliveryHeaders(first, from, rcpts.length === 1 ? rcpts[0].address : null));
-      }
+      const limited: Readable = stream.pipe(limiter);
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      const input = this.opts.addHeaders ? withDeliveryHeaders(limited, from, rcpts.length === 1 ? rcpts[0].address : null) : limited;
       results = await this.store.deliver(input, rcpts.map((r) => r.to));
     } catch (e) {
       results = rcpts.map(() => ({ ok: false, error: e as Error }));
@@ -164,23 +162,4 @@ export class LmtpService {
     if (this.inFlight) await new Promise<void>((r) => (this.idle = r));
     await new Promise<void>((r) => this.server.close(() => r()));
   }
-}
-
-/** A stream with bytes computed from its first chunk prepended (the headers an LDA adds). */
-function prepend(src: Readable, head: (first: Buffer) => Buffer): Readable {
-  const out = new PassThrough();
-  let first = true;
-  src.on('data', (c: Buffer) => {
-    if (first) {
-      first = false;
-      out.write(head(c));
-    }
-    if (!out.write(c)) {
-      src.pause();
-      out.once('drain', () => src.resume());
-    }
-  });
-  src.on('end', () => out.end());
-  src.on('error', (e) => out.destroy(e));
-  return out;
 }

@@ -6,7 +6,7 @@
  */
 import { argText, inRanges, parseSequenceSet, type Arg } from './command-parser.js';
 import { IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
-import type { RawField } from './header.js';
+import type { RawField } from '../fetch/header.js';
 
 export interface SearchFacts {
   seq: number;

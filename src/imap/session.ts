@@ -6,13 +6,13 @@
 import { isMailcasError } from '../errors.js';
 import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
-import type { MessageAccess } from '../reassemble/message-access.js';
+import type { MessageAccess } from '../types.js';
 import { argSource, argText, parseSequenceSet, type Arg, type Command } from './command-parser.js';
-import { answerItem, parseFetchItems, type FetchItem } from './fetch-items.js';
-import { parseFields, type RawField } from './header.js';
+import { answerItem, parseFetchItems, type FetchItem } from '../fetch/fetch-items.js';
+import { parseFields, type RawField } from '../fetch/header.js';
 import type { PasswordFile } from './passwd.js';
 import { parseSearch, SearchError, type SearchFacts } from './search.js';
-import { toWire, type ImapValue } from './wire.js';
+import { toWire, type ImapValue } from '../fetch/wire.js';
 import { IMAP_LIST_PATTERN_MAX, IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
 import { matchMailbox } from './mailbox-pattern.js';
 import type { SessionReadAhead } from './read-ahead.js';

@@ -21,9 +21,9 @@ import { MailcasError, isMailcasError } from '../errors.js';
 import { DEFAULT_MAX_JSON_BYTES } from '../limits.js';
 import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
-import { answerItem, parseFetchItems, type FetchAnswer } from '../imap/fetch-items.js';
-import { toJson, toWire, type ImapValue } from '../imap/wire.js';
-import type { MessageAccess } from '../reassemble/message-access.js';
+import { answerItem, parseFetchItems, type FetchAnswer } from '../fetch/fetch-items.js';
+import { toJson, toWire, type ImapValue } from '../fetch/wire.js';
+import type { MessageAccess } from '../types.js';
 import { parseRange } from './range-header.js';
 import type { Tokens } from './tokens.js';
 

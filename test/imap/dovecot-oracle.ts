@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ImapReader, fetchPairs } from '../../src/imap/parse.js';
-import type { ImapValue } from '../../src/imap/wire.js';
+import { ImapReader, fetchPairs } from '../../src/fetch/parse.js';
+import type { ImapValue } from '../../src/fetch/wire.js';
 import { tmpDir } from '../helpers.js';
 
 export const DOVECOT_IMAP = '/usr/lib/dovecot/imap';

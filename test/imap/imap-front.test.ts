@@ -9,8 +9,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { answerItem, parseFetchItems } from '../../src/imap/fetch-items.js';
-import { toWire } from '../../src/imap/wire.js';
+import { answerItem, parseFetchItems } from '../../src/fetch/fetch-items.js';
+import { toWire } from '../../src/fetch/wire.js';
 import { BIN, ROOT, corpusFiles, tmpDir } from '../helpers.js';
 
 async function startImap(store: string, passwd: string): Promise<{ proc: ChildProcess; port: number }> {

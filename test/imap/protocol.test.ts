@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { CommandFramer, parseCommand, parseSequenceSet } from '../../src/imap/command-parser.js';
 import { parseSearch, type SearchFacts } from '../../src/imap/search.js';
-import { parseFields } from '../../src/imap/header.js';
+import { parseFields } from '../../src/fetch/header.js';
 import { PasswordFile, shaCrypt, verifyPassword } from '../../src/imap/passwd.js';
 
 describe('command framing and parsing', () => {

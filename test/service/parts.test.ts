@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRange } from '../../src/service/range-header.js';
 import { Tokens } from '../../src/service/tokens.js';
-import { parseFetchItems } from '../../src/imap/fetch-items.js';
+import { parseFetchItems } from '../../src/fetch/fetch-items.js';
 
 describe('Range header', () => {
   it('one range in its three forms; several, other units and nonsense mean the whole; past the end is unsatisfiable', () => {
