@@ -5,7 +5,8 @@ import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
 import { CommandError, CommandFramer, parseCommand } from './command-parser.js';
 import type { PasswordFile } from './passwd.js';
-import { AnswerCache, ImapSession } from './session.js';
+import { ImapSession } from './session.js';
+import { AnswerCache } from './answer-cache.js';
 import { ReadAhead } from './read-ahead.js';
 import {
   DEFAULT_CONNECTIONS_PER_ADDRESS,

@@ -1,0 +1,31 @@
+import { CAPABILITIES, No, type SessionState } from '../session-state.js';
+
+// Logging in: LOGIN and AUTHENTICATE PLAIN (a failure is answered a fixed time after it arrived)
+
+export async function login(s: SessionState, user: string, pass: string): Promise<void> {
+  const t0 = Date.now();
+  if (!(await s.opts.passwd.verifyAsync(user, pass))) {
+    s.loginFailures++;
+    s.opts.log.info('imap-login-failed', { user });
+    // answered a fixed time after the attempt arrived, whatever it cost: no guessing at wire speed, and
+    // the same time for a user who exists and one who does not
+    const wait = t0 + (s.opts.authFailureDelayMs ?? 0) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    throw new No('NO', '[AUTHENTICATIONFAILED] invalid credentials');
+  }
+  s.user = user;
+  s.state = 'authenticated';
+  s.opts.log.info('imap-login', { user });
+}
+export async function plainLogin(s: SessionState, tag: string, b64: string): Promise<void> {
+  const raw = Buffer.from(b64, 'base64').toString('utf8').split('\0');
+  if (raw.length !== 3) return s.io.write(`${tag} BAD malformed PLAIN response\r\n`);
+  const [authz, user, pass] = raw;
+  if (authz && authz !== user) return s.io.write(`${tag} NO [AUTHORIZATIONFAILED] acting as another user is not allowed\r\n`);
+  try {
+    await login(s, user, pass);
+  } catch (e) {
+    return s.io.write(`${tag} NO ${(e as Error).message}\r\n`);
+  }
+  return s.io.write(`${tag} OK [CAPABILITY ${CAPABILITIES}] AUTHENTICATE completed\r\n`);
+}

@@ -1,0 +1,72 @@
+/**
+ * What the IMAP session and its command handlers share: the session's
+ * state as the handlers see it, its I/O and options, and the answers a
+ * handler throws (No: a tagged NO or BAD; Pending: the handler answered
+ * itself; Fatal: the connection cannot go on).
+ */
+import type { Store } from '../store.js';
+import type { Logger } from '../util/logger.js';
+import type { PasswordFile } from './passwd.js';
+import type { AnswerCache } from './answer-cache.js';
+import type { SessionReadAhead } from './read-ahead.js';
+import { toWire } from '../fetch/wire.js';
+
+export interface SessionIo {
+  /** Queues bytes; resolves when more may be queued (what is queued goes out in large writes). */
+  write(b: Buffer | string): Promise<void>;
+  /** Sends what is queued (the end of a response). */
+  flush(): Promise<void>;
+}
+
+export interface SessionOptions {
+  passwd: PasswordFile;
+  log: Logger;
+  /** Messages read ahead while earlier ones of a FETCH go out. */
+  fetchWindow?: number;
+  cache?: AnswerCache;
+  /** This session's share of the bytes FETCH may read ahead of the socket (unbounded without one). */
+  ahead?: SessionReadAhead;
+  /** A failed login is answered this long after it arrived (default: at once). */
+  authFailureDelayMs?: number;
+}
+
+export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE';
+
+export const DELIMITER = '/';
+
+export class No extends Error {
+  constructor(
+    readonly kind: 'NO' | 'BAD',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Selected {
+  name: string;
+  uids: number[];
+}
+
+/** Thrown by a command that has answered (or will answer) its tag itself. */
+export class Pending extends Error {}
+
+/** A failure part way through a response (a literal announced and not sent whole): the session cannot go on. */
+export class Fatal extends Error {}
+
+export function mailboxWire(name: string): string {
+  return toWire(name).toString('latin1');
+}
+
+/** The session as its command handlers see it. */
+export interface SessionState {
+  readonly store: Store;
+  readonly io: SessionIo;
+  readonly opts: SessionOptions;
+  state: 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+  user: string | null;
+  selected: Selected | null;
+  loginFailures: number;
+  /** The connection closed: a command still running stops at its next message. */
+  readonly gone: boolean;
+}
