@@ -10,6 +10,9 @@ import { Leases } from './leases.js';
 import { Markers, type MarkerRecord } from './markers.js';
 import { PACK_NAME_HEX, Packs, type PackEntryRow } from './packs.js';
 import { BlobIndexView } from './index-view.js';
+import { IndexTables } from './index-tables.js';
+import { Retire } from './retire.js';
+import { SharedInstances } from './shared-instances.js';
 
 export type { WriteLock } from '../meta/db.js';
 
@@ -23,13 +26,6 @@ export interface PackMember {
   stored: number;
 }
 
-/** An unreferenced blob gc may delete. */
-export interface UnreferencedBlob {
-  hash: Buffer;
-  stored: number;
-  tier: number;
-  pack: number | null;
-}
 
 /**
  * The one owner of blob state: the blobs, packs, leases and shared_markers
@@ -64,36 +60,32 @@ export class BlobIndex {
   readonly markers: Markers;
   readonly packs: Packs;
   readonly view: BlobIndexView;
-  private readonly stmts = new Map<string, Statement>();
+  /** gc's and check --repair's transitions: revoke, delete, take back. */
+  readonly retire: Retire;
+  /** Node of a cluster: shared instances and reference markers. */
+  readonly instances: SharedInstances;
+  private readonly t: IndexTables;
 
   constructor(
     readonly db: Db,
-    private readonly lock: WriteLock,
+    lock: WriteLock,
   ) {
-    this.refcounts = new Refcounts(db);
-    this.leases = new Leases(db);
-    this.markers = new Markers(db);
-    this.packs = new Packs(db);
-    this.view = new BlobIndexView(db);
+    this.t = new IndexTables(db, lock);
+    ({ refcounts: this.refcounts, leases: this.leases, markers: this.markers, packs: this.packs, view: this.view } = this.t);
+    this.retire = new Retire(this.t);
+    this.instances = new SharedInstances(this.t);
   }
 
   private q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.t.q(sql);
   }
 
-  /** One short IMMEDIATE write transaction under this process's write lock. */
   private txn<T>(fn: () => T): Promise<T> {
-    return this.lock.run(() => immediate(this.db, fn));
+    return this.t.txn(fn);
   }
 
-  /** A write transaction held across fn's awaits (backend deletions): no lease can be taken meanwhile. */
   private held<T>(fn: () => Promise<T>): Promise<T> {
-    return writeTxn(this.db, this.lock, false, fn);
+    return this.t.held(fn);
   }
 
   row(hash: Buffer): BlobRow | undefined {
@@ -138,10 +130,7 @@ export class BlobIndex {
     return this.markers.forget(m);
   }
 
-  /** A marker's record in a transaction of its own (check --repair writes the marker after it). */
-  recordMarkerNow(m: MarkerRecord, now = Date.now()): Promise<void> {
-    return this.txn(() => this.markers.record(m, now));
-  }
+
 
   // ---- leases as their own transactions (tier, repack, convergence)
 
@@ -287,171 +276,31 @@ export class BlobIndex {
     });
   }
 
-  /**
-   * I3 and I2 for packs: packs retired before `cut`, and packs never filled
-   * by a builder whose lease is gone or expired by `now` (taken back here:
-   * the builder's leases revoked, the record marked, in one committed
-   * transaction, so its publish fails), that no row points into, lose their
-   * object (`del`), then their record: a retired pack's at once, a taken-back
-   * one's only once `keepRecordMs` has passed (a PUT of its builder may still
-   * land: the record keeps that object known until then, and every gc deletes
-   * it again). Answers the packs whose object went for the first time.
-   */
-  async takeBackDeadPacks(cut: number, now: number, keepRecordMs: number, del: (name: string) => Promise<void>): Promise<{ name: string; size: number }[]> {
-    const dead = await this.txn(() => {
-      const rows = this.packs.deadQ.all({ cut, now }) as { id: number; name: string; size: number; token: string | null; live: number; retired: number | null }[];
-      const out: { id: number; name: string; size: number; first: boolean }[] = [];
-      for (const p of rows) {
-        if (this.packs.pointedQ.get(p.id)) continue;
-        if (p.retired === null) {
-          if (p.token) this.leases.revokeToken(p.token);
-          this.packs.takeBackQ.run(now, p.id);
-        }
-        out.push({ id: p.id, name: p.name, size: p.size, first: p.live >= 0 });
-      }
-      return out;
-    });
-    const gone: { name: string; size: number }[] = [];
-    for (const p of dead) {
-      await del(p.name);
-      await this.txn(() => this.packs.deleteQ.run({ id: p.id, keepUntil: now - keepRecordMs }));
-      if (p.first) gone.push({ name: p.name, size: p.size });
-    }
-    return gone;
-  }
 
-  // ---- retire and delete: gc, check --repair
 
-  /** I2, first half: revokes the leases on `hashes` that have expired by `now` (gc's clock), committed. */
-  revoke(hashes: Buffer[], now: number): Promise<number> {
-    if (!hashes.length) return Promise.resolve(0);
-    return this.txn(() => hashes.reduce((n, h) => n + this.leases.revokeExpired(h, now), 0));
-  }
+  // ---- check --repair
 
-  /**
-   * I2, second half, for unreferenced blobs: inside one write transaction,
-   * those still unreferenced since before `cut` and without any lease lose
-   * their object (`del`, unless it is a pack entry or in the bucket a
-   * cluster shares: their share of the pack goes, or the marker later),
-   * then their row. Answers the blobs deleted.
-   */
-  deleteUnreferenced(rows: UnreferencedBlob[], cut: number, del: (r: UnreferencedBlob) => Promise<void>, now = Date.now()): Promise<UnreferencedBlob[]> {
-    return this.held(async () => {
-      const still = this.q('SELECT 1 FROM blobs WHERE hash = ? AND refs <= 0 AND zero_since <= ?');
-      const doomed = rows.filter((r) => still.get(r.hash, cut) && !this.leases.exists(r.hash));
-      await forEachLimit(doomed.filter((r) => r.pack === null && r.tier !== 2), DELETE_CONCURRENCY, async (r) => {
-        await del(r);
-        crashPoint('gc-deleted');
-      });
-      const delRow = this.q('DELETE FROM blobs WHERE hash = ? AND refs <= 0');
-      for (const r of doomed) {
-        if (r.pack !== null) this.packs.shrinkQ.run({ by: r.stored, now, id: r.pack }); // its share of the pack (of a frame, for framed entries)
-        delRow.run(r.hash);
-      }
-      if (doomed.length) bumpCounter(this.db, GENERATION);
-      return doomed;
-    });
-  }
 
-  /** Revokes expired leases (by `now`) on the blobs named by these object keys (pack names have none). */
-  revokeKeys(keys: string[], now: number): Promise<number> {
-    return this.revoke(
-      keys.filter((k) => k.length !== PACK_NAME_HEX).map((k) => Buffer.from(k, 'hex')),
-      now,
-    );
-  }
 
-  /**
-   * I2, second half, for objects nothing points at (orphans, stale copies):
-   * inside one write transaction, those still unwanted in `tier` and without
-   * any lease are deleted (`del`). Answers the keys deleted and how many a
-   * lease kept.
-   */
-  deleteUnwanted(tier: number, keys: string[], del: (key: string) => Promise<void>): Promise<{ deleted: string[]; kept: number }> {
-    return this.held(async () => {
-      let kept = 0;
-      const doomed = keys.filter((k) => {
-        if (this.view.wanted(tier, k, PACK_NAME_HEX)) return false;
-        if (k.length !== PACK_NAME_HEX && this.leases.exists(Buffer.from(k, 'hex'))) {
-          kept++;
-          return false;
-        }
-        return true;
-      });
-      await forEachLimit(doomed, DELETE_CONCURRENCY, async (k) => {
-        await del(k);
-        crashPoint('gc-deleted');
-      });
-      return { deleted: doomed, kept };
-    });
-  }
 
-  /**
-   * Expired leases (by `now`) whose blob is committed, or whose object
-   * `gone` says is not there: nothing left for them to protect.
-   */
-  dropExpiredLeases(now: number, gone: (hash: Buffer) => Promise<boolean>): Promise<number> {
-    return this.held(async () => {
-      let n = 0;
-      for (const h of this.leases.expiredHashes(now)) {
-        if (this.refcounts.row(h) !== undefined || (await gone(h))) n += this.leases.dropExpired(h, now);
-      }
-      return n;
-    });
-  }
 
-  // ---- node of a cluster: convergence and markers
 
-  /** A lease and a marker record for an instance a node is about to reference (before the marker is written). */
-  reserveInstance(token: string, m: MarkerRecord, expires: number, now: number): Promise<void> {
-    return this.txn(() => {
-      this.leases.take(token, [m.hash], expires);
-      this.markers.record(m, now);
-    });
-  }
 
-  /** I1 for convergence: references move from instance `from` to `to` if the lease is still held. */
-  publishInstance(token: string, hash: Buffer, from: string, to: string, codec: number, stored: number): Promise<boolean> {
-    return this.txn(() => {
-      const ok = this.leases.held(token) > 0 && this.q('UPDATE blobs SET instance = ?, codec = ?, stored = ?, settled = NULL WHERE hash = ? AND instance = ? AND tier = 2').run(to, codec, stored, hash, from).changes > 0;
-      this.leases.release(token);
-      return ok;
-    });
-  }
 
-  /** Undoes reserveInstance once the marker is deleted again. */
-  unreserveInstance(token: string, m: MarkerRecord): Promise<void> {
-    return this.txn(() => {
-      this.markers.forget(m);
-      this.leases.release(token);
-    });
-  }
 
-  settle(hash: Buffer, instance: string): Promise<void> {
-    return this.txn(() => void this.q('UPDATE blobs SET settled = 1 WHERE hash = ? AND instance = ?').run(hash, instance));
-  }
 
-  noteUnneededMarkers(now: number): Promise<void> {
-    return this.txn(() => this.markers.noteUnneeded(now));
-  }
 
-  /**
-   * Markers unneeded since before `cut`, deleted from the bucket (`del`) and
-   * then from the record, in one write transaction that finds them still
-   * unneeded; answers how many went.
-   */
-  deleteReleasedMarkers(cut: number, limit: number, del: (m: MarkerRecord) => Promise<void>): Promise<{ found: number; forgotten: number }> {
-    return this.held(async () => {
-      const rows = this.markers.released(cut, limit);
-      await forEachLimit(rows, DELETE_CONCURRENCY, async (m) => {
-        await del(m);
-        crashPoint('gc-marker-deleted');
-      });
-      let forgotten = 0;
-      for (const m of rows) forgotten += this.markers.forget(m);
-      return { found: rows.length, forgotten };
-    });
-  }
+
+
+
+
+
+
+
+
+
+
+
 
   // ---- check --repair
 
@@ -491,8 +340,9 @@ export class BlobIndex {
 
   /** check --repair: objects found unwanted, deleted if still unwanted and without any lease (no revocation: a lease of any age keeps them). */
   repairUnwanted(tier: number, keys: string[], del: (key: string) => Promise<void>): Promise<{ deleted: string[]; kept: number }> {
-    return this.deleteUnwanted(tier, keys, del);
+    return this.retire.deleteUnwanted(tier, keys, del);
   }
 }
 
 export { PACK_NAME_HEX };
+export type { UnreferencedBlob } from './retire.js';

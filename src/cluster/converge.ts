@@ -36,18 +36,18 @@ export async function convergeInstances(deps: ConvergeDeps, clock: () => number)
         if (cand >= row.instance) break; // ours is the smallest usable one
         const token = Leases.newToken();
         const m = { hash: row.hash, instance: cand, token };
-        await index.reserveInstance(token, m, clock() + deps.leaseTtlMs, clock());
+        await index.instances.reserve(token, m, clock() + deps.leaseTtlMs, clock());
         let switched = false;
         try {
           const stored = await bucket.markUsable(row.hash, cand, token);
           // the other copy is read whole once before this node relies on it (racing copies are rare)
           if (stored !== null && (await deps.blobStore.scan({ key: row.hash, codec: instanceCodec(cand), size: row.size, domainKey: null, tier: Tier.Shared, instance: cand })).ok) {
-            switched = await index.publishInstance(token, row.hash, row.instance, cand, instanceCodec(cand), stored);
+            switched = await index.instances.publish(token, row.hash, row.instance, cand, instanceCodec(cand), stored);
           }
         } finally {
           if (!switched) {
             await bucket.deleteMarker(row.hash, cand, token);
-            await index.unreserveInstance(token, m);
+            await index.instances.unreserve(token, m);
           }
         }
         if (switched) {
@@ -55,7 +55,7 @@ export async function convergeInstances(deps: ConvergeDeps, clock: () => number)
           break;
         }
       }
-      if (!found.length || (found[0] >= row.instance && clock() - row.created > deps.leaseTtlMs)) await index.settle(row.hash, row.instance);
+      if (!found.length || (found[0] >= row.instance && clock() - row.created > deps.leaseTtlMs)) await index.instances.settle(row.hash, row.instance);
     }
     if (rows.length < GC_BATCH) return moved;
     after = rows[rows.length - 1].hash;

@@ -10,10 +10,10 @@ import { GC_BATCH } from '../limits.js';
  * how many went.
  */
 export async function collectMarkers(index: BlobIndex, bucket: SharedBucket, graceMs: number, clock: () => number): Promise<number> {
-  await index.noteUnneededMarkers(clock());
+  await index.instances.noteUnneededMarkers(clock());
   let deleted = 0;
   for (;;) {
-    const { found, forgotten } = await index.deleteReleasedMarkers(clock() - graceMs, GC_BATCH, (m) => bucket.deleteMarker(m.hash, m.instance, m.token));
+    const { found, forgotten } = await index.instances.deleteReleasedMarkers(clock() - graceMs, GC_BATCH, (m) => bucket.deleteMarker(m.hash, m.instance, m.token));
     deleted += forgotten;
     if (found < GC_BATCH) return deleted;
   }

@@ -403,7 +403,7 @@ async function repair(ctx: CheckDeps, rep: CheckReport, f: Findings, listed: Lis
     const row = ctx.index.row(hash);
     if (!ctx.shared || !row || row.tier !== Tier.Shared || row.refs <= 0) continue;
     const token = `repair:${Leases.newToken()}`;
-    await ctx.index.recordMarkerNow({ hash, instance: row.instance!, token });
+    await ctx.index.instances.recordMarkerNow({ hash, instance: row.instance!, token });
     await ctx.shared.putMarker(hash, row.instance!, token);
     rep.missingMarkers = rep.missingMarkers.filter((x) => x !== k);
     fixed.markers++;
@@ -417,7 +417,7 @@ async function repair(ctx: CheckDeps, rep: CheckReport, f: Findings, listed: Lis
     for (const [tier, keys] of tiers) {
       const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
       for (let i = 0; i < keys.length; i += GC_BATCH) {
-        const { deleted } = await ctx.index.deleteUnwanted(tier, keys.slice(i, i + GC_BATCH), (k) => backend.delete(k));
+        const { deleted } = await ctx.index.retire.deleteUnwanted(tier, keys.slice(i, i + GC_BATCH), (k) => backend.delete(k));
         fixed.orphansDeleted += deleted.length;
       }
     }

@@ -73,12 +73,12 @@ export async function collectGarbage(deps: GcDeps, rep: GcReport, graceMs: numbe
         rep.deletedBytes += r.stored;
       }
     } else if (rows.length) {
-      rep.expiredLeases += await index.revoke(
+      rep.expiredLeases += await index.retire.revoke(
         rows.map((r) => r.hash),
         now,
       );
       // (an instance in the bucket a cluster shares is not this node's to delete: its row goes, then its marker)
-      const gone = await index.deleteUnreferenced(rows, cut, (r: UnreferencedBlob) => store.tierBackend(r.tier).delete(r.hash.toString('hex')));
+      const gone = await index.retire.deleteUnreferenced(rows, cut, (r: UnreferencedBlob) => store.tierBackend(r.tier).delete(r.hash.toString('hex')));
       rep.keptLeased += rows.length - gone.length;
       for (const r of gone) {
         rep.deletedBlobs++;
@@ -114,12 +114,12 @@ export async function collectGarbage(deps: GcDeps, rep: GcReport, graceMs: numbe
       const live = todo.filter((o) => o.key.length !== PACK_NAME_HEX && index.leases.isActive(Buffer.from(o.key, 'hex'), now));
       rep.keptLeased += live.length;
       const dead = todo.filter((o) => !live.includes(o));
-      rep.expiredLeases += await index.revokeKeys(
+      rep.expiredLeases += await index.retire.revokeKeys(
         dead.map((o) => o.key),
         now,
       );
       const sizes = new Map(dead.map((o) => [o.key, o.size]));
-      const { deleted, kept } = await index.deleteUnwanted(
+      const { deleted, kept } = await index.retire.deleteUnwanted(
         tier,
         dead.map((o) => o.key),
         (k) => backend.delete(k),
@@ -140,5 +140,5 @@ export async function collectGarbage(deps: GcDeps, rep: GcReport, graceMs: numbe
   }
 
   // 3. expired leases whose blob is committed or whose object is gone
-  if (!dry) rep.expiredLeases += await index.dropExpiredLeases(clock(), async (h) => !(await store.backend.stat(h.toString('hex'))));
+  if (!dry) rep.expiredLeases += await index.retire.dropExpiredLeases(clock(), async (h) => !(await store.backend.stat(h.toString('hex'))));
 }

@@ -66,7 +66,7 @@ export async function repackSparse(deps: RepackDeps, graceMs: number, now: () =>
     }
   }
   const t = now();
-  for (const p of await deps.index.takeBackDeadPacks(t - graceMs, t, deps.leaseTtlMs, (name) => cold.delete(name))) {
+  for (const p of await deps.index.retire.takeBackDeadPacks(t - graceMs, t, deps.leaseTtlMs, (name) => cold.delete(name))) {
     rep.deletedPacks++;
     rep.deletedBytes += p.size;
   }

@@ -27,6 +27,7 @@ import { Store } from '../../src/store.js';
 import { MemoryBackend } from '../../src/backend/memory-backend.js';
 import type { BackendProperties, BlobBackend, ByteRange, ObjectInfo, PutExpect, PutOptions, PutSource } from '../../src/backend/backend.js';
 import { BlobIndex } from '../../src/blob-index/blob-index.js';
+import { Retire } from '../../src/blob-index/retire.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { prng } from './crash-harness.js';
 
@@ -157,8 +158,13 @@ function message(serial: number, attachments: Buffer[]): Buffer {
 /** Patches a deliberate flaw into the blob index (restored by the returned function). */
 function patch(flaw: LifecycleFlaw): () => void {
   const P = BlobIndex.prototype as unknown as Record<string, unknown>;
-  const saved = { ...Object.fromEntries(['reservePack', 'publishPack', 'publishCold', 'deleteUnwanted', 'revokeKeys', 'revoke', 'deleteUnreferenced', 'stillBuilding', 'takeBackDeadPacks'].map((k) => [k, P[k]])) };
-  const restore = () => Object.assign(P, saved);
+  const R = Retire.prototype as unknown as Record<string, unknown>;
+  const saved = { ...Object.fromEntries(['reservePack', 'publishPack', 'publishCold', 'stillBuilding'].map((k) => [k, P[k]])) };
+  const savedR = { ...Object.fromEntries(['deleteUnwanted', 'revokeKeys', 'revoke'].map((k) => [k, R[k]])) };
+  const restore = () => {
+    Object.assign(P, saved);
+    Object.assign(R, savedR);
+  };
   type Any = (...a: unknown[]) => Promise<unknown>;
   if (flaw === 'pack-deletable-before-put') {
     // a pack recorded with no builder (gc may take it back at once), and its publish not checking it is still there
@@ -179,10 +185,10 @@ function patch(flaw: LifecycleFlaw): () => void {
     };
   } else if (flaw === 'gc-trusts-its-clock') {
     // gc deletes what its clock says no live lease protects, without revoking those leases first
-    P.revoke = async () => 0;
-    P.revokeKeys = async () => 0;
-    P.deleteUnwanted = async function (this: BlobIndex, tier: number, keys: string[], del: (k: string) => Promise<void>) {
-      const doomed = keys.filter((k) => !this.view.wanted(tier, k, 32));
+    R.revoke = async () => 0;
+    R.revokeKeys = async () => 0;
+    R.deleteUnwanted = async function (this: { t: { view: BlobIndex['view'] } }, tier: number, keys: string[], del: (k: string) => Promise<void>) {
+      const doomed = keys.filter((k) => !this.t.view.wanted(tier, k, 32));
       for (const k of doomed) await del(k);
       return { deleted: doomed, kept: 0 };
     };
