@@ -18,16 +18,13 @@ import { BlobCodec, decodeWhole, decoderStream, frameBytes, knownCodec } from '.
 import { FrameCache } from './frame-cache.js';
 
 export { BlobCodec, ALL_BLOB_CODECS } from './blob-codec.js';
+export { Tier, objectKey, type BlobLocation, type PackEntry } from './blob-location.js';
+import { Tier, objectKey, type BlobLocation, type PackEntry } from './blob-location.js';
+import { rangedChunks } from './ranged-read.js';
+export { DEFAULT_COMPRESSION, fileChunks, compressionPromising, type CompressionPolicy } from './compression-policy.js';
+import { DEFAULT_COMPRESSION, compressionPromising, compressionPromisingAsync, readHead, fileChunks, type CompressionPolicy } from './compression-policy.js';
 
-export interface CompressionPolicy {
-  enabled: boolean;
-  /** Store compressed only when it saves at least this fraction. */
-  minSaving: number;
-  /** Only parts up to this size are considered (large ones are deflated streaming, file to file). */
-  maxBytes: number;
-}
 
-export const DEFAULT_COMPRESSION: CompressionPolicy = { enabled: true, minSaving: 0.05, maxBytes: 1024 * 1024 * 1024 };
 
 const deflateRaw = promisify(zlib.deflateRaw);
 
@@ -44,81 +41,10 @@ async function* decodeCollected(s: AsyncIterable<Buffer> | Iterable<Buffer>, cod
   yield decodeWhole(parts.length === 1 ? parts[0] : Buffer.concat(parts), codec, size);
 }
 
-/** Formats that are compressed already, recognised by their leading bytes (never by the declared type). */
-const MAGIC: Buffer[] = [
-  [0xff, 0xd8, 0xff], // JPEG
-  [0x50, 0x4b, 0x03, 0x04], // ZIP, and docx/xlsx/odt/jar inside it
-  [0x1f, 0x8b], // gzip
-  [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], // 7z
-  [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07], // RAR
-  [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], // xz
-  [0x42, 0x5a, 0x68], // bzip2
-  [0x28, 0xb5, 0x2f, 0xfd], // zstd
-].map((b) => Buffer.from(b));
 
-function compressedFormat(b: Buffer): boolean {
-  return MAGIC.some((m) => b.length >= m.length && b.compare(m, 0, m.length, 0, m.length) === 0);
-}
 
-/**
- * Whether to store a blob deflated is decided from its bytes alone, never
- * from the part's declared type: the same content arriving as "image/png"
- * in one message and "application/octet-stream" in another, at the same
- * moment, must get the same answer, since both ingests may write it.
- * A quick deflate of a leading sample rules out what is compressed already.
- */
-export function compressionPromising(whole: Buffer, minSaving: number): boolean {
-  const sample = sampleToTry(whole);
-  return typeof sample === 'boolean' ? sample : zlib.deflateRawSync(sample, { level: 1 }).length <= sample.length * (1 - minSaving);
-}
 
-/** compressionPromising with the sample deflated on the thread pool (an ingest's event loop serves other sessions meanwhile). */
-async function compressionPromisingAsync(whole: Buffer, minSaving: number): Promise<boolean> {
-  const sample = sampleToTry(whole);
-  return typeof sample === 'boolean' ? sample : (await deflateRaw(sample, { level: 1 })).length <= sample.length * (1 - minSaving);
-}
 
-/** The answer when the bytes alone give it, else the leading sample to deflate. */
-function sampleToTry(whole: Buffer): boolean | Buffer {
-  if (compressedFormat(whole)) return false;
-  if (whole.length <= 64 * 1024) return true;
-  return whole.subarray(0, 64 * 1024);
-}
-
-/** Where a blob is and how to check it: everything a read needs, from its metadata row. */
-export interface BlobLocation {
-  key: Buffer;
-  codec: number;
-  /** Canonical size. */
-  size: number;
-  /** Key of the dedup domain the blob's name was hashed with (null: global). */
-  domainKey: Buffer | null;
-  /** Recorded chunk digests (blobs over one VERIFY_CHUNK_BYTES chunk), or null when unknown. */
-  chunks: Buffer | null;
-  /** 0 (default): the primary backend; 1: the cold tier. */
-  tier?: number;
-  /** In the cold tier, inside this pack object at this byte range (stored bytes); absent: an object of its own. */
-  pack?: PackEntry | null;
-  /** Tier 2 (the bucket the nodes of a cluster share): which instance of the blob (its object is key + instance). */
-  instance?: string | null;
-}
-
-/** Tiers: where a blob row says its object is. */
-export const Tier = { Primary: 0, Cold: 1, Shared: 2 } as const;
-
-/** The object key of a blob that is an object of its own: its hash, and in the shared tier its instance after it. */
-export function objectKey(loc: Pick<BlobLocation, 'key' | 'tier' | 'instance'>): string {
-  const hex = toHex(loc.key);
-  return loc.tier === Tier.Shared ? hex + (loc.instance ?? '') : hex;
-}
-
-export interface PackEntry {
-  /** codec BrotliFrame: where the blob starts in the frame's decoded bytes (offset/length are the frame's). */
-  frameOffset?: number | null;
-  name: string;
-  offset: number;
-  length: number;
-}
 
 /**
  * The content-addressed layer over a backend: blobs are named by the hash
@@ -315,48 +241,8 @@ export class BlobStore {
     if (end <= start) return;
     const n = Math.ceil(loc.size / VERIFY_CHUNK_BYTES);
     if (loc.codec === BlobCodec.None && loc.size > VERIFY_CHUNK_BYTES && loc.chunks && loc.chunks.length === n * HASH_BYTES) {
-      const hex = toHex(loc.key);
-      const first = Math.floor(start / VERIFY_CHUNK_BYTES);
-      const last = Math.ceil(end / VERIFY_CHUNK_BYTES); // exclusive
-      const cs = first * VERIFY_CHUNK_BYTES;
-      const ce = Math.min(loc.size, last * VERIFY_CHUNK_BYTES);
-      const backend = this.tierBackend(loc.tier ?? 0);
-      const base = loc.pack ? loc.pack.offset : 0;
       this.stats.reads++;
-      const s = await backend.get(loc.pack ? loc.pack.name : objectKey(loc), { start: base + cs, end: base + ce });
-      if (!s) throw new MailcasError('E_INTEGRITY', `blob ${hex} is missing from the ${backend.properties.name} backend`, { data: { key: hex, missing: true } });
-      let pending: Buffer[] = [];
-      let fill = 0;
-      let index = first;
-      let at = cs;
-      const emit = (piece: Buffer): Buffer | null => {
-        if (!hashBuffer(piece).equals(loc.chunks!.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES))) throw integrity(hex, `content does not match its hash (chunk ${index} at byte ${index * VERIFY_CHUNK_BYTES})`);
-        const from = Math.max(start, at) - at;
-        const to = Math.min(end, at + piece.length) - at;
-        at += piece.length;
-        index++;
-        return to > from ? piece.subarray(from, to) : null;
-      };
-      try {
-        for await (let c of this.counted(s)) {
-          while (c.length) {
-            const want = Math.min(VERIFY_CHUNK_BYTES, ce - at); // the current chunk: whole, or the blob's last
-            const take = Math.min(c.length, want - fill);
-            pending.push(c.subarray(0, take));
-            fill += take;
-            c = c.subarray(take);
-            if (fill === want) {
-              const out = emit(pending.length === 1 ? pending[0] : Buffer.concat(pending, fill));
-              pending = [];
-              fill = 0;
-              if (out) yield out;
-            }
-          }
-        }
-      } finally {
-        s.destroy();
-      }
-      if (at !== ce) throw integrity(hex, `${at - cs} bytes read, ${ce - cs} expected`);
+      yield* rangedChunks(this.tierBackend(loc.tier ?? 0), loc, start, end, (s) => this.counted(s));
       return;
     }
     let at = 0;
@@ -482,30 +368,4 @@ function integrity(hex: string, what: string, cause?: unknown): MailcasError {
   return new MailcasError('E_INTEGRITY', `blob ${hex}: ${what}`, { data: { key: hex }, cause });
 }
 
-/** The first bytes of a file (the sample that decides compression). */
-function readHead(file: string, n: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.allocUnsafe(n);
-    const got = fs.readSync(fd, b, 0, n, 0);
-    return b.subarray(0, got);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
-/** A file's first size bytes, 256 KiB at a time (synchronous reads: for put sources). */
-export function* fileChunks(file: string, size: number): Generator<Buffer> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    for (let pos = 0; pos < size; ) {
-      const b = Buffer.allocUnsafe(Math.min(256 * 1024, size - pos));
-      const n = fs.readSync(fd, b, 0, b.length, pos);
-      if (n === 0) break;
-      pos += n;
-      yield b.subarray(0, n);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}

@@ -1,20 +1,6 @@
 import path from 'node:path';
-import type { BlobIndex } from '../blob-index/blob-index.js';
-import type { BlobStore } from '../cas/blob-store.js';
-import type { SharedBucket } from '../backend/shared-bucket.js';
 import { Messages } from '../meta/messages.js';
 
-/** What check uses of its store. */
-export interface CheckDeps {
-  /** The store's directory (check reads one snapshot on a read-only connection of its own). */
-  readonly dir: string;
-  readonly index: BlobIndex;
-  readonly blobStore: BlobStore;
-  readonly shared: SharedBucket | null;
-  readonly messages: Messages;
-  domainKey(domain: string): Buffer | null;
-  dictionary(id: number): Buffer | null;
-}
 import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
@@ -26,102 +12,16 @@ import { placeOf } from '../blob-index/refcounts.js';
 import { Leases } from '../blob-index/leases.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
+import { emptyReport, present, type CheckDeps, type CheckOptions, type CheckReport, type Findings, type Listing, type Row } from './check-report.js';
+import { repair } from './check-repair.js';
 
-export interface CheckOptions {
-  /** Fix what can be fixed: reference counts, rows of blobs that exist, orphan objects, rows whose object is gone. */
-  repair?: boolean;
-  /** Also read every blob and verify it against its name. */
-  deep?: boolean;
-}
+export type { CheckDeps, CheckOptions, CheckReport } from './check-report.js';
 
-export interface CheckReport {
-  /** True when every committed message can be reassembled and every count is right. */
-  consistent: boolean;
-  messages: number;
-  blobs: number;
-  objects: number;
-  /** Stored count differs from the recount over all messages. */
-  drift: { hash: string; stored: number; actual: number }[];
-  /** Packs whose live-byte figure (what gc repacks by) differs from the stored bytes of the blobs in them. */
-  packDrift: { pack: string; live: number; actual: number }[];
-  /** Referenced by a message but no blob row. */
-  missingRows: string[];
-  /** Referenced by a message, but the object is not in the backend: data loss. */
-  missingBlobs: string[];
-  /** Objects with no row and no lease: unexplained garbage (in the primary backend; for a tiered store, the hot tier). */
-  orphans: string[];
-  /** The same in the cold tier: blob objects and pack objects nothing points at. */
-  coldOrphans: string[];
-  /** Hot copies of blobs whose row says they are in the cold tier: left by a tier or flush that stopped between switching a blob and deleting its hot copy. Expected after a crash, not an inconsistency: gc (and repair) removes them. */
-  staleHotCopies: string[];
-  /** Cold objects of blobs whose row says they are elsewhere now: brought back to the hot tier by a new ingest of the same content after their count fell to zero. Not an inconsistency: gc (and repair) removes them. */
-  staleColdCopies: string[];
-  /**
-   * Node of a cluster: referenced blobs in the shared bucket for which this
-   * node has no reference marker on record or (with --deep, which lists
-   * them) in the bucket: the marker is what keeps other nodes' collectors
-   * from deleting them, so this is an inconsistency; --repair writes it again.
-   */
-  missingMarkers: string[];
-  /** Node of a cluster: markers on record that no reference or ingest needs any more (gc deletes them). */
-  unneededMarkers: number;
-  /** Referenced blobs still only in the hot tier of a tiered store (the write-behind backlog), and their stored bytes. */
-  pendingUploads: number;
-  pendingBytes: number;
-  /** Objects with no row but a lease: written by an ingest in flight or one that crashed before committing (gc reclaims them). */
-  uncommitted: string[];
-  /** Rows with no references (reclaimable by gc). */
-  unreferenced: number;
-  /** Unreferenced rows whose object is gone (a gc that stopped between the two): harmless, vouch for nothing; repair and gc drop them. */
-  danglingRows: string[];
-  /** Messages whose layout cannot be decoded (their references are counted from the parts table). */
-  corruptMessages: string[];
-  /** Blobs whose object does not read back as its name says: found by --deep, or marked by an earlier read. */
-  corruptBlobs: string[];
-  /** Messages that reference a missing or corrupt blob: they cannot be fetched until the content is ingested again or restored. */
-  damagedMessages: string[];
-  repaired: { refcounts: number; rowsCreated: number; orphansDeleted: number; rowsDropped: number; packs: number; markers: number } | null;
-  /** Why a repair did less than asked (e.g. undecodable messages: no count lowered, nothing deleted). */
-  repairNote?: string;
-}
 
-interface Row {
-  refs: number;
-  codec: number;
-  size: number;
-  domain: string;
-  corrupt: number;
-  tier: number;
-  pack_name: string | null;
-  pack_offset: number | null;
-  frame_offset: number | null;
-  pack_length: number | null;
-  stored: number;
-  instance: string | null;
-}
 
-/** One listing of each tier, taken before the metadata snapshot. */
-interface Listing {
-  hot: Map<string, number>;
-  cold: Map<string, number> | null;
-  /** Instance objects in the bucket a cluster's nodes share (node stores). */
-  shared: Map<string, number> | null;
-}
 
-/** Is a row's object (or pack) in the listing where the row says it is? */
-function present(l: Listing, k: string, row: Pick<Row, 'tier' | 'pack_name' | 'instance'>): boolean {
-  if (row.tier === 0) return l.hot.has(k);
-  if (row.tier === Tier.Shared) return !!l.shared?.has(k + row.instance);
-  if (!l.cold) return false;
-  return l.cold.has(row.pack_name ?? k);
-}
 
-/** What one snapshot of the metadata says, next to a listing of the backend. */
-interface Findings {
-  generation: number;
-  actual: Map<string, number>;
-  rows: Map<string, Row>;
-}
+
 
 /**
  * Recounts references from the messages, compares them with the stored
@@ -168,33 +68,6 @@ export async function runCheck(ctx: CheckDeps, opts: CheckOptions = {}): Promise
   }
 }
 
-function emptyReport(): CheckReport {
-  return {
-    consistent: true,
-    messages: 0,
-    blobs: 0,
-    objects: 0,
-    drift: [],
-    packDrift: [],
-    missingRows: [],
-    missingBlobs: [],
-    orphans: [],
-    coldOrphans: [],
-    staleHotCopies: [],
-    staleColdCopies: [],
-    missingMarkers: [],
-    unneededMarkers: 0,
-    pendingUploads: 0,
-    pendingBytes: 0,
-    uncommitted: [],
-    unreferenced: 0,
-    danglingRows: [],
-    corruptMessages: [],
-    corruptBlobs: [],
-    damagedMessages: [],
-    repaired: null,
-  };
-}
 
 /** Reads one snapshot of the metadata on a read-only connection and compares it with the listing. */
 function snapshot(ctx: CheckDeps, rep: CheckReport, objects: Listing): Findings {
@@ -367,66 +240,6 @@ function damaged(ctx: CheckDeps, rep: CheckReport): void {
   rep.damagedMessages = [...ids].sort((a, b) => a - b).map(String);
 }
 
-/**
- * Applies the fixes. Returns false (nothing done) when a commit or expunge
- * happened since the snapshot: its counts are stale, the caller looks again.
- * While any message cannot be decoded, no count is lowered and nothing is
- * deleted: its references might be more than the parts table says.
- */
-async function repair(ctx: CheckDeps, rep: CheckReport, f: Findings, listed: Listing): Promise<boolean> {
-  const fixed = { refcounts: 0, rowsCreated: 0, orphansDeleted: 0, rowsDropped: 0, packs: 0, markers: 0 };
-  const cautious = rep.corruptMessages.length > 0;
-  // find how each object of a missing row reads back before taking any lock (this reads blobs)
-  const recreate: { k: string; size: number; codec: number; domain: string; chunks: Buffer | null }[] = [];
-  for (const k of rep.missingRows) {
-    if (!listed.hot.has(k)) continue;
-    const size = ctx.messages.partSize(Buffer.from(k, 'hex'));
-    if (size === null) continue;
-    const found = await detectCodec(ctx, Buffer.from(k, 'hex'), size);
-    if (found) recreate.push({ k, size, ...found });
-  }
-  const made = new Set(recreate.map((r) => r.k));
-  const done = await ctx.index.applyRepair(f.generation, {
-    // while a message cannot be decoded, no count is lowered (its references might be more than the parts table says)
-    counts: rep.drift.filter((d) => !cautious || d.actual >= d.stored).map((d) => ({ hash: Buffer.from(d.hash, 'hex'), refs: d.actual })),
-    recreate: recreate.map((r) => ({ hash: Buffer.from(r.k, 'hex'), domain: r.domain, size: r.size, stored: listed.hot.get(r.k)!, codec: r.codec, refs: f.actual.get(r.k)!, chunks: r.chunks })),
-    // rows of unreferenced blobs whose object is gone: nothing to keep
-    dropDangling: cautious ? [] : rep.danglingRows.map((k) => Buffer.from(k, 'hex')),
-    relivePacks: rep.packDrift.map((p) => p.pack),
-  });
-  if (!done) return false;
-  Object.assign(fixed, done);
-  rep.missingRows = rep.missingRows.filter((k) => !made.has(k));
-  // node of a cluster: a referenced shared blob without a marker gets one again (recorded first, as an ingest does)
-  for (const k of [...rep.missingMarkers]) {
-    const hash = Buffer.from(k, 'hex');
-    const row = ctx.index.row(hash);
-    if (!ctx.shared || !row || row.tier !== Tier.Shared || row.refs <= 0) continue;
-    const token = `repair:${Leases.newToken()}`;
-    await ctx.index.instances.recordMarkerNow({ hash, instance: row.instance!, token });
-    await ctx.shared.putMarker(hash, row.instance!, token);
-    rep.missingMarkers = rep.missingMarkers.filter((x) => x !== k);
-    fixed.markers++;
-  }
-  if (!cautious) {
-    // orphans: deleted inside a write transaction that re-checks them (still unwanted, no lease of any age), as gc does
-    const tiers: [number, string[]][] = [
-      [0, [...rep.orphans, ...rep.staleHotCopies]],
-      [1, [...rep.coldOrphans, ...rep.staleColdCopies]],
-    ];
-    for (const [tier, keys] of tiers) {
-      const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
-      for (let i = 0; i < keys.length; i += GC_BATCH) {
-        const { deleted } = await ctx.index.retire.deleteUnwanted(tier, keys.slice(i, i + GC_BATCH), (k) => backend.delete(k));
-        fixed.orphansDeleted += deleted.length;
-      }
-    }
-  } else {
-    rep.repairNote = `${rep.corruptMessages.length} message(s) cannot be decoded (${rep.corruptMessages.slice(0, 5).join(' ')}): counts were only raised and nothing was deleted; restore or expunge them, then repair again`;
-  }
-  rep.repaired = fixed;
-  return true;
-}
 
 async function listObjects(backend: BlobBackend): Promise<Map<string, number>> {
   const objects = new Map<string, number>();
@@ -438,16 +251,4 @@ async function filterAsync<T>(xs: T[], keep: (x: T) => Promise<boolean>): Promis
   const out: T[] = [];
   for (const x of xs) if (await keep(x)) out.push(x);
   return out;
-}
-
-/** Finds the codec (and dedup domain) under which an object reads back as the blob its name says. */
-async function detectCodec(ctx: CheckDeps, hash: Buffer, size: number): Promise<{ codec: number; domain: string; chunks: Buffer | null } | null> {
-  const domains = ['', ...ctx.index.view.domains().filter((d) => d)];
-  for (const codec of ALL_BLOB_CODECS) {
-    for (const domain of domains) {
-      const r = await ctx.blobStore.scan({ key: hash, codec, size, domainKey: ctx.domainKey(domain) });
-      if (r.ok) return { codec, domain, chunks: r.chunks };
-    }
-  }
-  return null;
 }
