@@ -3,20 +3,12 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import type { Store } from '../store.js';
 import type { Logger } from '../util/logger.js';
-import { CommandError, CommandFramer, parseCommand } from './command-parser.js';
 import type { PasswordFile } from './passwd.js';
 import { ImapSession } from './session.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReadAhead } from './read-ahead.js';
-import {
-  DEFAULT_CONNECTIONS_PER_ADDRESS,
-  IMAP_AUTH_FAILURE_DELAY_MS,
-  IMAP_BAD_COMMANDS_MAX,
-  IMAP_FETCH_AHEAD_SESSION_BYTES,
-  IMAP_FETCH_AHEAD_TOTAL_BYTES,
-  IMAP_INPUT_BUFFER_BYTES,
-  IMAP_LOGIN_FAILURES_MAX,
-} from '../limits.js';
+import { DEFAULT_CONNECTIONS_PER_ADDRESS, IMAP_AUTH_FAILURE_DELAY_MS, IMAP_FETCH_AHEAD_SESSION_BYTES, IMAP_FETCH_AHEAD_TOTAL_BYTES } from '../limits.js';
+import { ImapConnection } from './imap-connection.js';
 
 export interface ImapServiceOptions {
   passwd: PasswordFile;
@@ -91,40 +83,8 @@ export class ImapService {
       if (n > 0) this.perAddress.set(addr, n);
       else this.perAddress.delete(addr);
     });
-    socket.setNoDelay(true);
-    // responses are gathered into writes of up to 64 KiB: one segment per small response, not one per piece
-    let queued: Buffer[] = [];
-    let queuedBytes = 0;
-    const send = (): Promise<void> =>
-      new Promise((resolve) => {
-        const b = queued.length === 1 ? queued[0] : Buffer.concat(queued, queuedBytes);
-        queued = [];
-        queuedBytes = 0;
-        if (socket.destroyed || !b.length) return resolve();
-        const done = (): void => {
-          progress();
-          resolve();
-        };
-        if (socket.write(b)) done();
-        else socket.once('drain', done).once('close', resolve);
-      });
-    const io = {
-      write: async (b: Buffer | string): Promise<void> => {
-        const buf = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
-        if (buf.length >= 16 * 1024) {
-          // a large piece goes out as it is, after what is queued: no copy
-          if (queuedBytes) await send();
-          queued.push(buf);
-          queuedBytes = buf.length;
-          return send();
-        }
-        queued.push(buf);
-        queuedBytes += buf.length;
-        return queuedBytes >= 64 * 1024 ? send() : undefined;
-      },
-      flush: send,
-    };
-    const session = new ImapSession(this.store, io, {
+    const conn = new ImapConnection(socket, { loginMs: this.opts.loginMs ?? 60_000, idleMs: this.opts.idleMs ?? 30 * 60_000 }, log, (sock, last) => this.hangUp(sock, last));
+    const session = new ImapSession(this.store, conn.io, {
       passwd: this.opts.passwd,
       log,
       fetchWindow: this.opts.fetchWindow,
@@ -132,105 +92,6 @@ export class ImapService {
       ahead: this.ahead.forSession(IMAP_FETCH_AHEAD_SESSION_BYTES),
       authFailureDelayMs: this.opts.authFailureDelayMs ?? IMAP_AUTH_FAILURE_DELAY_MS,
     });
-    const framer = new CommandFramer();
-    let busy = false;
-    let over = false;
-    let timer: NodeJS.Timeout | null = null;
-    /** The last line, after what is queued; never waits for a client that does not read (it is cut off a second later). */
-    const bye = (line: string): void => {
-      over = true;
-      framer.clear(); // what the client sent after this is never read
-      const last = Buffer.concat([...queued, Buffer.from(line, 'latin1')]);
-      queued = [];
-      queuedBytes = 0;
-      this.hangUp(socket, last);
-    };
-    // the time to log in counts from the connection, whatever is sent meanwhile; once logged in, idle time counts
-    // from the end of the last command, and while one runs (a long FETCH to a client that reads slowly, or not at
-    // all) from the last time its output moved
-    const loginBy = Date.now() + (this.opts.loginMs ?? 60_000);
-    let running = false;
-    const arm = (): void => {
-      if (timer) clearTimeout(timer);
-      const login = session.state === 'not-authenticated';
-      const ms = login ? Math.max(0, loginBy - Date.now()) : (this.opts.idleMs ?? 30 * 60_000);
-      timer = setTimeout(() => bye(login ? '* BYE no login in time\r\n' : running ? '* BYE not reading for too long\r\n' : '* BYE idle for too long\r\n'), ms);
-      timer.unref();
-    };
-    function progress(): void {
-      if (running && session.state !== 'not-authenticated') arm();
-    }
-    socket.on('close', () => {
-      over = true;
-      framer.clear();
-      if (timer) clearTimeout(timer);
-      session.ended();
-    });
-    /** Input is read while the framer holds little; a flood waits in the kernel, not here. */
-    let reading = true;
-    const flowControl = (): void => {
-      const want = !over && framer.buffered < IMAP_INPUT_BUFFER_BYTES;
-      if (want && !reading) socket.resume();
-      if (!want && reading) socket.pause();
-      reading = want;
-    };
-    // commands run one at a time, in order; bytes that arrive meanwhile wait in the framer
-    const pump = async (): Promise<void> => {
-      if (busy) return;
-      busy = true;
-      try {
-        while (!over) {
-          const ev = framer.next();
-          if (!ev) break;
-          if (ev.kind === 'error') return bye(`* BYE ${ev.message}\r\n`);
-          if (ev.kind === 'continue') {
-            await io.write('+ go ahead\r\n');
-            await io.flush();
-            continue;
-          }
-          running = true;
-          arm();
-          let cmd;
-          if (session.awaitingSasl) await session.saslResponse(ev.bytes.toString('latin1'));
-          else try {
-            cmd = parseCommand(ev.bytes);
-          } catch (e) {
-            const ce = e as CommandError;
-            session.badCommands++; // unparseable lines count like any other BAD
-            await io.write(`${ce.tag ?? '*'} BAD ${ce.message}\r\n`);
-            await io.flush();
-          }
-          if (cmd) {
-            try {
-              await session.handle(cmd);
-            } catch (e) {
-              // a failure while a literal was going out: the client cannot resync, close the connection
-              log.warn('imap-session-aborted', { user: session.user, error: (e as Error).message });
-              socket.destroy();
-              return;
-            }
-          }
-          running = false;
-          arm();
-          if (session.state === 'logout') return void this.hangUp(socket, '');
-          if (session.badCommands > IMAP_BAD_COMMANDS_MAX) return bye(`* BYE too many bad commands (the limit is ${IMAP_BAD_COMMANDS_MAX})\r\n`);
-          if (session.loginFailures >= IMAP_LOGIN_FAILURES_MAX) return bye(`* BYE too many failed logins (the limit is ${IMAP_LOGIN_FAILURES_MAX})\r\n`);
-          // other sessions get their turn between two commands of this one, even when every write completes at once
-          await new Promise((r) => setImmediate(r));
-          flowControl();
-        }
-      } finally {
-        busy = false;
-        flowControl();
-      }
-    };
-    socket.on('data', (d: Buffer) => {
-      if (over) return;
-      framer.push(d);
-      flowControl();
-      void pump();
-    });
-    arm();
-    void session.greeting();
+    conn.start(session);
   }
 }

@@ -54,27 +54,37 @@ class HttpError extends Error {
 
 const notFound = (): HttpError => new HttpError(404, 'not_found', 'no such message for this user');
 
-/** The request handler; `stats` counts requests by outcome. */
-export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((req: IncomingMessage, res: ServerResponse) => void) & { stats: Record<string, number> } {
-  const stats: Record<string, number> = { requests: 0, errors: 0 };
-  const maxJson = opts.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
-  const maxPage = opts.maxPage ?? DEFAULT_MAX_PAGE;
+/** The routes of the API over one store and its tokens. */
+class HttpApi {
+  /** Requests by outcome. */
+  readonly stats: Record<string, number> = { requests: 0, errors: 0 };
+  private readonly maxJson: number;
+  private readonly maxPage: number;
 
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    stats.requests++;
+  constructor(
+    private readonly store: Store,
+    private readonly tokens: Tokens,
+    private readonly opts: ApiOptions,
+  ) {
+    this.maxJson = opts.maxJsonBytes ?? DEFAULT_MAX_JSON_BYTES;
+    this.maxPage = opts.maxPage ?? DEFAULT_MAX_PAGE;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.requests++;
     const t0 = Date.now();
-    route(req, res)
-      .catch((e) => fail(res, e))
+    this.route(req, res)
+      .catch((e) => this.fail(res, e))
       .finally(() => {
-        if (res.statusCode >= 500) opts.log.warn('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
-        else opts.log.info('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
+        if (res.statusCode >= 500) this.opts.log.warn('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
+        else this.opts.log.info('http-request', { method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - t0 });
       });
-  };
+  }
 
-  const fail = (res: ServerResponse, e: unknown): void => {
-    stats.errors++;
+  fail(res: ServerResponse, e: unknown): void {
+    this.stats.errors++;
     const h = toHttpError(e);
-    if (h.status >= 500) opts.log.warn('http-error', { code: h.code, error: (e as Error)?.message });
+    if (h.status >= 500) this.opts.log.warn('http-error', { code: h.code, error: (e as Error)?.message });
     if (res.headersSent) {
       // the status line is gone: cut the connection so the client sees a short body, never a wrong one
       res.destroy(e instanceof Error ? e : new Error(String(e)));
@@ -83,18 +93,18 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     const body = JSON.stringify({ error: { code: h.code, message: h.message } });
     res.writeHead(h.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...h.headers });
     res.end(body);
-  };
+  }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://mailcas.invalid');
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] !== 'v1') throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', 'the service is read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
     const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (!token || tokens.grants(token) === null) {
+    if (!token || this.tokens.grants(token) === null) {
       throw new HttpError(401, 'unauthorized', token ? 'unknown token' : 'an Authorization: Bearer token is required', { 'WWW-Authenticate': 'Bearer realm="mailcas"' });
     }
-    if (parts[1] === 'stats' && parts.length === 2) return json(res, { blobReads: store.readStats().reads, blobBytes: store.readStats().bytes, ...stats });
+    if (parts[1] === 'stats' && parts.length === 2) return json(res, { blobReads: this.store.readStats().reads, blobBytes: this.store.readStats().bytes, ...this.stats });
     if (parts[1] !== 'users' || parts.length < 3) throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
     let user: string;
     try {
@@ -103,49 +113,49 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
       throw new HttpError(400, 'bad_request', 'the user in the path is not valid percent-encoding');
     }
     // a token not granted this user learns nothing about it: the same 404 as an unknown message
-    if (!tokens.grants(token, user)) throw notFound();
-    if (parts[3] === 'mailboxes' && parts.length === 4) return json(res, { user, mailboxes: store.mailboxes(user) });
+    if (!this.tokens.grants(token, user)) throw notFound();
+    if (parts[3] === 'mailboxes' && parts.length === 4) return json(res, { user, mailboxes: this.store.mailboxes(user) });
     if (parts[3] !== 'messages') throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
-    if (parts.length === 4) return list(res, user, url.searchParams);
+    if (parts.length === 4) return this.list(res, user, url.searchParams);
     const id = parts[4];
     if (!/^[1-9]\d{0,15}$/.test(id)) throw notFound();
     let m: MessageAccess;
     try {
-      m = store.access(id, { user });
+      m = this.store.access(id, { user });
     } catch (e) {
       if (isMailcasError(e, 'E_NOT_FOUND')) throw notFound();
       throw e;
     }
-    if (parts.length === 5) return whole(req, res, m, user);
+    if (parts.length === 5) return this.whole(req, res, m, user);
     let rest: string;
     try {
       rest = parts.slice(6).map((p) => decodeURIComponent(p)).join('/');
     } catch {
       throw new HttpError(400, 'bad_request', 'the section in the path is not valid percent-encoding');
     }
-    if (parts[5] === 'fetch' && parts.length === 6) return fetchItems(res, m, url.searchParams);
-    if (parts[5] === 'section' && parts.length <= 7) return section(req, res, m, `BODY.PEEK[${rest}]`);
-    if (parts[5] === 'binary' && parts.length <= 7) return section(req, res, m, `BINARY.PEEK[${rest}]`);
+    if (parts[5] === 'fetch' && parts.length === 6) return this.fetchItems(res, m, url.searchParams);
+    if (parts[5] === 'section' && parts.length <= 7) return this.section(req, res, m, `BODY.PEEK[${rest}]`);
+    if (parts[5] === 'binary' && parts.length <= 7) return this.section(req, res, m, `BINARY.PEEK[${rest}]`);
     throw new HttpError(404, 'not_found', `no such endpoint ${url.pathname}`);
   }
 
-  function list(res: ServerResponse, user: string, q: URLSearchParams): void {
+  private list(res: ServerResponse, user: string, q: URLSearchParams): void {
     const limit = q.has('limit') ? Number(q.get('limit')) : 100;
     const after = q.has('after') ? Number(q.get('after')) : 0;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxPage) throw new HttpError(400, 'bad_request', `limit must be 1 to ${maxPage}`);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.maxPage) throw new HttpError(400, 'bad_request', `limit must be 1 to ${this.maxPage}`);
     if (!Number.isSafeInteger(after) || after < 0) throw new HttpError(400, 'bad_request', 'after must be a message id');
     const mailbox = q.get('mailbox') ?? undefined;
-    const page = store.listPage(user, { mailbox, after, limit });
+    const page = this.store.listPage(user, { mailbox, after, limit });
     const messages = page.map((r) => ({ id: r.id, mailbox: r.mailbox, size: r.size, received: new Date(r.received).toISOString(), subject: r.subject, from: r.from, date: r.date, messageId: r.messageId }));
     json(res, { user, mailbox: mailbox ?? null, messages, next: page.length === limit ? page[page.length - 1].id : null });
   }
 
-  async function whole(req: IncomingMessage, res: ServerResponse, m: MessageAccess, user: string): Promise<void> {
+  private async whole(req: IncomingMessage, res: ServerResponse, m: MessageAccess, user: string): Promise<void> {
     const r = parseRange(req.headers.range, m.size);
     const common = { 'Content-Type': 'message/rfc822', 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=31536000, immutable', 'X-Mailcas-Size': String(m.size) };
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the message has ${m.size} bytes`, { 'Content-Range': `bytes */${m.size}` });
     if (r.kind === 'range') {
-      return respond(req, res, 206, { ...common, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` }, r.end - r.start, () => m.bytes(r.start, r.end));
+      return this.respond(req, res, 206, { ...common, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` }, r.end - r.start, () => m.bytes(r.start, r.end));
     }
     if (req.method === 'HEAD') {
       res.writeHead(200, { ...common, 'Content-Length': m.size });
@@ -153,29 +163,29 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     }
     if (m.size <= BUFFERED_RESPONSE_MAX) {
       // checked whole against its hash before the status line goes out: a damaged message is a 500, not a cut
-      const b = await store.fetchBuffer(m.id, { user });
+      const b = await this.store.fetchBuffer(m.id, { user });
       res.writeHead(200, { ...common, 'Content-Length': b.length });
       return void res.end(b);
     }
     // a large message: checked against its hash as it goes out (a mismatch cuts the connection)
-    const stream = await store.fetch(m.id, { user });
+    const stream = await this.store.fetch(m.id, { user });
     res.writeHead(200, { ...common, 'Content-Length': m.size });
     await pipeline(stream, res);
   }
 
-  async function section(req: IncomingMessage, res: ServerResponse, m: MessageAccess, item: string): Promise<void> {
+  private async section(req: IncomingMessage, res: ServerResponse, m: MessageAccess, item: string): Promise<void> {
     const [it] = parseItemsOr400(item);
-    const a = await answer(m, it);
+    const a = await this.answer(m, it);
     if (!('bytes' in a)) throw new HttpError(400, 'bad_request', `${item} is not a section`);
     const r = parseRange(req.headers.range, a.size);
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the section has ${a.size} bytes`, { 'Content-Range': `bytes */${a.size}` });
     const head = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes', 'X-Imap-Item': a.name };
     if (r.kind === 'range') {
       // the range of the section: the item again with a partial
-      const ranged = req.method === 'HEAD' ? null : await answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
-      return respond(req, res, 206, { ...head, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` }, r.end - r.start, () => (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
+      const ranged = req.method === 'HEAD' ? null : await this.answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
+      return this.respond(req, res, 206, { ...head, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` }, r.end - r.start, () => (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
     }
-    return respond(req, res, 200, head, a.size, () => a.bytes());
+    return this.respond(req, res, 200, head, a.size, () => a.bytes());
   }
 
   /**
@@ -183,7 +193,7 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
    * sent with the status line in one write (a read that fails is then a
    * clean error answer); larger ones streamed.
    */
-  async function respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, size: number, bytes: () => AsyncIterable<Buffer>): Promise<void> {
+  private async respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, size: number, bytes: () => AsyncIterable<Buffer>): Promise<void> {
     if (req.method === 'HEAD') {
       res.writeHead(status, { ...headers, 'Content-Length': size });
       return void res.end();
@@ -203,13 +213,13 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     return send(res, bytes());
   }
 
-  async function fetchItems(res: ServerResponse, m: MessageAccess, q: URLSearchParams): Promise<void> {
+  private async fetchItems(res: ServerResponse, m: MessageAccess, q: URLSearchParams): Promise<void> {
     const items = parseItemsOr400(q.get('items') ?? 'FAST');
     const answers: FetchAnswer[] = [];
     for (const it of items) {
       if (it.kind === 'meta' && it.name === 'FLAGS') answers.push({ name: 'FLAGS', value: [] });
       else if (it.kind === 'meta' && it.name === 'UID') answers.push({ name: 'UID', value: Number(m.id) });
-      else answers.push(await answer(m, it));
+      else answers.push(await this.answer(m, it));
     }
     if ((q.get('format') ?? 'json') === 'imap') {
       // IMAP's wire form of the parenthesized list (literals for section bytes): what a FETCH response carries
@@ -222,7 +232,7 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
       if ('value' in a) out[a.name] = toJson(a.value);
       else {
         carried += a.size;
-        if (carried > maxJson) throw new HttpError(413, 'too_large', `section bytes in one JSON answer are limited to ${maxJson}: fetch the section itself (/section/SPEC) or use format=imap`);
+        if (carried > this.maxJson) throw new HttpError(413, 'too_large', `section bytes in one JSON answer are limited to ${this.maxJson}: fetch the section itself (/section/SPEC) or use format=imap`);
         const chunks: Buffer[] = [];
         for await (const c of a.bytes()) chunks.push(c);
         out[a.name] = { size: a.size, base64: Buffer.concat(chunks).toString('base64') };
@@ -231,7 +241,7 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
     json(res, { id: m.id, items: out, blobReads: m.stats.reads, blobBytes: m.stats.bytes });
   }
 
-  async function answer(m: MessageAccess, it: ReturnType<typeof parseFetchItems>[number]): Promise<FetchAnswer> {
+  private async answer(m: MessageAccess, it: ReturnType<typeof parseFetchItems>[number]): Promise<FetchAnswer> {
     try {
       return await answerItem(m, it);
     } catch (e) {
@@ -239,8 +249,12 @@ export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((re
       throw e;
     }
   }
+}
 
-  return Object.assign(handle, { stats });
+/** The request handler; `stats` counts requests by outcome. */
+export function apiHandler(store: Store, tokens: Tokens, opts: ApiOptions): ((req: IncomingMessage, res: ServerResponse) => void) & { stats: Record<string, number> } {
+  const api = new HttpApi(store, tokens, opts);
+  return Object.assign((req: IncomingMessage, res: ServerResponse) => api.handle(req, res), { stats: api.stats });
 }
 
 function parseItemsOr400(text: string): ReturnType<typeof parseFetchItems> {
