@@ -64,7 +64,7 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
   const t0 = Date.now();
   const inlineThreshold = opts.inlineThreshold ?? DEFAULT_INLINE_THRESHOLD;
   const minSize = opts.dovecotMinSize ?? 128 * 1024;
-  const blobs = new Map<string, { size: number; stored: number; refs: number; raw: number; type: string; names: Set<string> }>();
+  const blobs = new Map<string, BlobTally>();
   const dovecotSeen = new Map<string, number>();
   const types = new Map<string, { parts: number; raw: number; stored: number }>();
   let messages = 0;
@@ -119,21 +119,7 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
         }
       }
       dovecotKept += built.layout.segments.reduce((a, s) => a + (s.k === 'part' ? 0 : s.bytes.length), 0);
-      for (const [hex, need] of built.blobs) {
-        const b = blobs.get(hex);
-        const names = built.parts.filter((p) => p.hash?.toString('hex') === hex);
-        const raw = names.reduce((a, p) => a + p.rawSize, 0);
-        if (b) {
-          b.refs += need.count;
-          b.raw += raw;
-          for (const p of names) if (p.filename && b.names.size < 10) b.names.add(p.filename);
-        } else {
-          const stored = estimateStored(need.data.buffer ?? need.data.sample ?? null, need.data.size);
-          blobs.set(hex, { size: need.data.size, stored, refs: need.count, raw, type: need.contentType, names: new Set(names.map((p) => p.filename).filter((x): x is string => !!x)) });
-          const t = types.get(need.contentType)!;
-          if (t) t.stored += stored;
-        }
-      }
+      tallyBlobs(built, blobs, types);
     } catch (e) {
       failed++;
       if (e instanceof MailcasError) opts.onError?.(src.label, e);
@@ -183,6 +169,34 @@ export async function analyze(paths: string[], opts: AnalyzeOptions = {}): Promi
     seconds,
     mbPerSecond: seconds ? logical / 1e6 / seconds : 0,
   };
+}
+
+interface BlobTally {
+  size: number;
+  stored: number;
+  refs: number;
+  raw: number;
+  type: string;
+  names: Set<string>;
+}
+
+/** One message's blobs: counted once by content (bytes stored estimated the first time), their references and names every time. */
+function tallyBlobs(built: BuiltMessage, blobs: Map<string, BlobTally>, types: Map<string, { parts: number; raw: number; stored: number }>): void {
+  for (const [hex, need] of built.blobs) {
+    const b = blobs.get(hex);
+    const names = built.parts.filter((p) => p.hash?.toString('hex') === hex);
+    const raw = names.reduce((a, p) => a + p.rawSize, 0);
+    if (b) {
+      b.refs += need.count;
+      b.raw += raw;
+      for (const p of names) if (p.filename && b.names.size < 10) b.names.add(p.filename);
+    } else {
+      const stored = estimateStored(need.data.buffer ?? need.data.sample ?? null, need.data.size);
+      blobs.set(hex, { size: need.data.size, stored, refs: need.count, raw, type: need.contentType, names: new Set(names.map((p) => p.filename).filter((x): x is string => !!x)) });
+      const t = types.get(need.contentType)!;
+      if (t) t.stored += stored;
+    }
+  }
 }
 
 /** Blob bytes after compression, estimated on a leading sample (the store's own decision rule, within a few percent). */

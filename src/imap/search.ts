@@ -41,134 +41,149 @@ export function parseSearch(args: Arg[], max: { seq: number; uid: number }): Cri
     if (cs !== 'UTF-8' && cs !== 'US-ASCII') throw new SearchError(`[BADCHARSET (UTF-8 US-ASCII)] charset ${cs} is not supported`);
     i = 2;
   }
+  const p = new CriteriaParser(args.slice(i), max);
   const list: Criterion[] = [];
-  const rest = args.slice(i);
-  let k = 0;
-  const one = (): Criterion => {
-    const a = rest[k++];
+  while (!p.done) list.push(p.one());
+  if (!list.length) throw new SearchError('missing search key');
+  return all(list);
+}
+
+/** Flags: a read-only store keeps none (every message is unseen, none is deleted). */
+const FLAG_KEYS: Record<string, boolean> = {
+  ALL: true,
+  UNSEEN: true,
+  UNANSWERED: true,
+  UNDELETED: true,
+  UNDRAFT: true,
+  UNFLAGGED: true,
+  OLD: true,
+  SEEN: false,
+  ANSWERED: false,
+  DELETED: false,
+  DRAFT: false,
+  FLAGGED: false,
+  NEW: false,
+  RECENT: false,
+};
+
+/** Criteria read one key (and its arguments) at a time. */
+class CriteriaParser {
+  private k = 0;
+  constructor(
+    private readonly rest: Arg[],
+    private readonly max: { seq: number; uid: number },
+  ) {}
+
+  get done(): boolean {
+    return this.k >= this.rest.length;
+  }
+
+  private str(key: string): string {
+    const v = argText(this.rest[this.k++]);
+    if (v === null) throw new SearchError(`${key} needs a string`);
+    return v;
+  }
+
+  private num(key: string): number {
+    const n = Number(argText(this.rest[this.k++]));
+    if (!Number.isSafeInteger(n) || n < 0) throw new SearchError(`${key} needs a number`);
+    return n;
+  }
+
+  one(): Criterion {
+    const a = this.rest[this.k++];
     if (a === undefined) throw new SearchError('missing search key');
-    if (Array.isArray(a)) return all(parseSearchList(a, max));
+    if (Array.isArray(a)) return parseSearch(a, this.max);
     const key = (argText(a) ?? '').toUpperCase();
-    const str = (): string => {
-      const v = argText(rest[k++]);
-      if (v === null) throw new SearchError(`${key} needs a string`);
-      return v;
-    };
-    const num = (): number => {
-      const n = Number(argText(rest[k++]));
-      if (!Number.isSafeInteger(n) || n < 0) throw new SearchError(`${key} needs a number`);
-      return n;
-    };
-    const header = (name: string, value: string): Criterion => {
-      const needle = value.toLowerCase();
-      return async (m) => (await m.fields()).some((f) => f.name === name && f.value.toLowerCase().includes(needle));
-    };
-    const sent = async (m: SearchFacts): Promise<number | null> => {
-      const d = (await m.fields()).find((f) => f.name === 'date');
-      const t = d ? Date.parse(d.value.replace(/\([^)]*\)/g, '').trim()) : NaN;
-      return Number.isNaN(t) ? null : dayOf(t);
-    };
+    if (key in FLAG_KEYS) return () => FLAG_KEYS[key];
     switch (key) {
-      case 'ALL':
-      case 'UNSEEN':
-      case 'UNANSWERED':
-      case 'UNDELETED':
-      case 'UNDRAFT':
-      case 'UNFLAGGED':
-      case 'OLD':
-        return () => true;
-      case 'SEEN':
-      case 'ANSWERED':
-      case 'DELETED':
-      case 'DRAFT':
-      case 'FLAGGED':
-      case 'NEW':
-      case 'RECENT':
-        return () => false; // a read-only store keeps no flags
       case 'KEYWORD':
-        str();
-        return () => false;
       case 'UNKEYWORD':
-        str();
-        return () => true;
-      case 'FROM':
-      case 'TO':
-      case 'CC':
-      case 'BCC':
-      case 'SUBJECT':
-        return header(key.toLowerCase(), str());
-      case 'HEADER': {
-        const name = str().toLowerCase();
-        const value = str();
-        if (value === '') return async (m) => (await m.fields()).some((f) => f.name === name);
-        return header(name, value);
-      }
-      case 'LARGER': {
-        const n = num();
-        return (m) => m.size > n;
-      }
-      case 'SMALLER': {
-        const n = num();
-        return (m) => m.size < n;
-      }
-      case 'SINCE': {
-        const d = imapDate(str());
-        return (m) => dayOf(m.received) >= d;
-      }
-      case 'BEFORE': {
-        const d = imapDate(str());
-        return (m) => dayOf(m.received) < d;
-      }
-      case 'ON': {
-        const d = imapDate(str());
-        return (m) => dayOf(m.received) === d;
-      }
-      case 'SENTSINCE': {
-        const d = imapDate(str());
-        return async (m) => ((await sent(m)) ?? -Infinity) >= d;
-      }
-      case 'SENTBEFORE': {
-        const d = imapDate(str());
-        return async (m) => ((await sent(m)) ?? Infinity) < d;
-      }
-      case 'SENTON': {
-        const d = imapDate(str());
-        return async (m) => (await sent(m)) === d;
-      }
-      case 'UID': {
-        const set = parseSequenceSet(str(), max.uid);
-        if (set === 'too-many') throw new SearchError(`UID set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
-        if (!set) throw new SearchError('bad UID set');
-        return (m) => inRanges(set, m.uid);
-      }
+        this.str(key);
+        return () => key === 'UNKEYWORD';
       case 'NOT': {
-        const c = one();
+        const c = this.one();
         return async (m) => !(await c(m));
       }
       case 'OR': {
-        const a1 = one();
-        const a2 = one();
+        const a1 = this.one();
+        const a2 = this.one();
         return async (m) => (await a1(m)) || (await a2(m));
       }
       case 'BODY':
       case 'TEXT':
         throw new SearchError(`[CANNOT] ${key} would read every message body: not supported by this read-only front`);
-      default: {
-        const set = /^[\d:*,]+$/.test(key) ? parseSequenceSet(key, max.seq) : null;
-        if (set === 'too-many') throw new SearchError(`sequence set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
-        if (!set) throw new SearchError(`unknown search key ${key}`);
-        return (m) => inRanges(set, m.seq);
+    }
+    return this.header(key) ?? this.sizeOrDate(key) ?? this.set(key);
+  }
+
+  /** FROM, TO, CC, BCC, SUBJECT, HEADER: a substring of a header field, case-insensitive. */
+  private header(key: string): Criterion | null {
+    let name: string;
+    let value: string;
+    if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(key)) {
+      name = key.toLowerCase();
+      value = this.str(key);
+    } else if (key === 'HEADER') {
+      name = this.str(key).toLowerCase();
+      value = this.str(key);
+      if (value === '') return async (m) => (await m.fields()).some((f) => f.name === name);
+    } else return null;
+    const needle = value.toLowerCase();
+    return async (m) => (await m.fields()).some((f) => f.name === name && f.value.toLowerCase().includes(needle));
+  }
+
+  /** LARGER, SMALLER; SINCE, BEFORE, ON (the internal date); SENTSINCE, SENTBEFORE, SENTON (the Date field). */
+  private sizeOrDate(key: string): Criterion | null {
+    switch (key) {
+      case 'LARGER': {
+        const n = this.num(key);
+        return (m) => m.size > n;
+      }
+      case 'SMALLER': {
+        const n = this.num(key);
+        return (m) => m.size < n;
       }
     }
-  };
-  while (k < rest.length) list.push(one());
-  if (!list.length) throw new SearchError('missing search key');
-  return all(list);
+    const compare: Record<string, (day: number, d: number) => boolean> = { SINCE: (x, d) => x >= d, BEFORE: (x, d) => x < d, ON: (x, d) => x === d };
+    if (key in compare) {
+      const d = imapDate(this.str(key));
+      return (m) => compare[key](dayOf(m.received), d);
+    }
+    const sentCompare: Record<string, (day: number | null, d: number) => boolean> = {
+      SENTSINCE: (x, d) => (x ?? -Infinity) >= d,
+      SENTBEFORE: (x, d) => (x ?? Infinity) < d,
+      SENTON: (x, d) => x === d,
+    };
+    if (key in sentCompare) {
+      const d = imapDate(this.str(key));
+      return async (m) => sentCompare[key](await sentDay(m), d);
+    }
+    return null;
+  }
+
+  /** UID set, or a sequence set (merged ranges, looked up by binary search). */
+  private set(key: string): Criterion {
+    if (key === 'UID') {
+      const set = parseSequenceSet(this.str(key), this.max.uid);
+      if (set === 'too-many') throw new SearchError(`UID set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
+      if (!set) throw new SearchError('bad UID set');
+      return (m) => inRanges(set, m.uid);
+    }
+    const set = /^[\d:*,]+$/.test(key) ? parseSequenceSet(key, this.max.seq) : null;
+    if (set === 'too-many') throw new SearchError(`sequence set of more than ${IMAP_MAX_SEQUENCE_RANGES} ranges`);
+    if (!set) throw new SearchError(`unknown search key ${key}`);
+    return (m) => inRanges(set, m.seq);
+  }
 }
 
-function parseSearchList(args: Arg[], max: { seq: number; uid: number }): Criterion[] {
-  return [parseSearch(args, max)];
+/** The day of the message's Date field, or null when it has none that parses. */
+async function sentDay(m: SearchFacts): Promise<number | null> {
+  const d = (await m.fields()).find((f) => f.name === 'date');
+  const t = d ? Date.parse(d.value.replace(/\([^)]*\)/g, '').trim()) : NaN;
+  return Number.isNaN(t) ? null : dayOf(t);
 }
+
 
 function all(list: Criterion[]): Criterion {
   return async (m) => {

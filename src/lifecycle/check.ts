@@ -5,7 +5,7 @@ import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
 import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
 import { ALL_BLOB_CODECS, Tier, objectKey } from '../cas/blob-store.js';
-import { counter, openDb, type Db } from '../meta/db.js';
+import { counter, readSnapshot, type Db } from '../meta/db.js';
 import { BlobIndexView } from '../blob-index/index-view.js';
 import { PACK_NAME_HEX } from '../blob-index/packs.js';
 import { placeOf } from '../blob-index/refcounts.js';
@@ -68,19 +68,13 @@ export async function runCheck(ctx: CheckDeps, opts: CheckOptions = {}): Promise
   }
 }
 
-
 /** Reads one snapshot of the metadata on a read-only connection and compares it with the listing. */
 function snapshot(ctx: CheckDeps, rep: CheckReport, objects: Listing): Findings {
-  const reader = openDb(path.join(ctx.dir, 'meta.sqlite'), { readonly: true });
-  try {
-    reader.exec('BEGIN');
+  return readSnapshot(path.join(ctx.dir, 'meta.sqlite'), (reader) => {
     const f = examine(ctx, reader, rep, objects);
     rep.packDrift = new BlobIndexView(reader).packDrift();
-    reader.exec('COMMIT');
     return f;
-  } finally {
-    reader.close();
-  }
+  });
 }
 
 function examine(ctx: CheckDeps, db: Db, rep: CheckReport, objects: Listing): Findings {

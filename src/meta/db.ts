@@ -184,3 +184,16 @@ export function dbSize(db: Db): number {
   const free = db.pragma('freelist_count', { simple: true }) as number;
   return (pages - free) * pageSize;
 }
+
+/** Runs fn on one consistent snapshot of the database, read on a read-only connection of its own (no lock is taken). */
+export function readSnapshot<T>(file: string, fn: (db: Db) => T): T {
+  const reader = openDb(file, { readonly: true });
+  try {
+    reader.exec('BEGIN');
+    const r = fn(reader);
+    reader.exec('COMMIT');
+    return r;
+  } finally {
+    reader.close();
+  }
+}
