@@ -94,6 +94,13 @@ export const PUT_CONCURRENCY = 8;
 /** A lease protects an uncommitted blob for this long; an ingest that crashed loses it after this. */
 export const LEASE_TTL_SECONDS = 3600;
 
+/**
+ * gc removes temp files older than its grace period, never younger than this:
+ * a writer in flight may leave its file untouched while it works (a large
+ * message's spool while it is split and verified).
+ */
+export const TEMP_MIN_AGE_MS = 10 * 60_000;
+
 /** A temp file (spool, part, blob write) untouched for this long belongs to a writer that died; it is removed. */
 export const TEMP_STALE_SECONDS = 24 * 3600;
 

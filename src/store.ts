@@ -1,7 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MailcasError } from './errors.js';
-import { openDb, bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
+import { openDb, openDbReadOnly, bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
 import { GENERATION } from './meta/schema.js';
 import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
@@ -84,6 +86,8 @@ export class Store implements IngestDeps, CheckDeps {
   /** Large messages are split and verified in worker threads (the event loop stays free for other sessions); small ones here. */
   private readonly preparer: Preparer;
   private readonly writeBehind: WriteBehind | null;
+  /** Read only: the private directory of this process (temp files, a copy of the database), removed on close. */
+  private readonly readTmp: string | null;
 
   private constructor(
     readonly dir: string,
@@ -91,13 +95,16 @@ export class Store implements IngestDeps, CheckDeps {
     backends: { primary: BlobBackend; cold: BlobBackend | null; shared?: SharedBucket | null },
     readonly config: StoreConfig,
     private readonly secret: Buffer,
-    opts: StoreOptions,
+    opts: StoreOptions & { readTmp?: string | null },
     /** Where the blobs live (as configured when the store was created). */
     readonly backendConfig: BackendConfig = { kind: 'fs' },
   ) {
-    this.tmpDir = path.join(dir, 'tmp');
-    makeDirsSync(this.tmpDir);
-    cleanStaleTemps(this.tmpDir);
+    this.readTmp = opts.readTmp ?? null;
+    this.tmpDir = this.readTmp ?? path.join(dir, 'tmp');
+    if (!this.readTmp) {
+      makeDirsSync(this.tmpDir);
+      cleanStaleTemps(this.tmpDir);
+    }
     this.log = opts.logger ?? defaultLogger();
     this.domains = new DedupDomains(config.dedupScope, secret);
     this.index = new BlobIndex(db, this.writeLock);
@@ -105,7 +112,7 @@ export class Store implements IngestDeps, CheckDeps {
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.shared = backends.shared ?? null;
     this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold, this.shared?.objects ?? null);
-    this.blobs = new BlobReader({ index: this.index, blobStore: this.blobStore, log: this.log, domainKey: (d) => this.domainKey(d), isOpen: () => !this.closed });
+    this.blobs = new BlobReader({ index: this.index, blobStore: this.blobStore, log: this.log, domainKey: (d) => this.domainKey(d), isOpen: () => !this.closed && !this.readTmp });
     this.reader = new MessageReader({ messages: this.messages, blobs: this.blobs, tmpDir: this.tmpDir, dictionary: (id) => this.dictionary(id) });
     this.committer = groupCommitter(this, (n) => this.active > n);
     this.dictionaryAfter = opts.dictionaryAfter ?? 256;
@@ -141,18 +148,31 @@ export class Store implements IngestDeps, CheckDeps {
   /** Opens the store in `dir`, creating it on first use. */
   static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
     if (!dir) throw new MailcasError('E_USAGE', 'a store directory is required');
-    makeDirsSync(dir);
     const file = path.join(dir, 'meta.sqlite');
-    const db = openDb(file);
+    if ((opts.create ?? true) && !opts.readOnly) makeDirsSync(dir);
+    else if (!fs.existsSync(file)) {
+      if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new MailcasError('E_STORE', `cannot use ${dir} as a store: it exists and is not a directory`);
+      throw new MailcasError('E_NOT_FOUND', `no mailcas store in ${path.resolve(dir)} (is --store right? mailcas --store DIR init creates one)`);
+    }
+    const readTmp = opts.readOnly ? fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-read-')) : null;
+    let db: Db;
     try {
+      db = readTmp ? openDbReadOnly(file, readTmp) : openDb(file);
+    } catch (e) {
+      if (readTmp) fs.rmSync(readTmp, { recursive: true, force: true });
+      throw e;
+    }
+    try {
+      if (opts.readOnly && !isCreated(db)) throw new MailcasError('E_STORE', `the store in ${path.resolve(dir)} was never completed: open it once as a user who may write it`);
       // an existing store is opened without the write lock; creating one takes it (IMMEDIATE), so two
       // processes creating the same store at once agree on its settings and secret
       const read = (): { config: StoreConfig; secret: Buffer; blobs: BackendConfig } => ({ config: loadConfig(db, opts), secret: loadSecret(db), blobs: loadBackendConfig(db, opts, () => new BlobIndexView(db).count()) });
-      const { config, secret, blobs } = isCreated(db) && !opts.s3 ? read() : immediate(db, read);
-      const opened = opts.backend ? { primary: opts.backend, cold: opts.coldBackend ?? null } : openBackends(dir, blobs, opts.retry);
-      return new Store(dir, db, { ...opened, cold: withLatePuts(opened.cold) }, config, secret, opts, blobs);
+      const { config, secret, blobs } = (isCreated(db) && !opts.s3) || opts.readOnly ? read() : immediate(db, read);
+      const opened = opts.backend ? { primary: opts.backend, cold: opts.coldBackend ?? null } : openBackends(dir, blobs, opts.retry, !!opts.readOnly);
+      return new Store(dir, db, { ...opened, cold: withLatePuts(opened.cold) }, config, secret, { ...opts, readTmp }, blobs);
     } catch (e) {
       db.close();
+      if (readTmp) fs.rmSync(readTmp, { recursive: true, force: true });
       throw sqliteError(e, file);
     }
   }
@@ -385,5 +405,6 @@ export class Store implements IngestDeps, CheckDeps {
     await this.blobStore.cold?.close();
     await this.shared?.close();
     this.db.close();
+    if (this.readTmp) fs.rmSync(this.readTmp, { recursive: true, force: true });
   }
 }

@@ -23,6 +23,13 @@ export type { CollectOptions, CollectReport } from './cluster/collect.js';
 export type { StorageReport } from './report/report.js';
 
 export interface StoreOptions {
+  /** Open only a store that exists (E_NOT_FOUND naming the directory otherwise); default true: a store is created on first use. */
+  create?: boolean;
+  /**
+   * Read only (a user who may read the store but not write it): the database
+   * is opened read-only, nothing is made, cleaned or marked. Implies create: false.
+   */
+  readOnly?: boolean;
   /** Blob backend; default: files under <dir>/blobs. */
   backend?: BlobBackend;
   /** Used when the store is created; later opens keep the stored values. */

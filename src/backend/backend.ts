@@ -44,6 +44,9 @@ export interface BlobBackend {
   /** Every object, once each, in no particular order. Objects being written are not listed. */
   list(): AsyncIterable<ObjectInfo>;
 
+  /** Optional, for backends on this machine's disk: the directory of their writes in progress (temp files a killed writer leaves). */
+  readonly tempDir?: string;
+
   close(): Promise<void>;
 }
 

@@ -14,6 +14,8 @@ import { KEY_RE, checkWritten } from './backend.js';
 const SMALL_READ = 256 * 1024;
 
 export interface FsBackendOptions {
+  /** Only reads will be made (a user who may read the store but not write it): no directory is made or cleaned. */
+  readOnly?: boolean;
   /** The calls that change the disk (tests record them to model power loss). */
   ops?: FsOps;
 }
@@ -36,8 +38,13 @@ export class FsBackend implements BlobBackend {
   constructor(readonly root: string, opts: FsBackendOptions = {}) {
     this.ops = opts.ops ?? realFsOps;
     this.tmp = path.join(root, '.tmp');
+    if (opts.readOnly) return; // a reader that may not write: nothing made, nothing cleaned
     makeDirsSync(this.tmp);
     cleanStaleTemps(this.tmp);
+  }
+
+  get tempDir(): string {
+    return this.tmp;
   }
 
   private pathOf(key: string): string {

@@ -36,10 +36,10 @@ export function retryPolicy(over: Partial<RetryPolicy> = {}): RetryPolicy {
  * written there: files under <dir>/blobs, or a bucket), and the cold tier
  * of a tiered store. Buckets sit behind the retry wrapper.
  */
-export function openBackends(dir: string, cfg: BackendConfig, retry?: Partial<RetryPolicy>): { primary: BlobBackend; cold: BlobBackend | null; shared: SharedBucket | null } {
+export function openBackends(dir: string, cfg: BackendConfig, retry?: Partial<RetryPolicy>, readOnly = false): { primary: BlobBackend; cold: BlobBackend | null; shared: SharedBucket | null } {
   switch (cfg.kind) {
     case 'fs':
-      return { primary: new FsBackend(path.join(dir, 'blobs')), cold: null, shared: null };
+      return { primary: new FsBackend(path.join(dir, 'blobs'), { readOnly }), cold: null, shared: null };
     case 's3': {
       if (!cfg.node) return { primary: new RetryBackend(new S3Backend(cfg), retryPolicy(retry)), cold: null, shared: null };
       // one node of a cluster: its own blobs under nodes/<name>/, large ones shared with the other nodes (docs/SCALE-OUT.md)
@@ -52,7 +52,7 @@ export function openBackends(dir: string, cfg: BackendConfig, retry?: Partial<Re
       };
     }
     case 'tiered':
-      return { primary: new FsBackend(path.join(dir, 'blobs')), cold: new RetryBackend(new S3Backend(cfg.cold), retryPolicy(retry)), shared: null };
+      return { primary: new FsBackend(path.join(dir, 'blobs'), { readOnly }), cold: new RetryBackend(new S3Backend(cfg.cold), retryPolicy(retry)), shared: null };
     default:
       throw new MailcasError('E_STORE', `unknown blob backend ${JSON.stringify((cfg as { kind: string }).kind)} in the store's configuration`);
   }

@@ -34,12 +34,15 @@ export function maxParts(cmd: Command): number | undefined {
 }
 
 /**
- * Opens the store for one command. Worker threads only for commands that
- * prepare many messages at once (import, the LMTP server): a command that
- * stores one message has no other work to keep responsive and no use for them.
+ * Opens the store for one command. Only the commands that store mail (and
+ * init) create a store where there is none: any other exits 66 naming the
+ * directory (a typo in --store never reads as an empty store). Commands
+ * that only read open it read-only (a user who may read the store but not
+ * write it can run them). Worker threads only for commands that prepare
+ * many messages at once (import, the LMTP server).
  */
-export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>, opts: { workers?: boolean } = {}): Promise<T> {
-  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: opts.workers ? undefined : 0 });
+export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>, opts: { workers?: boolean; create?: boolean; readOnly?: boolean } = {}): Promise<T> {
+  const s = await Store.open(storeDir(cmd), { maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd), workers: opts.workers ? undefined : 0, create: !!opts.create, readOnly: !!opts.readOnly });
   try {
     return await fn(s);
   } finally {

@@ -7,6 +7,8 @@ import type { Messages } from '../meta/messages.js';
 export interface CheckDeps {
   /** The store's directory (check reads one snapshot on a read-only connection of its own). */
   readonly dir: string;
+  /** The store's temp directory (spools, parts being written). */
+  readonly tmpDir: string;
   readonly index: BlobIndex;
   readonly blobStore: BlobStore;
   readonly shared: SharedBucket | null;
@@ -58,6 +60,11 @@ export interface CheckReport {
   pendingBytes: number;
   /** Objects with no row but a lease: written by an ingest in flight or one that crashed before committing (gc reclaims them). */
   uncommitted: string[];
+  /** Temp files (writes in progress, or left by writers that were killed): not an inconsistency; gc removes those older than its grace (10 minutes at least). */
+  tempFiles: number;
+  tempBytes: number;
+  /** --deep: blobs read back whole and re-hashed, and their canonical bytes. */
+  rehashed: { blobs: number; bytes: number } | null;
   /** Rows with no references (reclaimable by gc). */
   unreferenced: number;
   /** Unreferenced rows whose object is gone (a gc that stopped between the two): harmless, vouch for nothing; repair and gc drop them. */
@@ -130,6 +137,9 @@ export function emptyReport(): CheckReport {
     pendingUploads: 0,
     pendingBytes: 0,
     uncommitted: [],
+    tempFiles: 0,
+    tempBytes: 0,
+    rehashed: null,
     unreferenced: 0,
     danglingRows: [],
     corruptMessages: [],

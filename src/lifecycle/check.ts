@@ -12,6 +12,7 @@ import { placeOf } from '../blob-index/refcounts.js';
 import { Leases } from '../blob-index/leases.js';
 import { GC_BATCH } from '../limits.js';
 import { GENERATION } from '../meta/schema.js';
+import { tempFilesIn } from '../util/temp-files.js';
 import { emptyReport, present, type CheckDeps, type CheckOptions, type CheckReport, type Findings, type Listing, type Row } from './check-report.js';
 import { repair } from './check-repair.js';
 
@@ -51,6 +52,12 @@ export async function runCheck(ctx: CheckDeps, opts: CheckOptions = {}): Promise
     if (opts.deep && ctx.shared) await markersInBucket(ctx, rep, found);
     await closeWindow(ctx, rep, listed, found);
     damaged(ctx, rep);
+    for (const dir of [ctx.tmpDir, ctx.blobStore.backend.tempDir]) {
+      if (!dir) continue;
+      const t = tempFilesIn(dir);
+      rep.tempFiles += t.files;
+      rep.tempBytes += t.bytes;
+    }
     if (opts.repair) {
       const done = await repair(ctx, rep, found, listed);
       if (!done && attempt < 5) continue; // mail moved on since the snapshot: look again
@@ -162,8 +169,11 @@ async function deepScan(ctx: CheckDeps, rep: CheckReport, f: Findings, objects: 
   const good: string[] = [];
   const scan = async (k: string, row: Row): Promise<boolean> =>
     (await ctx.blobStore.scan({ key: Buffer.from(k, 'hex'), codec: row.codec, size: row.size, domainKey: ctx.domainKey(row.domain), ...placeOf(row) })).ok;
+  rep.rehashed = { blobs: 0, bytes: 0 };
   for (const [k, row] of f.rows) {
     if (!present(objects, k, row)) continue;
+    rep.rehashed.blobs++;
+    rep.rehashed.bytes += row.size;
     if (await scan(k, row)) {
       if (row.corrupt) good.push(k);
       continue;

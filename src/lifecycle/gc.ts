@@ -1,7 +1,8 @@
 import type { BlobStore } from '../cas/blob-store.js';
 import type { BlobIndex, UnreferencedBlob } from '../blob-index/blob-index.js';
 import { PACK_NAME_HEX } from '../blob-index/packs.js';
-import { GC_BATCH } from '../limits.js';
+import { GC_BATCH, TEMP_MIN_AGE_MS } from '../limits.js';
+import { removeTempsOlderThan } from '../util/temp-files.js';
 
 export interface GcOptions {
   /** Blobs unreferenced (or orphaned) for less than this many seconds are kept. */
@@ -31,15 +32,20 @@ export interface GcReport {
   deletedMarkers: number;
   /** Node of a cluster: shared blobs whose references moved to the copy every node converges on (after racing uploads). */
   converged: number;
+  /** Temp files left by writers that stopped (older than the grace period, and 10 minutes at least), removed, and their bytes. */
+  deletedTempFiles: number;
+  deletedTempBytes: number;
 }
 
 export interface GcDeps {
   index: BlobIndex;
   blobStore: BlobStore;
+  /** The store's temp directory (spools, parts being written). */
+  tmpDir: string;
 }
 
 export function emptyGcReport(dryRun: boolean): GcReport {
-  return { dryRun, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0, converged: 0 };
+  return { dryRun, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0, converged: 0, deletedTempFiles: 0, deletedTempBytes: 0 };
 }
 
 /**
@@ -141,4 +147,13 @@ export async function collectGarbage(deps: GcDeps, rep: GcReport, graceMs: numbe
 
   // 3. expired leases whose blob is committed or whose object is gone
   if (!dry) rep.expiredLeases += await index.retire.dropExpiredLeases(clock(), async (h) => !(await store.backend.stat(h.toString('hex'))));
+
+  // 4. temp files of writers that stopped (a kill mid-write): past the grace period, and never younger than a writer in flight may leave one
+  for (const dir of [deps.tmpDir, store.backend.tempDir]) {
+    if (!dir) continue;
+    const olderThan = Math.max(graceMs, TEMP_MIN_AGE_MS);
+    const t = dry ? { files: 0, bytes: 0 } : removeTempsOlderThan(dir, olderThan, clock());
+    rep.deletedTempFiles += t.files;
+    rep.deletedTempBytes += t.bytes;
+  }
 }

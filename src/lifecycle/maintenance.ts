@@ -10,6 +10,7 @@ import { collectMarkers } from '../cluster/marker-gc.js';
 
 export interface MaintenanceDeps {
   index: BlobIndex;
+  tmpDir: string;
   blobStore: BlobStore;
   shared: SharedBucket | null;
   log: Logger;

@@ -197,3 +197,30 @@ export function readSnapshot<T>(file: string, fn: (db: Db) => T): T {
     reader.close();
   }
 }
+
+/**
+ * Opens a store's database for reading only, as a user who may read the
+ * store but not write it. SQLite keeps a WAL database's -wal and -shm files
+ * only while a connection is open: with none (no writer running), a
+ * read-only connection cannot make them and fails; then the database, all
+ * of it in the main file, is read from a private copy (removed on close).
+ */
+export function openDbReadOnly(file: string, tmpDir: string): Db {
+  try {
+    const db = openDb(file, { readonly: true });
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? '';
+    if (!/^SQLITE_(READONLY|CANTOPEN)/.test(code) || fs.existsSync(`${file}-wal`)) throw sqliteError(e, file);
+  }
+  const copy = path.join(tmpDir, 'meta.sqlite');
+  fs.copyFileSync(file, copy);
+  if (fs.existsSync(`${file}-wal`)) throw new MailcasError('E_BUSY', 'a writer started while the database was being copied for reading: try again', { transient: true });
+  return openDb(copy, { readonly: true });
+}

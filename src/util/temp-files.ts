@@ -41,3 +41,50 @@ export function cleanStaleTemps(dir: string, now = Date.now()): void {
 export function removeLater(file: string): void {
   fs.rm(file, { force: true }, () => {});
 }
+
+/** The temp files in a directory (writes in progress, or left by writers that stopped): how many, their bytes, the oldest's age. */
+export function tempFilesIn(dir: string, now = Date.now()): { files: number; bytes: number; oldestMs: number } {
+  const out = { files: 0, bytes: 0, oldestMs: 0 };
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const st = fs.lstatSync(path.join(dir, n));
+      if (!st.isFile()) continue;
+      out.files++;
+      out.bytes += st.size;
+      out.oldestMs = Math.max(out.oldestMs, now - st.mtimeMs);
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Removes the temp files in a directory untouched for longer than `olderThanMs` (gc: its grace period); answers how many and their bytes. */
+export function removeTempsOlderThan(dir: string, olderThanMs: number, now = Date.now()): { files: number; bytes: number } {
+  const out = { files: 0, bytes: 0 };
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const p = path.join(dir, n);
+    try {
+      const st = fs.lstatSync(p);
+      if (!st.isFile() || now - st.mtimeMs <= olderThanMs) continue;
+      fs.rmSync(p, { force: true });
+      out.files++;
+      out.bytes += st.size;
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return out;
+}

@@ -59,7 +59,7 @@ function clusterCommand(program: Command): void {
       for (const n of nodes) {
         if (!n.store) throw new MailcasError('E_USAGE', `${o.nodes}: node ${n.name} has no store directory`);
         if (!fs.existsSync(path.join(n.store, 'meta.sqlite'))) continue; // a new, empty node
-        const s = await Store.open(n.store);
+        const s = await Store.open(n.store, { create: false });
         try {
           for (const u of s.users()) current.push({ ...u, node: n.name });
         } finally {

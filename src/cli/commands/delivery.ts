@@ -43,7 +43,7 @@ function deliverCommand(program: Command): void {
         await withStore(cmd, async (s) => {
           const input: AsyncIterable<Buffer> = o.addHeaders ? withDeliveryHeaders(process.stdin, o.from ?? '', o.user) : process.stdin;
           await s.ingest(input, { user: mapped.user, mailbox: o.mailbox ?? mapped.mailbox });
-        });
+        }, { create: true });
       } catch (e) {
         process.stderr.write(`mailcas: ${(sqliteError(e) as Error).message.split('\n')[0]}\n`);
         process.exitCode = deliveryExit(sqliteError(e));

@@ -62,7 +62,7 @@ function gcCommand(program: Command): void {
         if (o.json) out(JSON.stringify(r));
         else
           out(
-            `${r.dryRun ? 'would delete' : 'deleted'} ${r.deletedBlobs} blobs (${r.deletedBytes} bytes) and ${r.deletedOrphans} orphans (${r.deletedOrphanBytes} bytes); ${r.expiredLeases} expired leases removed; ${r.keptLeased} kept for ingests in flight${s.shared ? `; ${r.deletedMarkers} reference markers deleted from the shared bucket` : ''}`,
+            `${r.dryRun ? 'would delete' : 'deleted'} ${r.deletedBlobs} blobs (${r.deletedBytes} bytes) and ${r.deletedOrphans} orphans (${r.deletedOrphanBytes} bytes); ${r.expiredLeases} expired leases removed; ${r.keptLeased} kept for ingests in flight${s.shared ? `; ${r.deletedMarkers} reference markers deleted from the shared bucket` : ''}${r.deletedTempFiles ? `; ${r.deletedTempFiles} temp files of stopped writers removed (${r.deletedTempBytes} bytes)` : ''}`,
           );
       });
     });
@@ -98,9 +98,11 @@ function checkCommand(program: Command): void {
           line('reference markers no longer needed (gc deletes them)', r.unneededMarkers);
           line('blobs only on local files (waiting for tier or flush)', r.pendingUploads);
           line('uncommitted objects (leased)', r.uncommitted);
+          if (r.tempFiles) out(`  temp files (writes in progress, or left by writers that stopped; gc removes those older than its grace, 10 minutes at least): ${r.tempFiles} (${r.tempBytes} bytes)`);
           line('unreferenced blobs (gc reclaims)', r.unreferenced);
           line('undecodable messages', r.corruptMessages);
           line('corrupt blobs', r.corruptBlobs);
+          if (r.rehashed) out(`  re-hashed: ${r.rehashed.blobs} blobs (${r.rehashed.bytes} bytes), every one read back whole and checked against its name`);
           if (r.repaired) out(`  repaired: ${JSON.stringify(r.repaired)}`);
         }
         if (!r.consistent) process.exitCode = EXIT.failure;
@@ -125,7 +127,7 @@ function reportCommand(program: Command): void {
           process.stderr.write(`wrote ${o.html}\n`);
         }
         out(o.json ? JSON.stringify(r, null, 2) : formatReport(r));
-      });
+      }, { readOnly: true });
     });
 }
 

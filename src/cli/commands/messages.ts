@@ -33,7 +33,7 @@ function ingestCommand(program: Command): void {
         const input = file ? { path: file } : process.stdin;
         const r = await s.ingest(input, { user: o.user, mailbox: o.mailbox });
         out(r.id);
-      });
+      }, { create: true });
     });
 }
 
@@ -90,7 +90,7 @@ function importCommand(program: Command): void {
             `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.skipped ? `; ${sum.skipped} already there, skipped` : ''}${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
           );
         if (sum.failed) process.exitCode = EXIT.dataErr;
-      }, { workers: true });
+      }, { workers: true, create: true });
     });
 }
 
@@ -104,7 +104,7 @@ function fetchCommand(program: Command): void {
     .action(async (id: string, o: { user: string }, cmd: Command) => {
       await withStore(cmd, async (s) => {
         await pipeline(await s.fetch(id, { user: o.user }), process.stdout);
-      });
+      }, { readOnly: true });
     });
 }
 
@@ -127,7 +127,7 @@ function listCommand(program: Command): void {
           if (page.length < 1000) break;
           after = Number(page[page.length - 1].id);
         }
-      });
+      }, { readOnly: true });
     });
 }
 
@@ -171,7 +171,7 @@ function exportCommand(program: Command): void {
         }
         process.stderr.write(`exported ${msgs.length - failed.length} messages to ${o.out}${failed.length ? `; ${failed.length} failed (${failed.slice(0, 10).join(' ')}${failed.length > 10 ? ' ...' : ''}): see mailcas check` : ''}\n`);
         if (failed.length) process.exitCode = EXIT.failure;
-      });
+      }, { readOnly: true });
     });
 }
 

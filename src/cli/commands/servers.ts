@@ -32,7 +32,7 @@ function serveCommand(program: Command): void {
       const { HttpService } = await import('../../service/http-server.js');
       const tokens = Tokens.fromFile(o.tokens);
       if (!tokens.size) throw new MailcasError('E_USAGE', `the tokens file ${o.tokens} lists no token`);
-      const s = await Store.open(storeDir(cmd));
+      const s = await Store.open(storeDir(cmd), { create: false });
       const log = jsonLine;
       const svc = new HttpService(s, tokens, { log: defaultLogger(), maxConnections: o.maxConnections, maxJsonBytes: o.maxJsonBytes, maxPerAddress: o.maxConnectionsPerAddress });
       try {
@@ -69,7 +69,7 @@ function imapCommand(program: Command): void {
       const passwd = PasswordFile.fromFile(o.passwd);
       for (const w of passwd.warnings) process.stderr.write(`mailcas: ${w}\n`);
       if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user${passwd.warnings.length ? ' with a password' : ''}`);
-      const s = await Store.open(storeDir(cmd));
+      const s = await Store.open(storeDir(cmd), { create: false });
       const log = jsonLine;
       const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions, maxPerAddress: o.maxConnectionsPerAddress, loginMs: o.loginTimeout * 1000, idleMs: o.idleTimeout * 1000 });
       try {
