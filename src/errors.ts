@@ -6,6 +6,7 @@
 export type ErrorCode =
   | 'E_USAGE' // bad arguments from the caller
   | 'E_NOT_FOUND' // no such message / blob
+  | 'E_SOURCE' // an input entry cannot be read: missing, unreadable, not a regular file
   | 'E_TOO_LARGE' // input exceeds a stated limit
   | 'E_REFUSED' // input refused for what it is (an empty message)
   | 'E_INTEGRITY' // bytes do not hash to what they should

@@ -1,18 +1,16 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MailcasError } from './errors.js';
-import { openDb, openDbReadOnly, bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
+import { bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
 import { GENERATION } from './meta/schema.js';
 import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
-import { BlobStore, DEFAULT_COMPRESSION, type CompressionPolicy } from './cas/blob-store.js';
+import { BlobStore, DEFAULT_COMPRESSION } from './cas/blob-store.js';
 import type { BlobBackend } from './backend/backend.js';
-import { DEFAULT_TIER_POLICY, openBackends, type BackendConfig, type TierPolicy } from './backend/open-backend.js';
-import { S3Backend, type S3Location } from './backend/s3-backend.js';
+import { DEFAULT_TIER_POLICY, openBackends, type BackendConfig } from './backend/open-backend.js';
+import { S3Backend } from './backend/s3-backend.js';
 import type { SharedBucket } from './backend/shared-bucket.js';
-import type { RetryPolicy } from './backend/retry-backend.js';
 import { withLatePuts } from './backend/late-puts.js';
 import { cleanStaleTemps } from './util/temp-files.js';
 import { gcClock } from './util/test-faults.js';
@@ -22,10 +20,10 @@ import { BlobIndexView } from './blob-index/index-view.js';
 import { DedupDomains } from './meta/dedup-domains.js';
 import { groupCommitter } from './ingest/committer.js';
 import { Messages, toRecord, type MessageRecord } from './meta/messages.js';
-import { isCreated, loadBackendConfig, loadConfig, loadSecret, uidValidityOf, type DedupScope, type StoreConfig } from './meta/store-config.js';
+import { isCreated, openStoreDatabase, loadBackendConfig, loadConfig, loadSecret, uidValidityOf, type StoreConfig } from './meta/store-config.js';
 import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
 import { currentDictionary, dictionaryById, maybeTrainDictionary } from './meta/dictionary.js';
-import { ingestMessage, type Committer, type IngestDeps, type IngestOptions, type IngestResult, type Preparer, type Recipient, type RecipientResult } from './ingest/ingest.js';
+import { ingestMessage, type ResumeState, type Committer, type IngestDeps, type IngestOptions, type IngestResult, type Preparer, type Recipient, type RecipientResult } from './ingest/ingest.js';
 import { prepareMessage } from './ingest/prepare.js';
 import { BuildPool } from './ingest/worker-pool.js';
 import { memoryCost } from './ingest/memory-cost.js';
@@ -149,19 +147,7 @@ export class Store implements IngestDeps, CheckDeps {
   static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
     if (!dir) throw new MailcasError('E_USAGE', 'a store directory is required');
     const file = path.join(dir, 'meta.sqlite');
-    if ((opts.create ?? true) && !opts.readOnly) makeDirsSync(dir);
-    else if (!fs.existsSync(file)) {
-      if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new MailcasError('E_STORE', `cannot use ${dir} as a store: it exists and is not a directory`);
-      throw new MailcasError('E_NOT_FOUND', `no mailcas store in ${path.resolve(dir)} (is --store right? mailcas --store DIR init creates one)`);
-    }
-    const readTmp = opts.readOnly ? fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-read-')) : null;
-    let db: Db;
-    try {
-      db = readTmp ? openDbReadOnly(file, readTmp) : openDb(file);
-    } catch (e) {
-      if (readTmp) fs.rmSync(readTmp, { recursive: true, force: true });
-      throw e;
-    }
+    const { db, readTmp } = openStoreDatabase(dir, opts);
     try {
       if (opts.readOnly && !isCreated(db)) throw new MailcasError('E_STORE', `the store in ${path.resolve(dir)} was never completed: open it once as a user who may write it`);
       // an existing store is opened without the write lock; creating one takes it (IMMEDIATE), so two
@@ -220,7 +206,7 @@ export class Store implements IngestDeps, CheckDeps {
    * each only once durable; a failure fails its recipients, not the call
    * (except for input that is refused for everyone: too large, empty, unreadable).
    */
-  async deliver(input: MessageInput, recipients: Recipient[], opts: { received?: number; skipExisting?: boolean } = {}): Promise<RecipientResult[]> {
+  async deliver(input: MessageInput, recipients: Recipient[], opts: { received?: number; skipExisting?: boolean | ResumeState } = {}): Promise<RecipientResult[]> {
     this.assertOpen();
     this.writeBehind?.check();
     // what an ingest may hold in memory is taken from one budget shared by every ingest of this

@@ -39,7 +39,7 @@ const NOBODY = 65534;
 describe('the command line under hostile arguments and environments', () => {
   it('ingest: a directory, a missing file, an empty file and empty stdin are refused in one line; nothing is stored', async () => {
     const { store } = await storeWith(1);
-    oneLine(await runCli(['--store', store, 'ingest', '--user', 'a', os.tmpdir()]), 64, /is a directory, not a message file/);
+    oneLine(await runCli(['--store', store, 'ingest', '--user', 'a', os.tmpdir()]), 66, /is a directory, not a message file/);
     oneLine(await runCli(['--store', store, 'ingest', '--user', 'a', '/nonexistent/m.eml']), 66, /no such file: \/nonexistent\/m.eml/);
     const empty = path.join(tmpDir(), 'empty.eml');
     fs.writeFileSync(empty, '');
@@ -88,10 +88,12 @@ describe('the command line under hostile arguments and environments', () => {
   });
 
   it('store paths that cannot be made fail at once: under /proc, a file, an unusable $MAILCAS_STORE', { timeout: 30_000 }, async () => {
-    oneLine(await runCli(['--store', '/proc/x', 'report'], { timeoutMs: 10_000 }), 74, /cannot create directory \/proc\/x/);
-    oneLine(await runCli(['report'], { env: { MAILCAS_STORE: '/proc/nowhere/store' }, timeoutMs: 10_000 }), 74, /cannot create directory \/proc\/nowhere/);
+    const m = Buffer.from('Subject: x\n\ny\n');
+    oneLine(await runCli(['--store', '/proc/x', 'ingest', '--user', 'u'], { input: m, timeoutMs: 10_000 }), 74, /cannot create directory \/proc\/x/);
+    oneLine(await runCli(['ingest', '--user', 'u'], { input: m, env: { MAILCAS_STORE: '/proc/nowhere/store' }, timeoutMs: 10_000 }), 74, /cannot create directory \/proc\/nowhere/);
     const file = path.join(tmpDir(), 'a-file');
     fs.writeFileSync(file, 'x');
+    oneLine(await runCli(['--store', file, 'ingest', '--user', 'u'], { input: m }), 74, /exists and is not a directory/);
     oneLine(await runCli(['--store', file, 'report']), 74, /exists and is not a directory/);
   });
 
@@ -106,7 +108,7 @@ describe('the command line under hostile arguments and environments', () => {
     fs.writeFileSync(secret, 'Subject: s\n\nsecret\n');
     fs.chmodSync(secret, 0o000);
     const s2 = path.join(mine, 'store');
-    oneLine(await runCli(['--store', s2, 'ingest', '--user', 'u', secret], { uid: NOBODY }), 64, /cannot read .*secret\.eml: permission denied/);
+    oneLine(await runCli(['--store', s2, 'ingest', '--user', 'u', secret], { uid: NOBODY }), 66, /cannot read .*secret\.eml: permission denied/);
     const dir = path.join(mine, 'msgs');
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'a.eml'), 'Subject: a\n\nA\n');
@@ -114,10 +116,10 @@ describe('the command line under hostile arguments and environments', () => {
     fs.chmodSync(path.join(dir, 'b.eml'), 0o000);
     fs.chmodSync(dir, 0o777);
     const r = await runCli(['--store', s2, 'import', '--user', 'u', '--json', dir], { uid: NOBODY });
-    expect(r.code).toBe(65);
+    expect(r.code).toBe(66); // an entry could not be read (refused input would be 65)
     const lines = json(r.stdout);
     expect(lines.filter((l) => l.id)).toHaveLength(1);
-    expect(lines.filter((l) => l.error)[0].error).toMatch(/permission denied/);
+    expect(lines.filter((l) => l.error)[0]).toMatchObject({ error: expect.stringMatching(/permission denied/), code: 'E_SOURCE' });
     expect(lines.pop().summary).toMatchObject({ messages: 1, failed: 1 });
     const c = await runCli(['--store', s2, 'check'], { uid: NOBODY });
     expect(c.code).toBe(0);
@@ -130,7 +132,7 @@ describe('the command line under hostile arguments and environments', () => {
     for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(d1, `${i}.eml`), `Subject: ${i}\n\nx\n`);
     fs.writeFileSync(path.join(d2, 'z.eml'), 'Subject: z\n\nz\n');
     oneLine(await runCli(['--store', store, 'import', '--user', 'a', d1, '/missing', d2]), 66, /no such file or directory: \/missing/);
-    expect(JSON.parse((await runCli(['--store', store, 'report', '--json'])).stdout.toString()).messages).toBe(0);
+    expect(fs.existsSync(path.join(store, 'meta.sqlite'))).toBe(false); // nothing imported, not even a store made
   });
 
   it('a missing blob directory: fetch names the damage, check reports it, nothing crashes', async () => {
@@ -181,6 +183,7 @@ describe('the command line under hostile arguments and environments', () => {
 
   it('report on an empty store says so plainly; --json keeps its numbers sane', async () => {
     const store = tmpDir();
+    expect((await runCli(['--store', store, 'init'])).code).toBe(0);
     const h = await runCli(['--store', store, 'report']);
     expect(h.code).toBe(0);
     expect(h.stdout.toString()).toMatch(/^the store is empty: no messages yet/);

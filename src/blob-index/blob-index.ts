@@ -1,10 +1,8 @@
 import type { Statement } from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
-import { bumpCounter, counter, immediate, writeTxn, type Db, type WriteLock } from '../meta/db.js';
+import { bumpCounter, counter, type Db, type WriteLock } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
-import { DELETE_CONCURRENCY } from '../limits.js';
 import { forEachLimit } from '../util/pool.js';
-import { crashPoint } from '../util/crash-points.js';
 import { Refcounts, type BlobRefInfo, type BlobRow } from './refcounts.js';
 import { Leases } from './leases.js';
 import { Markers, type MarkerRecord } from './markers.js';

@@ -13,7 +13,6 @@ import { ChunkHasher, type PartData } from './part-data.js';
 import { VERIFY_CHUNK_BYTES } from '../limits.js';
 import { removeLater, tempName } from '../util/temp-files.js';
 import { crashPoint } from '../util/crash-points.js';
-
 import { BlobCodec, decodeWhole, decoderStream, frameBytes, knownCodec } from './blob-codec.js';
 import { FrameCache } from './frame-cache.js';
 

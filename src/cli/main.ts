@@ -16,7 +16,7 @@ export function exitCodeFor(e: unknown): number {
     if (e.transient) return EXIT.tempFail;
     if (e.code === 'E_STORE') return EXIT.ioErr;
     if (e.code === 'E_USAGE') return EXIT.usage;
-    if (e.code === 'E_NOT_FOUND') return EXIT.noInput;
+    if (e.code === 'E_NOT_FOUND' || e.code === 'E_SOURCE') return EXIT.noInput;
     if (e.code === 'E_TOO_LARGE' || e.code === 'E_REFUSED') return EXIT.dataErr;
     if (e.code === 'E_INTERNAL') return EXIT.software;
     return EXIT.failure;

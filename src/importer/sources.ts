@@ -108,7 +108,13 @@ function firstVisit(seen: Set<string>, st: fs.Stats): boolean {
 function failure(p: string, e: unknown): MessageSource {
   const code = (e as NodeJS.ErrnoException).code;
   const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ELOOP' ? 'too many levels of symbolic links' : (code ?? (e as Error).message);
-  return { label: p, size: 0, input: { path: p }, error: new MailcasError('E_USAGE', `cannot read ${p}: ${why}`) };
+  return { label: p, size: 0, input: { path: p }, error: new MailcasError('E_SOURCE', `cannot read ${p}: ${why}`) };
+}
+
+/** What a directory entry that is neither a file nor a directory is (never opened: a FIFO would block, a device never end). */
+function notAFile(p: string, st: fs.Stats): MessageSource {
+  const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+  return { label: p, size: 0, input: { path: p }, error: new MailcasError('E_SOURCE', `${p} is ${kind}, not a message file: skipped`) };
 }
 
 /** Directory entries sorted by name; an unreadable directory has none (its failure is yielded by the caller). */
@@ -138,6 +144,7 @@ function* maildirFolder(dir: string, mailbox: string | undefined): Generator<Mes
         continue;
       }
       if (st.isFile()) yield { ...fileSource(fp, st.size), ...(mailbox ? { mailbox } : {}) };
+      else if (!st.isDirectory()) yield notAFile(fp, st);
     }
   }
 }
@@ -172,7 +179,9 @@ function* walk(dir: string, seen: Set<string>): Generator<MessageSource> {
       continue;
     }
     if (st.isFile()) yield fileSource(p, st.size);
-    else if (st.isDirectory() && firstVisit(seen, st)) yield* walk(p, seen);
+    else if (st.isDirectory()) {
+      if (firstVisit(seen, st)) yield* walk(p, seen);
+    } else yield notAFile(p, st);
   }
 }
 

@@ -18,8 +18,33 @@ export interface IngestOptions {
   mailbox?: string;
   /** Received time (unix ms); default now. */
   received?: number;
-  /** When the user already has a message with these exact bytes in this mailbox, store nothing and answer its id (skipped: true). */
-  skipExisting?: boolean;
+  /**
+   * true: when the user already has a message with these exact bytes in this mailbox, store nothing and answer
+   * its id (skipped: true). A ResumeState (an import run again after an interruption): skip as many copies as
+   * the mailbox held before the run started, store the rest, so the end is exactly what one run stores.
+   */
+  skipExisting?: boolean | ResumeState;
+}
+
+/**
+ * One import run resumed over what an earlier, interrupted run stored: this
+ * run's n-th copy of some bytes in a mailbox is skipped only while the
+ * mailbox held more than n copies of them before the run began (messages
+ * with ids below `before`). Byte-identical source files are then each
+ * stored once, as an uninterrupted run stores them, whatever the order
+ * the copies arrive in (the counts, not the order, decide).
+ */
+export class ResumeState {
+  private readonly seen = new Map<string, number>();
+  constructor(readonly before: number) {}
+
+  /** This copy's index among the run's copies of these bytes in this mailbox (0 for the first). */
+  occurrence(user: string, mailbox: string, hash: Buffer): number {
+    const k = `${user}\0${mailbox}\0${hash.toString('hex')}`;
+    const n = this.seen.get(k) ?? 0;
+    this.seen.set(k, n + 1);
+    return n;
+  }
 }
 
 /** One recipient of a delivery: whose mailbox the message goes into. */
@@ -95,7 +120,7 @@ export async function ingestMessage(
   prepare: Preparer,
   input: MessageInput,
   recipients: Recipient[],
-  opts: { received?: number; skipExisting?: boolean } = {},
+  opts: { received?: number; skipExisting?: boolean | ResumeState } = {},
 ): Promise<RecipientResult[]> {
   if (!recipients.length) throw new MailcasError('E_USAGE', 'at least one recipient is required');
   for (const r of recipients) if (!r.user) throw new MailcasError('E_USAGE', 'a user is required');
@@ -107,7 +132,7 @@ export async function ingestMessage(
     recipients.forEach((r, i) => {
       const mailbox = r.mailbox ?? 'INBOX';
       if (opts.skipExisting) {
-        const have = ctx.messages.existing(r.user, mailbox, spool.hash, spool.size);
+        const have = alreadyThere(ctx, opts.skipExisting, r.user, mailbox, spool.hash, spool.size);
         if (have !== null) {
           const result = { id: String(have), size: spool.size, hash: spool.hash.toString('hex'), blobs: 0, newBlobs: 0, newBlobBytes: 0, fallback: false, skipped: true };
           results[i] = { ok: true, result };
@@ -258,4 +283,10 @@ async function confirmExisting(ctx: IngestDeps, need: BlobNeed, expected: number
   ctx.log.warn('blob-rewritten', { key: key.toString('hex'), reason: why });
   const put = await ctx.blobStore.put(need.data, { overwrite: true });
   return { codec: put.codec, stored: put.stored };
+}
+
+/** The id of a copy the mailbox holds that this message need not be stored again for (skipExisting), or null. */
+function alreadyThere(ctx: IngestDeps, how: true | ResumeState, user: string, mailbox: string, hash: Buffer, size: number): number | null {
+  if (how !== true && how.occurrence(user, mailbox, hash) >= ctx.messages.copiesBefore(user, mailbox, hash, size, how.before)) return null;
+  return ctx.messages.existing(user, mailbox, hash, size);
 }

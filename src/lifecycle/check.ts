@@ -1,16 +1,15 @@
 import path from 'node:path';
 import { Messages } from '../meta/messages.js';
-
 import type { BlobBackend } from '../backend/backend.js';
 import { blobRefs } from '../layout/layout.js';
-import { unpackMessageLayout, type LayoutColumns } from '../layout/packed-layout.js';
-import { ALL_BLOB_CODECS, Tier, objectKey } from '../cas/blob-store.js';
+import { unpackMessageLayout } from '../layout/packed-layout.js';
+import { Tier, objectKey } from '../cas/blob-store.js';
 import { counter, readSnapshot, type Db } from '../meta/db.js';
 import { BlobIndexView } from '../blob-index/index-view.js';
 import { PACK_NAME_HEX } from '../blob-index/packs.js';
 import { placeOf } from '../blob-index/refcounts.js';
-import { Leases } from '../blob-index/leases.js';
-import { GC_BATCH } from '../limits.js';
+
+
 import { GENERATION } from '../meta/schema.js';
 import { tempFilesIn } from '../util/temp-files.js';
 import { emptyReport, present, type CheckDeps, type CheckOptions, type CheckReport, type Findings, type Listing, type Row } from './check-report.js';

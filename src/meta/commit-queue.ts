@@ -23,7 +23,7 @@ export class CommitQueue<T, R> {
   constructor(
     private readonly db: Db,
     private readonly lock: WriteLock,
-    private readonly apply: (item: T) => R,
+    apply: (item: T) => R,
     private readonly othersComing: (pending: number) => boolean = () => false,
     /**
      * Whether an item must be on disk when its promise resolves. A batch of

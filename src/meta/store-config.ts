@@ -1,6 +1,10 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeDirsSync } from '../util/dirs.js';
 import { MailcasError } from '../errors.js';
-import { getMeta, setMeta, type Db } from './db.js';
+import { getMeta, openDb, openDbReadOnly, setMeta, type Db } from './db.js';
 import { DEFAULT_TIER_POLICY, describeBackend, type BackendConfig, type TierPolicy } from '../backend/open-backend.js';
 import { NODE_NAME_RE } from '../backend/shared-bucket.js';
 import type { S3Location } from '../backend/s3-backend.js';
@@ -102,4 +106,26 @@ export function isCreated(db: Db): boolean {
 export function uidValidityOf(secret: Buffer): number {
   const v = crypto.createHmac('sha256', secret).update('imap uidvalidity').digest().readUInt32BE(0) & 0x7fffffff;
   return v || 1;
+}
+
+/**
+ * The database of the store in `dir`: created with the directory on first
+ * use, unless `create` is false (then E_NOT_FOUND names the directory: a typo
+ * in --store never reads as an empty store); with `readOnly`, opened
+ * read-only with a private temp directory of its own (removed by the caller).
+ */
+export function openStoreDatabase(dir: string, opts: { create?: boolean; readOnly?: boolean }): { db: Db; readTmp: string | null } {
+  const file = path.join(dir, 'meta.sqlite');
+  if ((opts.create ?? true) && !opts.readOnly) makeDirsSync(dir);
+  else if (!fs.existsSync(file)) {
+    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new MailcasError('E_STORE', `cannot use ${dir} as a store: it exists and is not a directory`);
+    throw new MailcasError('E_NOT_FOUND', `no mailcas store in ${path.resolve(dir)} (is --store right? mailcas --store DIR init creates one)`);
+  }
+  const readTmp = opts.readOnly ? fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-read-')) : null;
+  try {
+    return { db: readTmp ? openDbReadOnly(file, readTmp) : openDb(file), readTmp };
+  } catch (e) {
+    if (readTmp) fs.rmSync(readTmp, { recursive: true, force: true });
+    throw e;
+  }
 }

@@ -1,7 +1,6 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { Store } from '../store.js';
-import type { Logger } from '../util/logger.js';
 import { apiHandler, type ApiOptions } from './http-api.js';
 import type { Tokens } from './tokens.js';
 import type net from 'node:net';
@@ -24,13 +23,11 @@ export { DEFAULT_HTTP_MAX_CONNECTIONS };
 export class HttpService {
   readonly server: http.Server;
   readonly handler: ReturnType<typeof apiHandler>;
-  private readonly log: Logger;
   private readonly connections = new Set<net.Socket>();
   /** Connections with a request whose answer is under way (they may finish on close). */
   private readonly answering = new Set<net.Socket>();
 
   constructor(store: Store, tokens: Tokens, opts: HttpServiceOptions) {
-    this.log = opts.log;
     this.handler = apiHandler(store, tokens, opts);
     const headersTimeout = opts.headersTimeoutMs ?? HTTP_REQUEST_TIMEOUT_MS;
     this.server = http.createServer(

@@ -127,11 +127,11 @@ export class Spool {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new MailcasError('E_NOT_FOUND', `no such file: ${input.path}`, { cause: e });
       const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? (e as Error).message);
-      throw new MailcasError('E_USAGE', `cannot read ${input.path}: ${why}`, { cause: e });
+      throw new MailcasError('E_SOURCE', `cannot read ${input.path}: ${why}`, { cause: e });
     }
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw new MailcasError('E_USAGE', `${input.path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a message file`);
+      if (!st.isFile()) throw new MailcasError('E_SOURCE', `${input.path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a message file`);
       const fileSize = st.size;
       const start = Math.min(input.start ?? 0, fileSize);
       const end = Math.max(start, Math.min(input.end ?? fileSize, fileSize));

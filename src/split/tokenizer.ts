@@ -56,7 +56,6 @@ interface Hit {
 const LF = 0x0a;
 const CR = 0x0d;
 const DASH = 0x2d;
-const NL_DASHDASH = Buffer.from('\n--', 'latin1');
 
 /**
  * Splits a message into a MIME tree and an exact segment list. Never throws

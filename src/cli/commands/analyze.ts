@@ -1,4 +1,4 @@
-import path from 'node:path';
+
 import { Command, Option } from 'commander';
 import { checkPaths, totalSize, type ImportFormat } from '../../importer/sources.js';
 import { progressBar, progressWanted } from '../progress.js';

@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { MailcasError } from '../../errors.js';
-import { checkPaths, expandSources, totalSize, type ImportFormat } from '../../importer/sources.js';
-import { progressBar, progressWanted } from '../progress.js';
+import { progressBar } from '../progress.js';
 import { forEachLimit } from '../../util/pool.js';
 import { makeDirsSync } from '../../util/dirs.js';
 import { tempName } from '../../util/temp-files.js';
-import { EXIT, out, positiveInt, withStore } from '../command-kit.js';
+import { EXIT, out, withStore } from '../command-kit.js';
+import { importCommand } from './import.js';
 
-/** Commands on messages: ingest, import, fetch, list, export, expunge. */
+/** Commands on messages: ingest, import (import.ts), fetch, list, export, expunge. */
 export function registerMessagesCommands(program: Command): void {
   ingestCommand(program);
   importCommand(program);
@@ -34,63 +34,6 @@ function ingestCommand(program: Command): void {
         const r = await s.ingest(input, { user: o.user, mailbox: o.mailbox });
         out(r.id);
       }, { create: true });
-    });
-}
-
-function importCommand(program: Command): void {
-  program
-    .command('import')
-    .addHelpText('after', '\nExamples:\n  $ mailcas import --user alice@example.org ~alice/Maildir\n  $ mailcas import --user bob --format mbox --json archive.mbox > imported.jsonl\n  $ mailcas import --user bob --skip-existing --json archive.mbox   # resume an interrupted import')
-    .description('import message files, directories, Maildirs and mbox files')
-    .requiredOption('--user <user>', 'owner of the messages')
-    .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
-    .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
-    .option('--json', 'one JSON line per committed message, then a summary line')
-    .option('--concurrency <n>', 'messages in flight', (v) => positiveInt(v, '--concurrency'), 32)
-    .option('--skip-existing', 'skip a message the mailbox already holds with the same bytes (resumes an interrupted import)')
-    .argument('<path...>', 'files or directories')
-    .action(async (paths: string[], o: { user: string; mailbox: string; format: ImportFormat; json?: boolean; concurrency: number; skipExisting?: boolean }, cmd: Command) => {
-      checkPaths(paths, o.format);
-      await withStore(cmd, async (s) => {
-        const bar = progressBar('import', progressWanted() ? totalSize(paths, o.format).bytes : 0);
-        const sum = { messages: 0, bytes: 0, skipped: 0, failed: 0, newBlobs: 0, newBlobBytes: 0, fallbacks: 0, seconds: 0 };
-        const t0 = Date.now();
-        try {
-          await forEachLimit(expandSources(paths, o.format), o.concurrency, async (src) => {
-            try {
-              if (src.error) throw src.error;
-              const r = await s.ingest(src.input, { user: o.user, mailbox: src.mailbox ?? o.mailbox, skipExisting: o.skipExisting });
-              if (r.skipped) {
-                sum.skipped++;
-                if (o.json) out(JSON.stringify({ source: src.label, id: r.id, size: r.size, skipped: true }));
-                return;
-              }
-              sum.messages++;
-              sum.bytes += r.size;
-              sum.newBlobs += r.newBlobs;
-              sum.newBlobBytes += r.newBlobBytes;
-              if (r.fallback) sum.fallbacks++;
-              if (o.json) out(JSON.stringify({ source: src.label, id: r.id, size: r.size }));
-            } catch (e) {
-              if (!(e instanceof MailcasError) || e.transient || e.code === 'E_INTERNAL') throw e;
-              sum.failed++;
-              process.stderr.write(`mailcas: ${src.label}: ${e.message}\n`);
-              if (o.json) out(JSON.stringify({ source: src.label, error: e.message, code: e.code }));
-            } finally {
-              bar.tick(src.size);
-            }
-          });
-        } finally {
-          bar.stop();
-        }
-        sum.seconds = (Date.now() - t0) / 1000;
-        if (o.json) out(JSON.stringify({ summary: sum }));
-        else
-          process.stderr.write(
-            `imported ${sum.messages} messages (${(sum.bytes / 1e6).toFixed(1)} MB) in ${sum.seconds.toFixed(1)} s; ${sum.newBlobs} new blobs (${(sum.newBlobBytes / 1e6).toFixed(1)} MB)${sum.skipped ? `; ${sum.skipped} already there, skipped` : ''}${sum.failed ? `; ${sum.failed} failed` : ''}\n`,
-          );
-        if (sum.failed) process.exitCode = EXIT.dataErr;
-      }, { workers: true, create: true });
     });
 }
 
