@@ -1,6 +1,18 @@
 import type { StorageReport } from './report.js';
 
-export const mb = (n: number): string => `${(n / 1e6).toFixed(2)} MB`;
+/** A byte count for people: B, KB, MB, GB, TB (decimal units), three significant digits; never "0.00 MB" for a small one. */
+export function mb(n: number): string {
+  const a = Math.abs(n);
+  if (a < 1000) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1000;
+  let u = 0;
+  while (Math.abs(v) >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[u]}`;
+}
 const pct = (a: number, b: number): string => (b ? `${((100 * a) / b).toFixed(1)}%` : '-');
 
 function table(head: string[] | null, rows: string[][], right: boolean[]): string {
@@ -31,6 +43,9 @@ export function formatReport(r: StorageReport): string {
       [false, false],
     ),
   );
+  // (dedup, decoding and compression are each measured against what came before it and before the metadata the
+  // store adds: they explain the saving, they are not its parts)
+  out.push('  (the three overlap, and the database the store adds is counted against them: they need not add up to "saved")');
   out.push('', 'by component');
   out.push(table(['component', 'logical', 'stored'], r.byComponent.map((c) => [c.component, mb(c.logicalBytes), mb(c.storedBytes)]), [false, true, true]));
   out.push('', 'by content type');

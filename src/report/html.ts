@@ -86,7 +86,7 @@ export function renderHtmlReport(r: StorageReport, opts: { title?: string } = {}
     r.topShared.slice(0, 12).map((s) => ({ label: s.filenames[0] ?? `${s.contentType} ${s.hash.slice(0, 8)}`, values: [{ series: 'saved', value: s.bytesSaved }] })),
   );
   const sharedTable = `<table id="shared-table"><thead><tr><th>hash</th><th>type</th><th>file names</th><th>size</th><th>refs</th><th>saved</th></tr></thead><tbody>${r.topShared
-    .map((s) => `<tr data-hash="${s.hash}"><td><code>${s.hash.slice(0, 16)}</code></td><td>${esc(s.contentType)}</td><td>${esc(s.filenames.join(', '))}</td><td>${mb(s.size)}</td><td>${s.refs}</td><td>${mb(s.bytesSaved)}</td></tr>`)
+    .map((s) => `<tr data-hash="${s.hash}"><td><code>${s.hash.slice(0, 16)}</code></td><td>${esc(s.contentType)}</td><td class="names">${esc(s.filenames.join(', '))}</td><td>${mb(s.size)}</td><td>${s.refs}</td><td>${mb(s.bytesSaved)}</td></tr>`)
     .join('')}</tbody></table>`;
   const savings = `<p class="note">Saved ${mb(r.bytesSaved)}: ${mb(r.dedupSaved)} by dedup, ${mb(r.decodeSaved)} by transfer-decoding, ${mb(r.compressionSaved)} by compression (figures overlap with the database's own overhead).</p>`;
   const json = JSON.stringify(r).replace(/</g, '\\u003c');
@@ -96,9 +96,9 @@ export function renderHtmlReport(r: StorageReport, opts: { title?: string } = {}
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2733;max-width:820px}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 .tiles{display:flex;gap:10px;flex-wrap:wrap}.tile{border:1px solid #d5dbe1;border-radius:6px;padding:8px 12px;min-width:100px}
-.tile .k{color:#5b6875;font-size:12px}.tile .v{font-size:18px;font-weight:600}
+.tile .k{color:#5b6875;font-size:12px}.tile .v{font-size:18px;font-weight:600;white-space:nowrap}
 .lbl{font-size:11px;fill:#33404d}.val{font-size:10px;fill:#5b6875}.grid{stroke:#e3e7eb}
-table{border-collapse:collapse;font-size:12px}td,th{border-bottom:1px solid #e3e7eb;padding:3px 8px;text-align:left}
+table{border-collapse:collapse;font-size:12px}td,th{border-bottom:1px solid #e3e7eb;padding:3px 8px;text-align:left}td{white-space:nowrap}td.names{white-space:normal}
 .note{color:#5b6875;font-size:12px}
 </style></head><body>
 <h1>${esc(title)}</h1>

@@ -111,9 +111,12 @@ export function buildReport(db: Db, opts: ReportOptions = {}): StorageReport {
   ];
 
   const blobTypes = blobs.storedByContentType();
+  const inlineRatio = m.inlineRaw > 0 ? m.inl / m.inlineRaw : 1;
   const byContentType = msgs
     .byContentType()
-    .map((r) => ({ contentType: r.t || '(raw region)', parts: r.parts, logicalBytes: r.raw, storedBytes: r.inl + (blobTypes.get(r.t) ?? 0) }))
+    // inline parts are stored compressed with the rest of their message's inline bodies: each type gets its share of
+    // that column at the store's inline compression ratio (blobs: their own stored bytes)
+    .map((r) => ({ contentType: r.t || '(raw region)', parts: r.parts, logicalBytes: r.raw, storedBytes: Math.round(r.inl * inlineRatio) + (blobTypes.get(r.t) ?? 0) }))
     .slice(0, opts.contentTypes ?? 30);
 
   const refBytes = msgs.referencedBlobBytes();

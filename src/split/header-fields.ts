@@ -163,9 +163,11 @@ export function contentInfo(fields: HeaderField[], defaultType = 'text/plain'): 
   return { type, params, cte, disposition: disp.value, filename: filename ? decodeWords(filename) : undefined };
 }
 
-/** Decodes RFC 2047 encoded-words (for display in reports only). */
+/** Decodes RFC 2047 encoded-words (for display in reports only); whitespace between two adjacent encoded-words is dropped (RFC 2047 section 6.2). */
 export function decodeWords(s: string): string {
-  return s.replace(/=\?([^?]+)\?([bBqQ])\?([^?]*)\?=/g, (all, cs: string, enc: string, text: string) => {
+  const word = /=\?[^?]+\?[bBqQ]\?[^?]*\?=/.source;
+  const joined = s.replace(new RegExp(`(${word})[ \\t\\r\\n]+(?=${word})`, 'g'), '$1');
+  return joined.replace(/=\?([^?]+)\?([bBqQ])\?([^?]*)\?=/g, (all, cs: string, enc: string, text: string) => {
     try {
       const bytes =
         enc.toUpperCase() === 'B'

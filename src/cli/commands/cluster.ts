@@ -18,7 +18,7 @@ function moveUserCommand(program: Command): void {
     .command('move-user')
     .addHelpText('after', '\nExamples:\n  $ mailcas --store /srv/node1 move-user --user alice --to /srv/node2\n\nCrash-safe and resumable: every message is copied and read back on the target before any is removed from the\nsource; run the same command again after an interruption. Mail delivered to the source during the move stays there:\nrun it again after switching delivery.')
     .description("move a user's messages and mailboxes to another store (same ids order, mailboxes and received times; exact bytes)")
-    .requiredOption('--user <user>', 'the user to move')
+    .requiredOption('--user <user>', 'the user to move (required)')
     .requiredOption('--to <dir>', 'the target store (created when missing)')
     .option('--json', 'one JSON line with what was moved')
     .action(async (o: { user: string; to: string; json?: boolean }, cmd: Command) => {

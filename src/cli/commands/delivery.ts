@@ -25,7 +25,7 @@ function deliverCommand(program: Command): void {
       '\nExamples:\n  $ mailcas deliver --user alice < message.eml\n  $ mailcas --store /var/lib/mailcas deliver --user "$USER" --from "$SENDER"          # Postfix mailbox_command\n  $ mailcas deliver --users /etc/mailcas/users --user ${recipient} --from ${sender} # Postfix pipe(8)\n\nExit codes (sysexits, as MTAs expect): 0 delivered, 65 refused (over a limit, empty), 67 unknown user (with --users),\n74 store unusable, 75 temporary (store busy, backend down, disk full): the MTA retries.',
     )
     .description('deliver one message from stdin (a local delivery agent for an MTA)')
-    .requiredOption('--user <user>', 'recipient: a user name, or an address (mapped with --users / --user-format / --recipient-delimiter)')
+    .requiredOption('--user <user>', 'recipient: a user name, or an address (mapped with --users / --user-format / --recipient-delimiter) (required)')
     .option('--mailbox <mailbox>', 'mailbox (default: the address detail with --recipient-delimiter, else INBOX)')
     .option('--from <sender>', 'envelope sender (for --add-headers)')
     .option('--users <file>', 'user map, lines "address user [mailbox]": other recipients are unknown (exit 67)')

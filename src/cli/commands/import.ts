@@ -50,7 +50,7 @@ Examples:
   $ mailcas import --user bob --skip-existing --json archive.mbox   # resume an interrupted import`,
     )
     .description('import message files, directories, Maildirs and mbox files')
-    .requiredOption('--user <user>', 'owner of the messages')
+    .requiredOption('--user <user>', 'owner of the messages (required)')
     .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
     .addOption(new Option('--format <format>', 'input format').choices(['auto', 'eml', 'maildir', 'mbox']).default('auto'))
     .option('--json', 'one JSON line per committed message, then a summary line')

@@ -25,7 +25,7 @@ function ingestCommand(program: Command): void {
     .command('ingest')
     .addHelpText('after', '\nExamples:\n  $ mailcas ingest --user alice@example.org message.eml\n  $ mailcas ingest --user alice@example.org --mailbox Sent < message.eml')
     .description('store one message (from FILE or stdin) and print its id')
-    .requiredOption('--user <user>', 'owner of the message')
+    .requiredOption('--user <user>', 'owner of the message (required)')
     .option('--mailbox <mailbox>', 'mailbox', 'INBOX')
     .argument('[file]', 'message file (default: stdin)')
     .action(async (file: string | undefined, o: { user: string; mailbox: string }, cmd: Command) => {
@@ -42,7 +42,7 @@ function fetchCommand(program: Command): void {
     .command('fetch')
     .addHelpText('after', '\nExamples:\n  $ mailcas fetch --user alice@example.org 42 > 42.eml')
     .description('write the exact bytes of a message to stdout')
-    .requiredOption('--user <user>', 'owner of the message')
+    .requiredOption('--user <user>', 'owner of the message (required)')
     .argument('<id>', 'message id')
     .action(async (id: string, o: { user: string }, cmd: Command) => {
       await withStore(cmd, async (s) => {
@@ -56,7 +56,7 @@ function listCommand(program: Command): void {
     .command('list')
     .addHelpText('after', '\nExamples:\n  $ mailcas list --user alice@example.org\n  $ mailcas list --user alice@example.org --mailbox Archive --json | jq .id')
     .description("list a user's messages (id, mailbox, size, received, subject): from the metadata only")
-    .requiredOption('--user <user>', 'owner of the messages')
+    .requiredOption('--user <user>', 'owner of the messages (required)')
     .option('--mailbox <mailbox>', 'only this mailbox')
     .option('--json', 'one JSON object per message: id, mailbox, size, received, subject, from, date, messageId')
     .action(async (o: { user: string; mailbox?: string; json?: boolean }, cmd: Command) => {
@@ -79,7 +79,7 @@ function exportCommand(program: Command): void {
     .command('export')
     .addHelpText('after', '\nExamples:\n  $ mailcas export --user alice@example.org --out /tmp/alice --mailbox INBOX')
     .description('write every message of a user to DIR/<id>.eml')
-    .requiredOption('--user <user>', 'owner of the messages')
+    .requiredOption('--user <user>', 'owner of the messages (required)')
     .requiredOption('--out <dir>', 'output directory')
     .option('--mailbox <mailbox>', 'only this mailbox')
     .action(async (o: { user: string; out: string; mailbox?: string }, cmd: Command) => {
@@ -123,7 +123,7 @@ function expungeCommand(program: Command): void {
     .command('expunge')
     .addHelpText('after', '\nExamples:\n  $ mailcas expunge --user alice@example.org 42 43')
     .description('remove messages (their blobs are reclaimed by gc)')
-    .requiredOption('--user <user>', 'owner of the messages')
+    .requiredOption('--user <user>', 'owner of the messages (required)')
     .argument('<id...>', 'message ids')
     .action(async (ids: string[], o: { user: string }, cmd: Command) => {
       await withStore(cmd, async (s) => {
