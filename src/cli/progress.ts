@@ -79,8 +79,9 @@ export class SmoothRate {
     const dt = t - this.last;
     if (dt < 500) return;
     const instant = (this.bytes * 1000) / dt;
-    // the first estimate is the average so far; later ones move towards what the last samples show
-    const a = this.rate === 0 ? 1 : 1 - Math.exp(-dt / this.tauMs);
+    // within the first time constant the estimate is the average so far (the first
+    // large message does not set it for long); later it moves towards the last samples
+    const a = Math.max(1 - Math.exp(-dt / this.tauMs), dt / (t - this.t0));
     this.rate += a * (instant - this.rate);
     this.bytes = 0;
     this.last = t;
