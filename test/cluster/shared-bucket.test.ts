@@ -324,7 +324,9 @@ describe.runIf(env !== null)('nodes sharing one bucket', () => {
     const bad = await runCli(['--store', tmpDir(), 'init', ...s3, '--node', 'n3', '--tiered']);
     expect(bad.code).toBe(64);
     expect((await runCli(['--store', tmpDir(), 'init', '--node', 'n4'])).code).toBe(64);
-    const plain = await runCli(['--store', tmpDir(), 'cluster', 'collect']);
+    const plainStore = tmpDir();
+    expect((await runCli(['--store', plainStore, 'init'])).code).toBe(0);
+    const plain = await runCli(['--store', plainStore, 'cluster', 'collect']);
     expect(plain.code).toBe(64);
     expect(plain.stderr.toString()).toContain('not a node');
   });
