@@ -1,3 +1,4 @@
+import { Tier } from '../cas/blob-location.js';
 import { bumpCounter } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 import { DELETE_CONCURRENCY } from '../limits.js';
@@ -69,7 +70,7 @@ export class Retire {
     return this.t.held(async () => {
       const still = this.t.q('SELECT 1 FROM blobs WHERE hash = ? AND refs <= 0 AND zero_since <= ?');
       const doomed = rows.filter((r) => still.get(r.hash, cut) && !this.t.leases.exists(r.hash));
-      await forEachLimit(doomed.filter((r) => r.pack === null && r.tier !== 2), DELETE_CONCURRENCY, async (r) => {
+      await forEachLimit(doomed.filter((r) => r.pack === null && r.tier !== Tier.Shared), DELETE_CONCURRENCY, async (r) => {
         await del(r);
         crashPoint('gc-deleted');
       });

@@ -77,7 +77,7 @@ export class BlobStore {
       if (!this.shared) throw new MailcasError('E_STORE', 'a blob is recorded in the bucket shared by a cluster\'s nodes but this store is not a node of one');
       return this.shared;
     }
-    if (tier === 1) {
+    if (tier === Tier.Cold) {
       if (!this.cold) throw new MailcasError('E_STORE', 'a blob is recorded in the cold tier but this store has none configured');
       return this.cold;
     }

@@ -51,7 +51,7 @@ export async function repair(ctx: CheckDeps, rep: CheckReport, f: Findings, list
       [1, [...rep.coldOrphans, ...rep.staleColdCopies]],
     ];
     for (const [tier, keys] of tiers) {
-      const backend = ctx.blobStore.tierBackend(tier === 1 && !ctx.blobStore.cold ? 0 : tier);
+      const backend = ctx.blobStore.tierBackend(tier === Tier.Cold && !ctx.blobStore.cold ? Tier.Primary : tier);
       for (let i = 0; i < keys.length; i += GC_BATCH) {
         const { deleted } = await ctx.index.retire.deleteUnwanted(tier, keys.slice(i, i + GC_BATCH), (k) => backend.delete(k));
         fixed.orphansDeleted += deleted.length;

@@ -121,7 +121,7 @@ function examine(ctx: CheckDeps, db: Db, rep: CheckReport, objects: Listing): Fi
     if (a > 0 && !here) rep.missingBlobs.push(k);
     if (a === 0 && !here) rep.danglingRows.push(k);
     if (row.corrupt && here) rep.corruptBlobs.push(k);
-    if (objects.cold && row.tier === 0 && a > 0) {
+    if (objects.cold && row.tier === Tier.Primary && a > 0) {
       rep.pendingUploads++;
       rep.pendingBytes += row.stored;
     }
@@ -135,7 +135,7 @@ function examine(ctx: CheckDeps, db: Db, rep: CheckReport, objects: Listing): Fi
   const anyLease = { get: (h: Buffer) => view.leased(h) };
   for (const [k] of objects.hot) {
     const row = rows.get(k);
-    if (row && row.tier === 0) continue;
+    if (row && row.tier === Tier.Primary) continue;
     if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
     else if (row) rep.staleHotCopies.push(k); // the row says cold: a hot copy tier had not deleted yet
     else if (!actual.has(k)) rep.orphans.push(k);
@@ -148,7 +148,7 @@ function examine(ctx: CheckDeps, db: Db, rep: CheckReport, objects: Listing): Fi
         continue;
       }
       const row = rows.get(k);
-      if (row && row.tier === 1 && !row.pack_name) continue;
+      if (row && row.tier === Tier.Cold && !row.pack_name) continue;
       if (anyLease.get(Buffer.from(k, 'hex'))) rep.uncommitted.push(k);
       else if (row) rep.staleColdCopies.push(k); // the row says hot again (or in a pack): a copy gc removes
       else rep.coldOrphans.push(k);
@@ -221,8 +221,8 @@ async function closeWindow(ctx: CheckDeps, rep: CheckReport, listed: Listing, f:
     if (!now) return !(await hot.stat(k));
     return !(await ctx.blobStore.tierBackend(now.tier).stat(now.pack_name ?? objectKey({ key: Buffer.from(k, 'hex'), tier: now.tier, instance: now.instance })));
   };
-  rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== 0);
-  rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== 0);
+  rep.orphans = await filterAsync(rep.orphans, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== Tier.Primary);
+  rep.staleHotCopies = await filterAsync(rep.staleHotCopies, async (k) => (await hot.stat(k)) !== null && ctx.index.row(Buffer.from(k, 'hex'))?.tier !== Tier.Primary);
   rep.coldOrphans = cold ? await filterAsync(rep.coldOrphans, async (k) => (await cold.stat(k)) !== null) : [];
   const stillElsewhere = (k: string): boolean => {
     const now = ctx.index.row(Buffer.from(k, 'hex'));

@@ -1,3 +1,4 @@
+import { Tier } from '../cas/blob-location.js';
 import type { BlobStore } from '../cas/blob-store.js';
 import type { BlobIndex, UnreferencedBlob } from '../blob-index/blob-index.js';
 import { PACK_NAME_HEX } from '../blob-index/packs.js';
@@ -99,7 +100,7 @@ export async function collectGarbage(deps: GcDeps, rep: GcReport, graceMs: numbe
   }
 
   // 2. orphans: objects nothing points at (no row saying the blob is there, no live lease; packs not on record)
-  for (const tier of store.cold ? [0, 1] : [0]) {
+  for (const tier of store.cold ? [Tier.Primary, Tier.Cold] : [Tier.Primary]) {
     const backend = store.tierBackend(tier);
     let batch: { key: string; size: number }[] = [];
     const flush = async (): Promise<void> => {

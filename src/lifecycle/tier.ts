@@ -1,3 +1,4 @@
+import { Tier } from '../cas/blob-location.js';
 import crypto from 'node:crypto';
 import { MailcasError, isMailcasError } from '../errors.js';
 import type { BlobBackend, PutSource } from '../backend/backend.js';
@@ -110,7 +111,7 @@ export async function runTier(deps: TierDeps, opts: TierOptions): Promise<TierRe
       rows.filter((r) => r.stored > PACK_ENTRY_MAX_BYTES),
       4,
       async (r) => {
-        if ((await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: deps.domainKey(r.domain), tier: 0 })).ok) await moveObject(deps, cold, r, rep, moved);
+        if ((await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey: deps.domainKey(r.domain), tier: Tier.Primary })).ok) await moveObject(deps, cold, r, rep, moved);
         else await corrupt(r);
       },
     );
@@ -157,7 +158,7 @@ async function smallCandidate(deps: TierDeps, r: HotCandidate): Promise<PackCand
   }
   if (r.codec === BlobCodec.None) return hot.length === r.size && hashBuffer(hot, domainKey ?? undefined).equals(r.hash) ? { hash: r.hash, codec: r.codec, hot, canonical: null } : null;
   // (a small deflated blob that inflates past the re-encoding limit: checked streaming, packed as it is)
-  return (await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey, tier: 0 })).ok ? { hash: r.hash, codec: r.codec, hot, canonical: null } : null;
+  return (await deps.blobStore.scan({ key: r.hash, codec: r.codec, size: r.size, domainKey, tier: Tier.Primary })).ok ? { hash: r.hash, codec: r.codec, hot, canonical: null } : null;
 }
 
 /** A large blob: one object of its own (a deflated one re-encoded with brotli through a temp file when that is smaller). */
