@@ -310,7 +310,7 @@ export class Store implements IngestDeps, CheckDeps {
         for (const r of rows) {
           const cur = this.messages.row(r.id);
           if (!cur) continue; // expunged concurrently
-          const refs = countRefs(blobRefs(this.reader.layout(cur)));
+          const refs = countRefs(blobRefs(this.reader.layout(cur, false)));
           this.messages.delete(r.id);
           this.index.dropRefs(refs.values(), now);
           n++;

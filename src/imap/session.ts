@@ -88,6 +88,10 @@ export class ImapSession implements SessionState {
         await this.io.write(`${tag} NO [${e.data.imap}] ${e.message}\r\n`);
       } else if (isMailcasError(e, 'E_NOT_FOUND')) {
         await this.io.write(`${tag} NO [NONEXISTENT] ${e.message}\r\n`);
+      } else if (isMailcasError(e, 'E_CORRUPT') || isMailcasError(e, 'E_INTEGRITY')) {
+        // RFC 5530: the message is damaged; nothing of it was sent
+        this.opts.log.warn('imap-damaged-message', { user: this.user, command: cmd.name, error: e.message });
+        await this.io.write(`${tag} NO [CORRUPTION] ${e.message}\r\n`);
       } else {
         this.opts.log.warn('imap-command-failed', { user: this.user, command: cmd.name, error: (e as Error).message });
         await this.io.write(`${tag} NO [SERVERBUG] ${(e as Error).message}\r\n`);

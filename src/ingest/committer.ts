@@ -70,6 +70,7 @@ function applyCommit(deps: { db: Db; messages: Messages; index: BlobIndex }, ite
         fallback: p.fallback ? 1 : 0,
         ...p.envelope,
         tree: p.tree,
+        layoutSum: p.packed.sum,
       },
       p.parts,
     ),

@@ -50,13 +50,13 @@ export async function prepareMessage(spool: Spool, opts: PrepareOptions): Promis
   let built: BuiltMessage = buildMessage(spool.source, bopts);
   const { tree, envelope } = built; // they describe the bytes, however the message ends up stored
   try {
-    let packed = packMessageLayout(built.layout, opts.dict);
+    let packed = packMessageLayout(built.layout, opts.dict, tree);
     let failure = await verifyPacked(packed, opts.dict?.data ?? null, built.blobs, expect);
     const fallback = failure;
     if (failure) {
       built.dispose();
       built = buildWhole(spool.source, bopts);
-      packed = packMessageLayout(built.layout, opts.dict);
+      packed = packMessageLayout(built.layout, opts.dict, tree);
       failure = await verifyPacked(packed, opts.dict?.data ?? null, built.blobs, expect);
       if (failure) throw new MailcasError('E_INTERNAL', `message does not reassemble even when stored whole: ${failure}`);
     }

@@ -49,7 +49,7 @@ export function toWire(p: Prepared): WirePrepared {
     ...rest,
     hash: exact(p.hash) as Buffer,
     tree: exact(p.tree) as Buffer | null,
-    packed: { ...p.packed, head: exact(p.packed.head) as Buffer, inline: exact(p.packed.inline) as Buffer | null },
+    packed: { ...p.packed, head: exact(p.packed.head) as Buffer, inline: exact(p.packed.inline) as Buffer | null, sum: exact(p.packed.sum) as Buffer },
     parts: p.parts.map((q) => ({ ...q, hash: exact(q.hash) as Buffer | null })),
     blobs: blobs.map((b) => ({
       contentType: b.contentType,
@@ -90,7 +90,7 @@ export function fromWire(w: WirePrepared): Prepared {
     ...w,
     hash: buf(w.hash),
     tree: bufOrNull(w.tree),
-    packed: { ...packed, head: buf(packed.head), inline: bufOrNull(packed.inline) },
+    packed: { ...packed, head: buf(packed.head), inline: bufOrNull(packed.inline), sum: buf(packed.sum) },
     parts: w.parts.map((p: PartInfo) => ({ ...p, hash: bufOrNull(p.hash) })),
     blobs,
     dispose: () => {

@@ -1,5 +1,7 @@
 import type { Layout } from './layout.js';
+import { MailcasError } from '../errors.js';
 import { decodeLayout, encodeLayout, LayoutCodec, packLayout, unpackLayout } from './layout-codec.js';
+import { layoutSum } from './layout-sum.js';
 
 /** A layout as stored in the messages table. */
 export interface PackedLayout {
@@ -12,9 +14,12 @@ export interface PackedLayout {
   /** Uncompressed sizes (for the report's compression figures). */
   headRaw: number;
   inlineRaw: number;
+  /** The layout checksum (layout-sum.ts) over the encoded head and inline bodies and `tree`. */
+  sum: Buffer;
 }
 
-export function packMessageLayout(layout: Layout, dict: { id: number; data: Buffer } | null): PackedLayout {
+/** A layout packed for its row; `tree` is the MIME tree stored beside it (covered by the same checksum). */
+export function packMessageLayout(layout: Layout, dict: { id: number; data: Buffer } | null, tree: Buffer | null = null): PackedLayout {
   const enc = encodeLayout(layout);
   const h = packLayout(enc.head, dict?.data ?? null);
   const i = enc.inline.length ? packLayout(enc.inline, null) : null;
@@ -26,6 +31,7 @@ export function packMessageLayout(layout: Layout, dict: { id: number; data: Buff
     inlineCodec: i ? i.codec : LayoutCodec.None,
     headRaw: enc.head.length,
     inlineRaw: enc.inline.length,
+    sum: layoutSum(enc.head, enc.inline.length ? enc.inline : null, tree),
   };
 }
 
@@ -45,6 +51,35 @@ export function unpackMessageLayout(r: LayoutColumns, dictionary: (id: number) =
   const head = unpackLayout(r.layout, r.codec, r.dict != null ? dictionary(r.dict) : null);
   const inline = r.inline && !headOnly ? unpackLayout(r.inline, r.inline_codec, r.inline_dict != null ? dictionary(r.inline_dict) : null) : undefined;
   return decodeLayout(head, inline, headOnly);
+}
+
+/** A row's layout columns with the tree and checksum stored beside them. */
+export type SummedColumns = LayoutColumns & { tree: Buffer | null; sum: Buffer | null };
+
+/**
+ * Decodes a stored layout and compares its decoded bytes, inline bodies and
+ * MIME tree with the row's checksum: `sumOk` null when the row has none
+ * (stored before checksums). Throws E_CORRUPT when it cannot be decoded.
+ */
+export function unpackSummedLayout(r: SummedColumns, dictionary: (id: number) => Buffer | null): { layout: Layout; sumOk: boolean | null } {
+  const head = unpackLayout(r.layout, r.codec, r.dict != null ? dictionary(r.dict) : null);
+  const inline = r.inline ? unpackLayout(r.inline, r.inline_codec, r.inline_dict != null ? dictionary(r.inline_dict) : null) : null;
+  const sumOk = r.sum ? layoutSum(head, inline?.length ? inline : null, r.tree).equals(r.sum) : null;
+  return { layout: decodeLayout(head, inline ?? undefined), sumOk };
+}
+
+/** Decodes a stored layout after checking it against the row's checksum; E_CORRUPT names `label` when it cannot be decoded or differs. */
+export function unpackCheckedLayout(r: SummedColumns, dictionary: (id: number) => Buffer | null, label: string): Layout {
+  let got: { layout: Layout; sumOk: boolean | null };
+  try {
+    got = unpackSummedLayout(r, dictionary);
+  } catch (e) {
+    throw new MailcasError('E_CORRUPT', `${label}: its stored layout cannot be decoded (${(e as Error).message})`, { cause: e });
+  }
+  if (got.sumOk === false) {
+    throw new MailcasError('E_CORRUPT', `${label}: its header blocks, layout or MIME tree do not match their checksum (damaged metadata: restore the database from a backup)`);
+  }
+  return got.layout;
 }
 
 export function toColumns(p: PackedLayout): LayoutColumns {

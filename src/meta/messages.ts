@@ -28,6 +28,10 @@ export interface MessageRow extends LayoutColumns {
   from_addr: string | null;
   date: string | null;
   message_id: string | null;
+  /** The MIME tree (byte offsets), null for messages stored before trees were kept. */
+  tree: Buffer | null;
+  /** The layout checksum (layout/layout-sum.ts), null for messages stored before checksums were kept. */
+  layout_sum: Buffer | null;
 }
 
 /** One message row to insert (the commit of an ingest, once per recipient). */
@@ -55,6 +59,7 @@ export interface NewMessage {
   messageId: string | null;
   inReplyTo: string | null;
   tree: Buffer | null;
+  layoutSum: Buffer;
 }
 
 /** One leaf part's row (report and structure queries; hash null for inline parts). */
@@ -70,7 +75,7 @@ export interface NewPart {
 }
 
 const LIST_COLUMNS = 'id, user, mailbox, size, hash, received, subject, from_addr, date, message_id';
-const ROW_COLUMNS = `${LIST_COLUMNS}, codec, dict, layout, inline, inline_codec, inline_dict`;
+const ROW_COLUMNS = `${LIST_COLUMNS}, codec, dict, layout, inline, inline_codec, inline_dict, tree`;
 
 /**
  * The owner of the messages and parts tables: every statement on them is
@@ -79,7 +84,12 @@ const ROW_COLUMNS = `${LIST_COLUMNS}, codec, dict, layout, inline, inline_codec,
  */
 export class Messages {
   private readonly stmts = new Map<string, Statement>();
-  constructor(readonly db: Db) {}
+  /** The row's columns; a store of an older schema opened read-only (not upgraded) has no layout_sum. */
+  private readonly rowColumns: string;
+  constructor(readonly db: Db) {
+    const hasSum = db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'layout_sum'").get();
+    this.rowColumns = hasSum ? `${ROW_COLUMNS}, layout_sum` : `${ROW_COLUMNS}, NULL AS layout_sum`;
+  }
 
   private q(sql: string): Statement {
     let s = this.stmts.get(sql);
@@ -94,9 +104,9 @@ export class Messages {
   insert(m: NewMessage, parts: NewPart[]): number {
     const info = this.q(
       `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
-                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree)
+                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, layout_sum)
        VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
-               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree)`,
+               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree, @layoutSum)`,
     ).run(m);
     const id = Number(info.lastInsertRowid);
     const ins = this.q('INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
@@ -112,7 +122,7 @@ export class Messages {
   }
 
   row(id: number): MessageRow | undefined {
-    return this.q(`SELECT ${ROW_COLUMNS} FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
+    return this.q(`SELECT ${this.rowColumns} FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
   }
 
   /** The MIME tree column (byte offsets: BODYSTRUCTURE and sections without blob reads). */
@@ -167,9 +177,12 @@ export class Messages {
 
   // ---- for check: every layout, and the parts table as a second record of the references
 
-  /** Every message's layout columns, in id order. */
-  layouts(): IterableIterator<LayoutColumns & { id: number }> {
-    return this.q('SELECT id, codec, dict, layout, inline, inline_codec, inline_dict FROM messages').iterate() as IterableIterator<LayoutColumns & { id: number }>;
+  /** Every message's layout columns, with its tree and layout checksum, in id order. */
+  layouts(): IterableIterator<LayoutColumns & { id: number; tree: Buffer | null; layout_sum: Buffer | null }> {
+    const sum = this.rowColumns.endsWith('NULL AS layout_sum') ? 'NULL AS layout_sum' : 'layout_sum';
+    return this.q(`SELECT id, codec, dict, layout, inline, inline_codec, inline_dict, tree, ${sum} FROM messages`).iterate() as IterableIterator<
+      LayoutColumns & { id: number; tree: Buffer | null; layout_sum: Buffer | null }
+    >;
   }
 
   /** The blobs a message references, from its parts rows (when its layout cannot be decoded). */

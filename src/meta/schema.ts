@@ -11,8 +11,11 @@
  * Version 5: a pack being built names its builder (packs.token, the lease
  * token of the tier or repack writing it), so gc leaves it alone while the
  * builder lives and the builder's publish fails once gc has taken it.
+ * Version 6: a checksum of each message's header blocks, layout, inline
+ * bodies and MIME tree (messages.layout_sum), checked on every read;
+ * computed for existing messages by the upgrade.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -46,7 +49,8 @@ function messagesTable(name: string): string {
   message_id TEXT,
   in_reply_to TEXT,
   tree       BLOB,                 -- MIME structure as byte offsets (split/mime-tree.ts): BODYSTRUCTURE and sections without blob reads
-  inline_dict INTEGER              -- preset dictionary of the inline bodies (inline_codec 2; set by compact)
+  inline_dict INTEGER,             -- preset dictionary of the inline bodies (inline_codec 2; set by compact)
+  layout_sum BLOB                  -- checksum of the decoded layout, inline bodies and tree (layout/layout-sum.ts); NULL: not known
 );`;
 }
 
@@ -153,7 +157,7 @@ CREATE TABLE IF NOT EXISTS counters (
 /** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
 export const MIGRATE_1_TO_2 = `
 ${messagesTable('messages_v2')}
-INSERT INTO messages_v2 SELECT *, NULL, NULL FROM messages;
+INSERT INTO messages_v2 SELECT *, NULL, NULL, NULL FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
@@ -165,7 +169,7 @@ ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;
 
-/** Versions 3 to 5: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
+/** Versions 3 to 6: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
 export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['blobs', 'frame_offset', 'INTEGER'],
   ['blobs', 'instance', 'TEXT'],
@@ -173,4 +177,5 @@ export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['messages', 'inline_dict', 'INTEGER'],
   ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
   ['packs', 'token', 'TEXT'],
+  ['messages', 'layout_sum', 'BLOB'],
 ];

@@ -1,10 +1,8 @@
 import { Readable } from 'node:stream';
 import { MailcasError } from '../errors.js';
-import { newHasher } from '../util/hash.js';
 import type { Messages, MessageRow } from '../meta/messages.js';
-import { unpackMessageLayout } from '../layout/packed-layout.js';
+import { unpackCheckedLayout, unpackMessageLayout } from '../layout/packed-layout.js';
 import type { Layout } from '../layout/layout.js';
-import { coalesce, reassemble } from '../reassemble/reassemble.js';
 import { MessageAccess } from '../reassemble/message-access.js';
 import type { RangeBlobReader } from '../reassemble/range.js';
 import { WHOLE_CHECK_BYTES } from '../limits.js';
@@ -17,10 +15,9 @@ export interface MessageReaderDeps {
 }
 
 /**
- * Reading messages: a row by id (checked against its user), its layout
- * decoded, its bytes reassembled from verified blobs and checked against the
- * whole-message hash as they go out (fetch), or opened for FETCH items and
- * ranges (access).
+ * Reading messages: a row by id (checked against its user), opened as a
+ * MessageAccess (its layout decoded and checked), through which every front
+ * reads: whole (fetch, export, IMAP BODY[], HTTP) or by section and range.
  */
 export class MessageReader {
   constructor(private readonly deps: MessageReaderDeps) {}
@@ -33,51 +30,40 @@ export class MessageReader {
     return r;
   }
 
-  layout(r: MessageRow): Layout {
-    return unpackMessageLayout(r, (id) => this.deps.dictionary(id));
+  /**
+   * The message's layout, checked against its row's checksum (header blocks,
+   * layout, inline bodies and MIME tree: E_CORRUPT naming the message when
+   * they differ). `checked` false only where a damaged row must still be
+   * handled (an expunge releasing its references).
+   */
+  layout(r: MessageRow, checked = true): Layout {
+    if (!checked) return unpackMessageLayout(r, (id) => this.deps.dictionary(id));
+    return unpackCheckedLayout({ ...r, sum: r.layout_sum }, (id) => this.deps.dictionary(id), `message ${r.id}`);
   }
 
-  /** One message as FETCH sees it (IMAP, the HTTP service): its size, MIME tree and bytes by range. */
+  /**
+   * One message as every reader sees it (IMAP, the HTTP service, fetch,
+   * export): its size, MIME tree and bytes by range. The one read path:
+   * blobs are verified by their hashes as they are read, the layout and tree
+   * by their checksum when opened, and a whole read also by the message's hash.
+   */
   access(id: string, user?: string): MessageAccess {
-    const r = this.row(id, user);
-    return new MessageAccess(String(r.id), r.size, r.received, this.layout(r), this.deps.messages.tree(r.id), this.deps.blobs, this.deps.tmpDir);
+    return this.open(this.row(id, user));
+  }
+
+  open(r: MessageRow): MessageAccess {
+    return new MessageAccess({ id: String(r.id), size: r.size, hash: r.hash, received: r.received }, this.layout(r), r.tree, this.deps.blobs, this.deps.tmpDir);
   }
 
   /** The exact bytes as a stream; a message up to WHOLE_CHECK_BYTES is checked whole before its first byte goes out. */
   async fetch(id: string, user?: string): Promise<Readable> {
-    const r = this.row(id, user); // not found: reject now, not on first read
-    if (r.size <= WHOLE_CHECK_BYTES) return Readable.from([await this.buffer(r)], { objectMode: false });
-    return Readable.from(this.checkedBytes(r), { objectMode: false });
+    const m = this.access(id, user); // not found or damaged metadata: reject now, not on first read
+    if (m.size <= WHOLE_CHECK_BYTES) return Readable.from([await m.whole()], { objectMode: false });
+    return Readable.from(m.wholeStream(), { objectMode: false });
   }
 
   /** The whole message in memory, checked like fetch. */
-  async buffer(r: MessageRow, readAhead?: number): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of this.checkedBytes(r, readAhead)) {
-      parts.push(c);
-      n += c.length;
-    }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
-  }
-
-  /** The bytes, checked against the whole-message hash as they go out (a mismatch errors the stream: E_INTEGRITY). */
-  async *checkedBytes(r: MessageRow, readAhead?: number): AsyncGenerator<Buffer> {
-    let layout: Layout;
-    try {
-      layout = this.layout(r);
-    } catch (e) {
-      throw new MailcasError('E_CORRUPT', `message ${r.id}: its stored layout cannot be decoded (${(e as Error).message})`, { cause: e });
-    }
-    const h = newHasher();
-    let n = 0;
-    for await (const c of coalesce(reassemble(layout, this.deps.blobs, `message ${r.id}`, readAhead))) {
-      h.update(c);
-      n += c.length;
-      yield c;
-    }
-    if (n !== r.size || !h.digest().equals(r.hash)) {
-      throw new MailcasError('E_INTEGRITY', `message ${r.id}: reassembled bytes do not match the stored hash`);
-    }
+  buffer(r: MessageRow, readAhead?: number): Promise<Buffer> {
+    return this.open(r).whole(readAhead);
   }
 }

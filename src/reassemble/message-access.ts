@@ -3,7 +3,8 @@ import { MailcasError } from '../errors.js';
 import { decodeTree, treeOf, type TreeNode } from '../split/mime-tree.js';
 import { tokenize } from '../split/tokenizer.js';
 import { Spool } from '../split/spool.js';
-import { reassemble } from './reassemble.js';
+import { newHasher } from '../util/hash.js';
+import { coalesce, reassemble } from './reassemble.js';
 import { reassembleRange, type RangeBlobReader } from './range.js';
 
 /** Decoded content of a part (IMAP BINARY): its size and its bytes by range. */
@@ -15,10 +16,23 @@ export interface Decoded {
 /** Above this, a part whose transfer encoding was irregular (stored as it came) is not decoded for BINARY. */
 const DECODE_IN_MEMORY_MAX = 64 * 1024 * 1024;
 
+/** What a message row says of the message itself. */
+export interface MessageFacts {
+  id: string;
+  size: number;
+  /** BLAKE3 of its exact bytes. */
+  hash: Buffer;
+  /** Received time, unix ms (IMAP INTERNALDATE). */
+  received: number;
+}
+
 /**
- * One stored message as FETCH sees it: its size, its MIME tree (kept with
- * it: no blob read), and its bytes by range, reading only the blobs (and the
- * parts of them) a range needs. Blob reads are counted by the blob store.
+ * One stored message as every reader sees it: its size, its MIME tree (kept
+ * with it: no blob read), and its bytes, whole or by range, reading only
+ * the blobs (and the parts of them) a range needs. What it serves is
+ * checked on this read: blobs by their hashes (the blob reader), the layout
+ * and tree by their checksum (before this object exists), each part's
+ * length, and a whole read by the message's hash as well.
  */
 export class MessageAccess {
   private treeCache: TreeNode | null = null;
@@ -26,16 +40,23 @@ export class MessageAccess {
   readonly stats = { reads: 0, bytes: 0 };
   private readonly reader: RangeBlobReader;
 
+  readonly id: string;
+  readonly size: number;
+  /** Received time, unix ms (IMAP INTERNALDATE). */
+  readonly received: number;
+  private readonly hash: Buffer;
+
   constructor(
-    readonly id: string,
-    readonly size: number,
-    /** Received time, unix ms (IMAP INTERNALDATE). */
-    readonly received: number,
+    facts: MessageFacts,
     private readonly layout: Layout,
     private readonly treeBytes: Buffer | null,
     reader: RangeBlobReader,
     private readonly tmpDir: string,
   ) {
+    this.id = facts.id;
+    this.size = facts.size;
+    this.received = facts.received;
+    this.hash = facts.hash;
     const stats = this.stats;
     async function* counted(src: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
       stats.reads++;
@@ -55,7 +76,7 @@ export class MessageAccess {
   async tree(): Promise<TreeNode> {
     if (this.treeCache) return this.treeCache;
     if (this.treeBytes) return (this.treeCache = decodeTree(this.treeBytes));
-    const spool = await Spool.from(reassemble(this.layout, this.reader, this.label), { tmpDir: this.tmpDir, maxBytes: Number.MAX_SAFE_INTEGER });
+    const spool = await Spool.from(this.wholeStream(), { tmpDir: this.tmpDir, maxBytes: Number.MAX_SAFE_INTEGER });
     try {
       this.treeCache = treeOf(tokenize(spool.source, { maxParts: Number.MAX_SAFE_INTEGER }).root, spool.source);
     } finally {
@@ -64,9 +85,39 @@ export class MessageAccess {
     return this.treeCache;
   }
 
-  /** Bytes [start, end) of the message. */
+  /** Bytes [start, end) of the message; the whole of it is read as wholeStream reads it. */
   bytes(start: number, end: number): AsyncGenerator<Buffer> {
+    if (start <= 0 && end >= this.size) return this.wholeStream();
     return reassembleRange(this.layout, this.reader, Math.max(0, start), Math.min(end, this.size), this.label);
+  }
+
+  /**
+   * The whole message, streamed with small blobs read ahead (`readAhead`
+   * of them) and checked against the message's hash and size as it goes
+   * out: a mismatch errors the stream (E_INTEGRITY) after the last byte.
+   */
+  async *wholeStream(readAhead?: number): AsyncGenerator<Buffer> {
+    const h = newHasher();
+    let n = 0;
+    for await (const c of coalesce(reassemble(this.layout, this.reader, this.label, readAhead))) {
+      h.update(c);
+      n += c.length;
+      yield c;
+    }
+    if (n !== this.size || !h.digest().equals(this.hash)) {
+      throw new MailcasError('E_INTEGRITY', `${this.label}: reassembled bytes do not match the stored hash`);
+    }
+  }
+
+  /** The whole message in memory, checked before it is returned. */
+  async whole(readAhead?: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.wholeStream(readAhead)) {
+      parts.push(c);
+      n += c.length;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
   async buffer(start: number, end: number): Promise<Buffer> {

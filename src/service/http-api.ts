@@ -126,7 +126,7 @@ class HttpApi {
       if (isMailcasError(e, 'E_NOT_FOUND')) throw notFound();
       throw e;
     }
-    if (parts.length === 5) return this.whole(req, res, m, user);
+    if (parts.length === 5) return this.whole(req, res, m);
     let rest: string;
     try {
       rest = parts.slice(6).map((p) => decodeURIComponent(p)).join('/');
@@ -150,7 +150,7 @@ class HttpApi {
     json(res, { user, mailbox: mailbox ?? null, messages, next: page.length === limit ? page[page.length - 1].id : null });
   }
 
-  private async whole(req: IncomingMessage, res: ServerResponse, m: MessageAccess, user: string): Promise<void> {
+  private async whole(req: IncomingMessage, res: ServerResponse, m: MessageAccess): Promise<void> {
     const r = parseRange(req.headers.range, m.size);
     const common = { 'Content-Type': 'message/rfc822', 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=31536000, immutable', 'X-Mailcas-Size': String(m.size) };
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the message has ${m.size} bytes`, { 'Content-Range': `bytes */${m.size}` });
@@ -163,14 +163,13 @@ class HttpApi {
     }
     if (m.size <= BUFFERED_RESPONSE_MAX) {
       // checked whole against its hash before the status line goes out: a damaged message is a 500, not a cut
-      const b = await this.store.fetchBuffer(m.id, { user });
+      const b = await m.whole();
       res.writeHead(200, { ...common, 'Content-Length': b.length });
       return void res.end(b);
     }
     // a large message: checked against its hash as it goes out (a mismatch cuts the connection)
-    const stream = await this.store.fetch(m.id, { user });
     res.writeHead(200, { ...common, 'Content-Length': m.size });
-    await pipeline(stream, res);
+    await pipeline(Readable.from(m.wholeStream(), { objectMode: false }), res);
   }
 
   private async section(req: IncomingMessage, res: ServerResponse, m: MessageAccess, item: string): Promise<void> {

@@ -62,7 +62,7 @@ function quantile(xs: number[], q: number): number {
 }
 
 /** A line-oriented client: sends, and waits for a line matching a pattern (resolves with the text read up to it). */
-class Client {
+export class Client {
   readonly socket: net.Socket;
   private buf = '';
   private waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
@@ -118,7 +118,7 @@ class Client {
 }
 
 /** Starts a CLI server; resolves with its process and port once it logs its address. */
-async function start(bin: string, args: string[]): Promise<{ p: ChildProcess; port: number; stderr: () => string }> {
+export async function start(bin: string, args: string[]): Promise<{ p: ChildProcess; port: number; stderr: () => string }> {
   const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MAILCAS_NO_PROGRESS: '1' } });
   let err = '';
   p.stderr!.on('data', (d) => (err += d));
