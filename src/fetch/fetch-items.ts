@@ -18,7 +18,8 @@ export type FetchItem =
   | { kind: 'binary-size'; name: string; section: Section; spec: string };
 
 /** What an item answers: a value, or bytes (already cut to the partial range). */
-export type FetchAnswer = { name: string; value: ImapValue } | { name: string; size: number; bytes: () => AsyncIterable<Buffer> };
+/** An item's answer: a value, or bytes of a known size (streamed, or gathered in one buffer by `buffer` where that costs less). */
+export type FetchAnswer = { name: string; value: ImapValue } | { name: string; size: number; bytes: () => AsyncIterable<Buffer>; buffer?: () => Promise<Buffer> };
 
 const META = new Set(['RFC822.SIZE', 'INTERNALDATE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'UID', 'FLAGS']);
 const MACROS: Record<string, string[]> = {
@@ -153,7 +154,7 @@ export async function answerItem(m: MessageAccess, item: FetchItem): Promise<Fet
     return { name: item.name, size: y - x, bytes: () => toAsync([b.subarray(x, y)]) };
   }
   const [x, y] = cut(t.end - t.start, item.partial);
-  return { name: item.name, size: y - x, bytes: () => m.bytes(t.start + x, t.start + y) };
+  return { name: item.name, size: y - x, bytes: () => m.bytes(t.start + x, t.start + y), buffer: () => m.buffer(t.start + x, t.start + y) };
 }
 
 /** The decoded content of a leaf part (BINARY); the whole message or a message part as it is. */

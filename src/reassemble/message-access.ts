@@ -3,7 +3,7 @@ import { MailcasError } from '../errors.js';
 import { decodeTree, treeOf, type TreeNode } from '../split/mime-tree.js';
 import { tokenize } from '../split/tokenizer.js';
 import { Spool } from '../split/spool.js';
-import { newHasher } from '../util/hash.js';
+import { hashBuffer, newHasher } from '../util/hash.js';
 import { coalesce, reassemble } from './reassemble.js';
 import { reassembleRange, type RangeBlobReader } from './range.js';
 
@@ -109,21 +109,23 @@ export class MessageAccess {
     }
   }
 
-  /** The whole message in memory, checked before it is returned. */
+  /**
+   * The whole message in memory, checked against its size and hash before it
+   * is returned: gathered into one buffer of its size and hashed in one call
+   * (no intermediate concatenation, no per-chunk hashing).
+   */
   async whole(readAhead?: number): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of this.wholeStream(readAhead)) {
-      parts.push(c);
-      n += c.length;
-    }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+    const out = await gather(reassemble(this.layout, this.reader, this.label, readAhead), this.size, this.label);
+    if (!hashBuffer(out).equals(this.hash)) throw new MailcasError('E_INTEGRITY', `${this.label}: reassembled bytes do not match the stored hash`);
+    return out;
   }
 
+  /** Bytes [start, end) in one buffer; the whole message as whole() reads it. */
   async buffer(start: number, end: number): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const c of this.bytes(start, end)) parts.push(c);
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const a = Math.max(0, start);
+    const b = Math.min(end, this.size);
+    if (a === 0 && b === this.size) return this.whole();
+    return gather(this.bytes(a, b), Math.max(0, b - a), this.label);
   }
 
   /**
@@ -162,6 +164,19 @@ export class MessageAccess {
     }
     return null;
   }
+}
+
+/** The chunks of a read of exactly `size` bytes, copied into one buffer of that size (E_INTEGRITY when they are more or fewer). */
+async function gather(src: AsyncIterable<Buffer>, size: number, label: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let n = 0;
+  for await (const c of src) {
+    if (n + c.length > size) throw new MailcasError('E_INTEGRITY', `${label}: reassembled to more than its ${size} bytes`);
+    c.copy(out, n);
+    n += c.length;
+  }
+  if (n !== size) throw new MailcasError('E_INTEGRITY', `${label}: reassembled to ${n} bytes, ${size} expected`);
+  return out;
 }
 
 /** Quoted-printable decoded leniently (soft breaks removed, =XX decoded, anything else kept), for parts stored as they came. */

@@ -155,7 +155,7 @@ class HttpApi {
     const common = { 'Content-Type': 'message/rfc822', 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=31536000, immutable', 'X-Mailcas-Size': String(m.size) };
     if (r.kind === 'unsatisfiable') throw new HttpError(416, 'range_not_satisfiable', `the message has ${m.size} bytes`, { 'Content-Range': `bytes */${m.size}` });
     if (r.kind === 'range') {
-      return this.respond(req, res, 206, { ...common, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` }, r.end - r.start, () => m.bytes(r.start, r.end));
+      return this.respond(req, res, 206, { ...common, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${m.size}` }, r.end - r.start, () => m.bytes(r.start, r.end), () => m.buffer(r.start, r.end));
     }
     if (req.method === 'HEAD') {
       res.writeHead(200, { ...common, 'Content-Length': m.size });
@@ -184,7 +184,7 @@ class HttpApi {
       const ranged = req.method === 'HEAD' ? null : await this.answer(m, parseItemsOr400(`${item}<${r.start}.${r.end - r.start}>`)[0]);
       return this.respond(req, res, 206, { ...head, 'Content-Range': `bytes ${r.start}-${r.end - 1}/${a.size}` }, r.end - r.start, () => (ranged as { bytes: () => AsyncIterable<Buffer> }).bytes());
     }
-    return this.respond(req, res, 200, head, a.size, () => a.bytes());
+    return this.respond(req, res, 200, head, a.size, () => a.bytes(), a.buffer);
   }
 
   /**
@@ -192,10 +192,24 @@ class HttpApi {
    * sent with the status line in one write (a read that fails is then a
    * clean error answer); larger ones streamed.
    */
-  private async respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, size: number, bytes: () => AsyncIterable<Buffer>): Promise<void> {
+  private async respond(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string>,
+    size: number,
+    bytes: () => AsyncIterable<Buffer>,
+    buffer?: () => Promise<Buffer>,
+  ): Promise<void> {
     if (req.method === 'HEAD') {
       res.writeHead(status, { ...headers, 'Content-Length': size });
       return void res.end();
+    }
+    if (size <= BUFFERED_RESPONSE_MAX && buffer) {
+      const b = await buffer();
+      if (b.length !== size) throw new MailcasError('E_INTERNAL', `the answer has ${b.length} bytes, ${size} announced`);
+      res.writeHead(status, { ...headers, 'Content-Length': size });
+      return void res.end(b);
     }
     if (size <= BUFFERED_RESPONSE_MAX) {
       const chunks: Buffer[] = [];

@@ -165,9 +165,12 @@ export async function prepare(s: SessionState, t: { seq: number; uid: number }, 
         if (a.size <= BUFFER_AHEAD_MAX && (!s.opts.ahead || s.opts.ahead.tryTake(a.size))) {
           reserved = s.opts.ahead ? a.size : 0;
           try {
-            const chunks: Buffer[] = [];
-            for await (const c of a.bytes()) chunks.push(c);
-            buffered = Buffer.concat(chunks);
+            if (a.buffer) buffered = await a.buffer();
+            else {
+              const chunks: Buffer[] = [];
+              for await (const c of a.bytes()) chunks.push(c);
+              buffered = Buffer.concat(chunks);
+            }
           } catch (e) {
             s.opts.ahead?.give(reserved);
             throw e;
