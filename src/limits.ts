@@ -91,6 +91,13 @@ export const IO_CHUNK_BYTES = 256 * 1024;
 /** Blob writes one ingest keeps in flight at once (fsyncs and object-store round trips overlap). */
 export const PUT_CONCURRENCY = 8;
 
+/**
+ * Expunge records (which UID left a mailbox at which modseq) are kept this
+ * long, then gc forgets them: a client (QRESYNC) or peer store that last
+ * synced longer ago compares whole UID lists instead.
+ */
+export const EXPUNGE_RECORD_DAYS = 90;
+
 /** A lease protects an uncommitted blob for this long; an ingest that crashed loses it after this. */
 export const LEASE_TTL_SECONDS = 3600;
 

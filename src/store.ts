@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MailcasError } from './errors.js';
-import { bumpCounter, immediate, sqliteError, type Db } from './meta/db.js';
-import { GENERATION } from './meta/schema.js';
+import { sqliteError, immediate, type Db } from './meta/db.js';
 import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION } from './cas/blob-store.js';
@@ -19,7 +18,10 @@ import { BlobIndex } from './blob-index/blob-index.js';
 import { BlobIndexView } from './blob-index/index-view.js';
 import { DedupDomains } from './meta/dedup-domains.js';
 import { groupCommitter } from './ingest/committer.js';
-import { Messages, toRecord, type MessageRecord } from './meta/messages.js';
+import { Messages } from './meta/messages.js';
+import { Mailboxes } from './meta/mailboxes.js';
+import { MailboxOps } from './mailbox/mailbox-ops.js';
+import { toRecord, type MessageRecord } from './mailbox/message-record.js';
 import { isCreated, openStoreDatabase, loadBackendConfig, loadConfig, loadSecret, uidValidityOf, type StoreConfig } from './meta/store-config.js';
 import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
 import { currentDictionary, dictionaryById, maybeTrainDictionary } from './meta/dictionary.js';
@@ -43,7 +45,7 @@ import { WriteBehind, flushAll } from './lifecycle/write-behind.js';
 import { runCollect, type CollectOptions, type CollectReport } from './cluster/collect.js';
 import { buildReport, type StorageReport } from './report/report.js';
 
-export type { MessageRecord } from './meta/messages.js';
+export type { MessageRecord } from './mailbox/message-record.js';
 export type { DedupScope, StoreConfig } from './meta/store-config.js';
 export type { StoreOptions } from './types.js';
 import type { StoreOptions } from './types.js';
@@ -63,6 +65,9 @@ export class Store implements IngestDeps, CheckDeps {
   readonly writeLock = new AsyncMutex();
   readonly index: BlobIndex;
   readonly messages: Messages;
+  readonly mailboxTable: Mailboxes;
+  /** Mailbox state: flags, modseqs, mailboxes, copy, move, expunge (see MailboxOps). */
+  readonly mail: MailboxOps;
   readonly blobStore: BlobStore;
   readonly shared: SharedBucket | null;
   readonly log: Logger;
@@ -107,6 +112,16 @@ export class Store implements IngestDeps, CheckDeps {
     this.domains = new DedupDomains(config.dedupScope, secret);
     this.index = new BlobIndex(db, this.writeLock);
     this.messages = new Messages(db);
+    this.mailboxTable = new Mailboxes(db);
+    this.mail = new MailboxOps({
+      db,
+      writeLock: this.writeLock,
+      messages: this.messages,
+      mailboxes: this.mailboxTable,
+      index: this.index,
+      refsOf: (row) => countRefs(blobRefs(this.reader.layout(row, false))).values(),
+      uidValidity: () => this.uidValidity,
+    });
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.shared = backends.shared ?? null;
     this.blobStore = new BlobStore(backends.primary, { ...DEFAULT_COMPRESSION, ...opts.compression }, this.tmpDir, backends.cold, this.shared?.objects ?? null);
@@ -303,22 +318,7 @@ export class Store implements IngestDeps, CheckDeps {
   async expunge(user: string, ids: string[]): Promise<number> {
     this.assertOpen();
     const rows = ids.map((id) => this.reader.row(id, user));
-    return this.writeLock.run(() =>
-      immediate(this.db, () => {
-        let n = 0;
-        const now = Date.now();
-        for (const r of rows) {
-          const cur = this.messages.row(r.id);
-          if (!cur) continue; // expunged concurrently
-          const refs = countRefs(blobRefs(this.reader.layout(cur, false)));
-          this.messages.delete(r.id);
-          this.index.dropRefs(refs.values(), now);
-          n++;
-        }
-        if (n) bumpCounter(this.db, GENERATION);
-        return n;
-      }),
-    );
+    return (await this.mail.expunge(user, rows.map((r) => r.id))).length;
   }
 
   // ---- the lifecycle: gc, tier, compact, check, report

@@ -11,7 +11,7 @@ import type { DedupScope } from './meta/store-config.js';
 import type { Logger } from './util/logger.js';
 
 export type { DedupScope, StoreConfig } from './meta/store-config.js';
-export type { MessageRecord } from './meta/messages.js';
+export type { MessageRecord } from './mailbox/message-record.js';
 export type { IngestOptions, IngestResult, Recipient, RecipientResult } from './ingest/ingest.js';
 export type { MessageInput, FileInput } from './split/spool.js';
 export type { MessageAccess } from './reassemble/message-access.js';

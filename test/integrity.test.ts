@@ -265,7 +265,9 @@ describe('wrong bytes are never served', () => {
     expect(fs.readFileSync(path.join(out, `${ids[2]}.eml`)).equals(msgs[2])).toBe(true);
   });
 
-  it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3, 4 and 5)', async () => {
+  it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3, 4, 5 and 6)', async () => {
+    // what version 7 added (mailbox state): taken away again by every downgrade below
+    const V7 = 'ALTER TABLE messages DROP COLUMN flags; ALTER TABLE messages DROP COLUMN keywords; ALTER TABLE messages DROP COLUMN modseq; DROP TABLE mailboxes; DROP TABLE expunged;';
     const dir = tmpDir();
     let s = await open(dir);
     const ids: string[] = [];
@@ -283,7 +285,7 @@ describe('wrong bytes are never served', () => {
       DELETE FROM sqlite_sequence; ALTER TABLE blobs DROP COLUMN corrupt; ALTER TABLE blobs DROP COLUMN chunks;
       DROP INDEX blobs_hot; DROP INDEX blobs_pack; DROP TABLE packs;
       ALTER TABLE messages DROP COLUMN tree; ALTER TABLE blobs DROP COLUMN tier; ALTER TABLE blobs DROP COLUMN pack; ALTER TABLE blobs DROP COLUMN pack_offset; ALTER TABLE blobs DROP COLUMN pack_length; ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE blobs DROP COLUMN instance; DROP TABLE shared_markers;
-      ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; ALTER TABLE messages DROP COLUMN layout_sum;
+      ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; ALTER TABLE messages DROP COLUMN layout_sum; ${V7}
       PRAGMA user_version = 1;`);
     db.close();
     s = await open(dir);
@@ -298,7 +300,7 @@ describe('wrong bytes are never served', () => {
 
     // and from version 2 (no frame_offset, inline_dict, dictionary kind, instance, shared_markers): upgraded in place
     const db2 = new Database(path.join(dir, 'meta.sqlite'));
-    db2.exec('ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE blobs DROP COLUMN instance; DROP TABLE shared_markers; ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; ALTER TABLE messages DROP COLUMN layout_sum; PRAGMA user_version = 2;');
+    db2.exec(`ALTER TABLE blobs DROP COLUMN frame_offset; ALTER TABLE blobs DROP COLUMN instance; DROP TABLE shared_markers; ALTER TABLE messages DROP COLUMN inline_dict; ALTER TABLE dictionaries DROP COLUMN kind; ALTER TABLE messages DROP COLUMN layout_sum; ${V7} PRAGMA user_version = 2;`);
     db2.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
@@ -309,7 +311,7 @@ describe('wrong bytes are never served', () => {
 
     // and from version 3 (no shared instances: blobs.instance, blobs.settled, shared_markers; no packs.token): upgraded in place
     const db3 = new Database(path.join(dir, 'meta.sqlite'));
-    db3.exec('ALTER TABLE blobs DROP COLUMN instance; ALTER TABLE blobs DROP COLUMN settled; DROP TABLE shared_markers; ALTER TABLE packs DROP COLUMN token; ALTER TABLE messages DROP COLUMN layout_sum; PRAGMA user_version = 3;');
+    db3.exec(`ALTER TABLE blobs DROP COLUMN instance; ALTER TABLE blobs DROP COLUMN settled; DROP TABLE shared_markers; ALTER TABLE packs DROP COLUMN token; ALTER TABLE messages DROP COLUMN layout_sum; ${V7} PRAGMA user_version = 3;`);
     db3.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
@@ -319,7 +321,7 @@ describe('wrong bytes are never served', () => {
 
     // and from version 4 (no packs.token: a pack being built did not name its builder): upgraded in place
     const db4 = new Database(path.join(dir, 'meta.sqlite'));
-    db4.exec("INSERT INTO packs(name, size, live, created) VALUES ('00112233445566778899aabbccddeeff', 10, 0, 0); ALTER TABLE packs DROP COLUMN token; ALTER TABLE messages DROP COLUMN layout_sum; PRAGMA user_version = 4;");
+    db4.exec(`INSERT INTO packs(name, size, live, created) VALUES ('00112233445566778899aabbccddeeff', 10, 0, 0); ALTER TABLE packs DROP COLUMN token; ALTER TABLE messages DROP COLUMN layout_sum; ${V7} PRAGMA user_version = 4;`);
     db4.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
@@ -330,7 +332,7 @@ describe('wrong bytes are never served', () => {
 
     // and from version 5 (no layout checksums): every message gets its checksum, which then guards its reads
     const db5 = new Database(path.join(dir, 'meta.sqlite'));
-    db5.exec('ALTER TABLE messages DROP COLUMN layout_sum; PRAGMA user_version = 5;');
+    db5.exec(`ALTER TABLE messages DROP COLUMN layout_sum; ${V7} PRAGMA user_version = 5;`);
     db5.close();
     s = await open(dir);
     expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
@@ -342,6 +344,19 @@ describe('wrong bytes are never served', () => {
     const damaged = await s.check();
     expect(damaged.consistent).toBe(false);
     expect(damaged.corruptMessages).toEqual([ids[0]]);
+    await s.close();
+
+    // and from version 6 (no mailbox state): every mailbox holding mail gets its row; messages have no flags, modseq 1
+    const db6 = new Database(path.join(dir, 'meta.sqlite'));
+    db6.exec(`${V7} PRAGMA user_version = 6;`);
+    db6.close();
+    s = await open(dir);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(s.mail.list('u').map((m) => [m.name, m.messages, m.highestModseq, m.subscribed])).toEqual([['INBOX', 3, 1, true]]);
+    expect(s.mail.states('u', 'INBOX').map((m) => [m.flags, m.modseq])).toEqual([[[], 1], [[], 1], [[], 1]]);
+    await s.mail.setFlags('u', [Number(ids[1])], 'add', ['\\Seen']);
+    expect(s.mail.info('u', 'INBOX')!.highestModseq).toBe(2);
+    expect((await s.fetchBuffer(ids[1])).toString()).toBe('Subject: 1\r\n\r\nbody 1\r\n');
     await s.close();
   });
 });

@@ -115,6 +115,15 @@ export class BlobIndex {
     if (token) this.leases.release(token);
   }
 
+  /**
+   * A copy's references (COPY, MOVE; inside its transaction): the blobs are
+   * referenced by the message copied, committed, so their rows and objects
+   * are there and gc cannot take them while this transaction holds the lock.
+   */
+  copyRefs(refs: Iterable<{ hash: Buffer; count: number }>): void {
+    for (const r of refs) this.refcounts.adjust(r.hash, r.count);
+  }
+
   /** An expunge's references go (inside its transaction). */
   dropRefs(refs: Iterable<{ hash: Buffer; count: number }>, now: number): void {
     this.refcounts.drop(refs, now);

@@ -2,6 +2,8 @@ import { bumpCounter, type Db, type WriteLock } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 import { CommitQueue } from '../meta/commit-queue.js';
 import type { Messages } from '../meta/messages.js';
+import type { Mailboxes } from '../meta/mailboxes.js';
+import { keywordsColumn, parseFlags } from '../mailbox/flags.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';
 import type { BlobRow } from '../blob-index/refcounts.js';
 import type { MarkerRecord } from '../blob-index/markers.js';
@@ -21,7 +23,7 @@ type MetaOp =
  * durable (see CommitQueue); a commit, and a marker's record (written
  * before the marker), are durable when they resolve.
  */
-export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: Messages; index: BlobIndex }, othersComing: (pending: number) => boolean): Committer {
+export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, othersComing: (pending: number) => boolean): Committer {
   const ops = new CommitQueue<MetaOp, unknown>(deps.db, deps.writeLock, (op) => apply(deps, op), othersComing, (op) => op.k === 'commit' || op.k === 'marker');
   return {
     commit: (item) => ops.submit({ k: 'commit', item }) as Promise<number[]>,
@@ -32,7 +34,7 @@ export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: M
   };
 }
 
-function apply(deps: { db: Db; messages: Messages; index: BlobIndex }, op: MetaOp): unknown {
+function apply(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, op: MetaOp): unknown {
   switch (op.k) {
     case 'lease':
       return deps.index.reserve(op.req.token, op.req.hashes, op.req.expires);
@@ -48,10 +50,14 @@ function apply(deps: { db: Db; messages: Messages; index: BlobIndex }, op: MetaO
 }
 
 /** One message's commit (inside the group commit's transaction): a row per recipient, then its references. */
-function applyCommit(deps: { db: Db; messages: Messages; index: BlobIndex }, item: CommitItem): number[] {
+function applyCommit(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, item: CommitItem): number[] {
   const p = item.prepared;
-  const ids = item.recipients.map((r, k) =>
-    deps.messages.insert(
+  const now = Date.now();
+  const ids = item.recipients.map((r, k) => {
+    // a new message is a change of its mailbox: it takes the mailbox's next modseq (the row is made on first delivery)
+    const modseq = deps.mailboxTable.nextModseq(r.user, r.mailbox, now);
+    const flags = r.flags ? parseFlags(r.flags) : null;
+    return deps.messages.insert(
       {
         user: r.user,
         mailbox: r.mailbox,
@@ -71,13 +77,16 @@ function applyCommit(deps: { db: Db; messages: Messages; index: BlobIndex }, ite
         ...p.envelope,
         tree: p.tree,
         layoutSum: p.packed.sum,
+        flags: flags?.bits ?? 0,
+        keywords: flags ? keywordsColumn(flags.keywords) : null,
+        modseq,
       },
       p.parts,
-    ),
-  );
+    );
+  });
   // gc revokes a lease (committed) before it deletes the object it protected: while every lease is
   // still here, every object this message needs is too, whatever the clocks say (E_LEASE_LOST otherwise)
-  deps.index.publishRefs(item.leaseToken, item.leased, item.refs, Date.now());
+  deps.index.publishRefs(item.leaseToken, item.leased, item.refs, now);
   if (p.fallback) bumpCounter(deps.db, 'split_fallbacks', item.recipients.length);
   bumpCounter(deps.db, GENERATION);
   return ids;

@@ -1,3 +1,4 @@
+import { parseFlags } from '../mailbox/flags.js';
 import { MailcasError } from '../errors.js';
 import { Spool, type MessageInput } from '../split/spool.js';
 import type { BlobNeed } from './build-message.js';
@@ -51,6 +52,8 @@ export class ResumeState {
 export interface Recipient {
   user: string;
   mailbox?: string;
+  /** IMAP flags the message is stored with (APPEND): \\Seen, keywords... */
+  flags?: string[];
 }
 
 export interface IngestResult {
@@ -73,7 +76,7 @@ export type RecipientResult = { ok: true; result: IngestResult } | { ok: false; 
 
 /** What the commit transaction needs: one message, stored for one or more recipients. */
 export interface CommitItem {
-  recipients: { user: string; mailbox: string }[];
+  recipients: { user: string; mailbox: string; flags?: string[] }[];
   received: number;
   prepared: Prepared;
   refs: BlobRefInfo[];
@@ -124,6 +127,8 @@ export async function ingestMessage(
 ): Promise<RecipientResult[]> {
   if (!recipients.length) throw new MailcasError('E_USAGE', 'at least one recipient is required');
   for (const r of recipients) if (!r.user) throw new MailcasError('E_USAGE', 'a user is required');
+  // flags are checked here, never in the group commit (one bad flag must not fail the others' transaction)
+  for (const r of recipients) if (r.flags) parseFlags(r.flags);
   const spool = await Spool.from(input, { tmpDir: ctx.tmpDir, maxBytes: ctx.config.maxMessageBytes, sharedAbove: prepare.sharedAbove });
   try {
     if (spool.size === 0) throw new MailcasError('E_REFUSED', 'empty message (0 bytes): refused');
@@ -144,7 +149,7 @@ export async function ingestMessage(
     });
     for (const [domain, idx] of groups) {
       try {
-        const rs = await storeFor(ctx, committer, prepare, spool, domain, idx.map((i) => ({ user: recipients[i].user, mailbox: recipients[i].mailbox ?? 'INBOX' })), opts.received ?? Date.now());
+        const rs = await storeFor(ctx, committer, prepare, spool, domain, idx.map((i) => ({ user: recipients[i].user, mailbox: recipients[i].mailbox ?? 'INBOX', flags: recipients[i].flags })), opts.received ?? Date.now());
         idx.forEach((i, k) => (results[i] = { ok: true, result: rs[k] }));
       } catch (e) {
         for (const i of idx) results[i] = { ok: false, error: e as Error };
@@ -163,7 +168,7 @@ async function storeFor(
   prepare: Preparer,
   spool: Spool,
   domain: string,
-  recipients: { user: string; mailbox: string }[],
+  recipients: { user: string; mailbox: string; flags?: string[] }[],
   received: number,
 ): Promise<IngestResult[]> {
   const dict = ctx.currentDictionary();

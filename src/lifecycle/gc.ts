@@ -36,6 +36,8 @@ export interface GcReport {
   /** Temp files left by writers that stopped (older than the grace period, and 10 minutes at least), removed, and their bytes. */
   deletedTempFiles: number;
   deletedTempBytes: number;
+  /** Expunge records (QRESYNC's VANISHED, sync) older than EXPUNGE_RECORD_DAYS forgotten. */
+  prunedExpunges: number;
 }
 
 export interface GcDeps {
@@ -46,7 +48,7 @@ export interface GcDeps {
 }
 
 export function emptyGcReport(dryRun: boolean): GcReport {
-  return { dryRun, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0, converged: 0, deletedTempFiles: 0, deletedTempBytes: 0 };
+  return { dryRun, deletedBlobs: 0, deletedBytes: 0, deletedOrphans: 0, deletedOrphanBytes: 0, expiredLeases: 0, keptLeased: 0, repacked: 0, deletedPacks: 0, deletedMarkers: 0, converged: 0, deletedTempFiles: 0, deletedTempBytes: 0, prunedExpunges: 0 };
 }
 
 /**

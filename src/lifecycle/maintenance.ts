@@ -2,7 +2,7 @@ import type { BlobIndex } from '../blob-index/blob-index.js';
 import type { BlobStore } from '../cas/blob-store.js';
 import type { SharedBucket } from '../backend/shared-bucket.js';
 import type { Logger } from '../util/logger.js';
-import { DEFAULT_GC_GRACE_SECONDS } from '../limits.js';
+import { DEFAULT_GC_GRACE_SECONDS, EXPUNGE_RECORD_DAYS } from '../limits.js';
 import { collectGarbage, emptyGcReport, type GcOptions, type GcReport } from './gc.js';
 import { repackSparse } from '../pack/repack.js';
 import { convergeInstances } from '../cluster/converge.js';
@@ -16,6 +16,8 @@ export interface MaintenanceDeps {
   log: Logger;
   leaseTtlMs: number;
   domainKey(domain: string): Buffer | null;
+  /** Mailbox state: expunge records older than EXPUNGE_RECORD_DAYS are forgotten. */
+  mail?: { pruneExpunged(before: number): Promise<number> };
 }
 
 /**
@@ -40,6 +42,7 @@ export async function runMaintenance(deps: MaintenanceDeps, opts: GcOptions = {}
     rep.converged = await convergeInstances({ ...deps, shared: deps.shared }, clock);
     rep.deletedMarkers = await collectMarkers(deps.index, deps.shared, graceMs, clock);
   }
+  if (deps.mail && !rep.dryRun) rep.prunedExpunges = await deps.mail.pruneExpunged(clock() - EXPUNGE_RECORD_DAYS * 86_400_000);
   deps.log.info('gc', { ...rep });
   return rep;
 }

@@ -2,19 +2,6 @@ import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 import type { LayoutColumns } from '../layout/packed-layout.js';
 
-/** A message as the listing calls give it: from the metadata alone. */
-export interface MessageRecord {
-  id: string;
-  user: string;
-  mailbox: string;
-  size: number;
-  hash: string;
-  received: number;
-  subject: string | null;
-  from: string | null;
-  date: string | null;
-  messageId: string | null;
-}
 
 /** A message row with what reading it needs (layout columns) and what listing it shows. */
 export interface MessageRow extends LayoutColumns {
@@ -28,6 +15,9 @@ export interface MessageRow extends LayoutColumns {
   from_addr: string | null;
   date: string | null;
   message_id: string | null;
+  /** IMAP flags (listing calls): system bits and keywords. */
+  flags?: number;
+  keywords?: string | null;
   /** The MIME tree (byte offsets), null for messages stored before trees were kept. */
   tree: Buffer | null;
   /** The layout checksum (layout/layout-sum.ts), null for messages stored before checksums were kept. */
@@ -60,6 +50,18 @@ export interface NewMessage {
   inReplyTo: string | null;
   tree: Buffer | null;
   layoutSum: Buffer;
+  /** IMAP flags (system bits, keywords column) and the mailbox's modseq at the insert: see meta/mailboxes. */
+  flags?: number;
+  keywords?: string | null;
+  modseq?: number;
+}
+
+/** A message's IMAP state: its flags and the modseq of their last change. */
+export interface FlagRow {
+  id: number;
+  flags: number;
+  keywords: string | null;
+  modseq: number;
 }
 
 /** One leaf part's row (report and structure queries; hash null for inline parts). */
@@ -74,8 +76,11 @@ export interface NewPart {
   hash: Buffer | null;
 }
 
-const LIST_COLUMNS = 'id, user, mailbox, size, hash, received, subject, from_addr, date, message_id';
-const ROW_COLUMNS = `${LIST_COLUMNS}, codec, dict, layout, inline, inline_codec, inline_dict, tree`;
+const LIST_BASE = 'id, user, mailbox, size, hash, received, subject, from_addr, date, message_id';
+/** What a copy takes over from the message it copies (everything but its identity, place, state and ingest accounting). */
+const COPIED_COLUMNS =
+  'size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, inline_dict, layout_sum';
+const ROW_COLUMNS = `${LIST_BASE}, codec, dict, layout, inline, inline_codec, inline_dict, tree`;
 
 /**
  * The owner of the messages and parts tables: every statement on them is
@@ -86,9 +91,17 @@ export class Messages {
   private readonly stmts = new Map<string, Statement>();
   /** The row's columns; a store of an older schema opened read-only (not upgraded) has no layout_sum. */
   private readonly rowColumns: string;
+  /** The state columns; an older store opened read-only has none (no flags, modseq 1). */
+  private readonly stateColumns: string;
+  private readonly listColumns: string;
+  private readonly hasState: boolean;
   constructor(readonly db: Db) {
-    const hasSum = db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'layout_sum'").get();
-    this.rowColumns = hasSum ? `${ROW_COLUMNS}, layout_sum` : `${ROW_COLUMNS}, NULL AS layout_sum`;
+    const has = (c: string): boolean => !!db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = ?").get(c);
+    this.rowColumns = has('layout_sum') ? `${ROW_COLUMNS}, layout_sum` : `${ROW_COLUMNS}, NULL AS layout_sum`;
+    this.hasState = has('modseq');
+    this.rowColumns += this.hasState ? ', flags, keywords' : ', 0 AS flags, NULL AS keywords';
+    this.stateColumns = this.hasState ? 'id, flags, keywords, modseq' : 'id, 0 AS flags, NULL AS keywords, 1 AS modseq';
+    this.listColumns = this.hasState ? `${LIST_BASE}, flags, keywords` : `${LIST_BASE}, 0 AS flags, NULL AS keywords`;
   }
 
   private q(sql: string): Statement {
@@ -104,10 +117,10 @@ export class Messages {
   insert(m: NewMessage, parts: NewPart[]): number {
     const info = this.q(
       `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
-                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, layout_sum)
+                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, layout_sum, flags, keywords, modseq)
        VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
-               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree, @layoutSum)`,
-    ).run(m);
+               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree, @layoutSum, @flags, @keywords, @modseq)`,
+    ).run({ ...m, flags: m.flags ?? 0, keywords: m.keywords ?? null, modseq: m.modseq ?? 1 });
     const id = Number(info.lastInsertRowid);
     const ins = this.q('INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     parts.forEach((p, i) => ins.run(id, i, p.path, p.contentType, p.filename, p.cte, p.recipe, p.rawSize, p.size, p.hash));
@@ -119,6 +132,59 @@ export class Messages {
     const n = this.q('DELETE FROM messages WHERE id = ?').run(id).changes;
     this.q('DELETE FROM parts WHERE message_id = ?').run(id);
     return n > 0;
+  }
+
+  /**
+   * A new message row holding what message `id` holds (header blocks, layout,
+   * inline bodies, tree: the same blob references) in another place: COPY and
+   * MOVE write a row, never blob bytes. Answers the new id, or null when `id` is gone.
+   */
+  copy(id: number, to: { user: string; mailbox: string; flags: number; keywords: string | null; modseq: number }): number | null {
+    const info = this.q(
+      `INSERT INTO messages(user, mailbox, flags, keywords, modseq, new_bytes, ${COPIED_COLUMNS})
+       SELECT @user, @mailbox, @flags, @keywords, @modseq, 0, ${COPIED_COLUMNS} FROM messages WHERE id = @id`,
+    ).run({ ...to, id });
+    if (!info.changes) return null;
+    const copy = Number(info.lastInsertRowid);
+    this.q(
+      `INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash)
+       SELECT ?, seq, path, content_type, filename, cte, recipe, raw_size, size, hash FROM parts WHERE message_id = ?`,
+    ).run(copy, id);
+    return copy;
+  }
+
+  /** The IMAP state of the messages of a mailbox, in id (UID) order. */
+  states(user: string, mailbox: string): FlagRow[] {
+    return this.q(`SELECT ${this.stateColumns} FROM messages WHERE user = ? AND mailbox = ? ORDER BY id`).all(user, mailbox) as FlagRow[];
+  }
+
+  /** Messages of a mailbox changed (flags set, or stored) at a modseq above `since`, in id order. */
+  changedSince(user: string, mailbox: string, since: number): FlagRow[] {
+    return this.q(`SELECT ${this.stateColumns} FROM messages WHERE user = ? AND mailbox = ? AND modseq > ? ORDER BY id`).all(user, mailbox, since) as FlagRow[];
+  }
+
+  /** One message's state with its place (null when it is gone). */
+  state(id: number): (FlagRow & { user: string; mailbox: string }) | null {
+    return (this.q(`SELECT ${this.stateColumns}, user, mailbox FROM messages WHERE id = ?`).get(id) as (FlagRow & { user: string; mailbox: string }) | undefined) ?? null;
+  }
+
+  setFlags(id: number, flags: number, keywords: string | null, modseq: number): void {
+    this.q('UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?').run(flags, keywords, modseq, id);
+  }
+
+  /** Messages of the mailbox without the \Seen flag. */
+  unseen(user: string, mailbox: string): number {
+    return (this.q(`SELECT count(*) AS n FROM messages WHERE user = ? AND mailbox = ?${this.hasState ? ' AND (flags & 1) = 0' : ''}`).get(user, mailbox) as { n: number }).n;
+  }
+
+  /** Moves every message of mailbox `from` into `to` (RENAME; UIDs stay: the mailbox keeps its UIDVALIDITY). */
+  renameMailbox(user: string, from: string, to: string): number {
+    return this.q('UPDATE messages SET mailbox = ? WHERE user = ? AND mailbox = ?').run(to, user, from).changes;
+  }
+
+  /** Ids of a mailbox's messages (DELETE of the mailbox expunges them). */
+  ids(user: string, mailbox: string): number[] {
+    return (this.q('SELECT id FROM messages WHERE user = ? AND mailbox = ? ORDER BY id').all(user, mailbox) as { id: number }[]).map((r) => r.id);
   }
 
   row(id: number): MessageRow | undefined {
@@ -143,16 +209,16 @@ export class Messages {
   list(user: string, mailbox?: string): MessageRow[] {
     return (
       mailbox === undefined
-        ? this.q(`SELECT ${LIST_COLUMNS} FROM messages WHERE user = ? ORDER BY id`).all(user)
-        : this.q(`SELECT ${LIST_COLUMNS} FROM messages WHERE user = ? AND mailbox = ? ORDER BY id`).all(user, mailbox)
+        ? this.q(`SELECT ${this.listColumns} FROM messages WHERE user = ? ORDER BY id`).all(user)
+        : this.q(`SELECT ${this.listColumns} FROM messages WHERE user = ? AND mailbox = ? ORDER BY id`).all(user, mailbox)
     ) as MessageRow[];
   }
 
   listPage(user: string, mailbox: string | undefined, after: number, limit: number): MessageRow[] {
     return (
       mailbox === undefined
-        ? this.q(`SELECT ${LIST_COLUMNS} FROM messages WHERE user = ? AND id > ? ORDER BY id LIMIT ?`).all(user, after, limit)
-        : this.q(`SELECT ${LIST_COLUMNS} FROM messages WHERE user = ? AND mailbox = ? AND id > ? ORDER BY id LIMIT ?`).all(user, mailbox, after, limit)
+        ? this.q(`SELECT ${this.listColumns} FROM messages WHERE user = ? AND id > ? ORDER BY id LIMIT ?`).all(user, after, limit)
+        : this.q(`SELECT ${this.listColumns} FROM messages WHERE user = ? AND mailbox = ? AND id > ? ORDER BY id LIMIT ?`).all(user, mailbox, after, limit)
     ) as MessageRow[];
   }
 
@@ -199,19 +265,4 @@ export class Messages {
   partSize(hash: Buffer): number | null {
     return (this.q('SELECT size FROM parts WHERE hash = ? LIMIT 1').get(hash) as { size: number } | undefined)?.size ?? null;
   }
-}
-
-export function toRecord(r: MessageRow): MessageRecord {
-  return {
-    id: String(r.id),
-    user: r.user,
-    mailbox: r.mailbox,
-    size: r.size,
-    hash: r.hash.toString('hex'),
-    received: r.received,
-    subject: r.subject,
-    from: r.from_addr,
-    date: r.date,
-    messageId: r.message_id,
-  };
 }

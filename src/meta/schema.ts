@@ -14,8 +14,13 @@
  * Version 6: a checksum of each message's header blocks, layout, inline
  * bodies and MIME tree (messages.layout_sum), checked on every read;
  * computed for existing messages by the upgrade.
+ * Version 7: mailbox state. Messages carry IMAP flags, keywords and the
+ * modification sequence of their last change; mailboxes have rows of their
+ * own (HIGHESTMODSEQ, subscription, special use), made for every mailbox
+ * that holds mail by the upgrade; expunges leave a record (uid, modseq)
+ * for clients and peer stores that ask what vanished.
  */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -50,7 +55,10 @@ function messagesTable(name: string): string {
   in_reply_to TEXT,
   tree       BLOB,                 -- MIME structure as byte offsets (split/mime-tree.ts): BODYSTRUCTURE and sections without blob reads
   inline_dict INTEGER,             -- preset dictionary of the inline bodies (inline_codec 2; set by compact)
-  layout_sum BLOB                  -- checksum of the decoded layout, inline bodies and tree (layout/layout-sum.ts); NULL: not known
+  layout_sum BLOB,                 -- checksum of the decoded layout, inline bodies and tree (layout/layout-sum.ts); NULL: not known
+  flags      INTEGER NOT NULL DEFAULT 0,  -- IMAP system flags, a bit each (mailbox/flags.ts)
+  keywords   TEXT,                 -- IMAP keywords, space-separated; NULL: none
+  modseq     INTEGER NOT NULL DEFAULT 1   -- the mailbox's modification sequence at this message's last change (RFC 7162)
 );`;
 }
 
@@ -147,6 +155,29 @@ CREATE TABLE IF NOT EXISTS dictionaries (
   kind    TEXT    NOT NULL DEFAULT 'header'  -- 'header': header blocks (new mail uses the newest); 'inline': inline bodies (compact)
 );
 
+-- a user's mailboxes: every mailbox that holds mail has one (made by the delivery that first stores into it),
+-- and those made empty by CREATE; modseq is the mailbox's HIGHESTMODSEQ, bumped by every change of it
+CREATE TABLE IF NOT EXISTS mailboxes (
+  user        TEXT    NOT NULL,
+  name        TEXT    NOT NULL,
+  uidvalidity INTEGER,              -- NULL: the store's (message ids, the UIDs, are never reused anywhere)
+  modseq      INTEGER NOT NULL DEFAULT 1,
+  subscribed  INTEGER NOT NULL DEFAULT 0,
+  special     TEXT,                 -- RFC 6154 special use (\Sent, \Trash...), or NULL
+  created     INTEGER NOT NULL,
+  PRIMARY KEY (user, name)
+) WITHOUT ROWID;
+
+-- what an expunge removed, and at which modseq (QRESYNC's VANISHED, sync): kept EXPUNGE_RECORD_DAYS
+CREATE TABLE IF NOT EXISTS expunged (
+  user    TEXT    NOT NULL,
+  mailbox TEXT    NOT NULL,
+  uid     INTEGER NOT NULL,
+  modseq  INTEGER NOT NULL,
+  at      INTEGER NOT NULL,
+  PRIMARY KEY (user, mailbox, uid)
+) WITHOUT ROWID;
+
 -- counters (verification fallbacks and the like)
 CREATE TABLE IF NOT EXISTS counters (
   name  TEXT PRIMARY KEY,
@@ -157,7 +188,7 @@ CREATE TABLE IF NOT EXISTS counters (
 /** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
 export const MIGRATE_1_TO_2 = `
 ${messagesTable('messages_v2')}
-INSERT INTO messages_v2 SELECT *, NULL, NULL, NULL FROM messages;
+INSERT INTO messages_v2 SELECT *, NULL, NULL, NULL, 0, NULL, 1 FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
@@ -169,7 +200,7 @@ ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
 ALTER TABLE blobs ADD COLUMN pack_length INTEGER;
 `;
 
-/** Versions 3 to 6: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
+/** Versions 3 to 7: columns added to existing tables (cold frames, inline dictionaries, shared instances); each added where it is missing. */
 export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['blobs', 'frame_offset', 'INTEGER'],
   ['blobs', 'instance', 'TEXT'],
@@ -178,4 +209,11 @@ export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['dictionaries', 'kind', "TEXT NOT NULL DEFAULT 'header'"],
   ['packs', 'token', 'TEXT'],
   ['messages', 'layout_sum', 'BLOB'],
+  ['messages', 'flags', 'INTEGER NOT NULL DEFAULT 0'],
+  ['messages', 'keywords', 'TEXT'],
+  ['messages', 'modseq', 'INTEGER NOT NULL DEFAULT 1'],
 ];
+
+/** Version 7: every mailbox that holds mail gets its row (subscribed: it was listed and delivered to before). */
+export const MAILBOX_ROWS_UPGRADE = `INSERT OR IGNORE INTO mailboxes(user, name, uidvalidity, modseq, subscribed, created)
+  SELECT user, mailbox, NULL, 1, 1, CAST(strftime('%s','now') AS INTEGER) * 1000 FROM messages GROUP BY user, mailbox`;

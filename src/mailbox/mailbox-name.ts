@@ -1,0 +1,26 @@
+import { MailcasError } from '../errors.js';
+
+/** Mailbox names are at most this many characters (a path of names joined by "/"). */
+export const MAILBOX_NAME_MAX = 255;
+
+export function isInbox(name: string): boolean {
+  return name.toUpperCase() === 'INBOX';
+}
+
+/**
+ * A mailbox name as the store keeps it (INBOX in capitals), or E_USAGE: not
+ * empty, no empty level ("a//b", a leading or trailing "/"), no wildcards
+ * (* %), no control characters, at most MAILBOX_NAME_MAX characters.
+ */
+export function checkMailboxName(name: string): string {
+  if (isInbox(name)) return 'INBOX';
+  const why =
+    !name ? 'empty' :
+    name.length > MAILBOX_NAME_MAX ? `longer than ${MAILBOX_NAME_MAX} characters` :
+    /[\x00-\x1f\x7f]/.test(name) ? 'a control character' :
+    /[*%]/.test(name) ? 'a wildcard (* or %)' :
+    name.split('/').some((l) => l === '') ? 'an empty level (a leading, trailing or doubled /)' :
+    null;
+  if (why) throw new MailcasError('E_USAGE', `bad mailbox name ${JSON.stringify(name.slice(0, 64))}: ${why}`);
+  return name;
+}
