@@ -7,6 +7,7 @@ import { registerAnalyzeCommands } from './commands/analyze.js';
 import { registerDeliveryCommands } from './commands/delivery.js';
 import { registerServersCommands } from './commands/servers.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerMailboxStateCommands } from './commands/mailbox-state.js';
 
 /**
  * The mailcas command: its global options, then each family of commands
@@ -42,6 +43,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
 
   registerMaintenanceCommands(program);
   registerMessagesCommands(program);
+  registerMailboxStateCommands(program);
   registerAnalyzeCommands(program);
   registerDeliveryCommands(program);
   registerServersCommands(program);

@@ -55,17 +55,17 @@ function listCommand(program: Command): void {
   program
     .command('list')
     .addHelpText('after', '\nExamples:\n  $ mailcas list --user alice@example.org\n  $ mailcas list --user alice@example.org --mailbox Archive --json | jq .id')
-    .description("list a user's messages (id, mailbox, size, received, subject): from the metadata only")
+    .description("list a user's messages (id, mailbox, size, received, subject, flags): from the metadata only")
     .requiredOption('--user <user>', 'owner of the messages (required)')
     .option('--mailbox <mailbox>', 'only this mailbox')
-    .option('--json', 'one JSON object per message: id, mailbox, size, received, subject, from, date, messageId')
+    .option('--json', 'one JSON object per message: id, mailbox, size, received, subject, from, date, messageId, flags')
     .action(async (o: { user: string; mailbox?: string; json?: boolean }, cmd: Command) => {
       await withStore(cmd, async (s) => {
         for (let after = 0; ; ) {
           const page = s.listPage(o.user, { mailbox: o.mailbox, after, limit: 1000 });
           for (const m of page) {
-            if (o.json) out(JSON.stringify({ id: m.id, mailbox: m.mailbox, size: m.size, received: new Date(m.received).toISOString(), subject: m.subject, from: m.from, date: m.date, messageId: m.messageId }));
-            else out(`${m.id}\t${m.mailbox}\t${m.size}\t${new Date(m.received).toISOString()}\t${(m.subject ?? '').replace(/[\t\r\n]+/g, ' ')}`);
+            if (o.json) out(JSON.stringify({ id: m.id, mailbox: m.mailbox, size: m.size, received: new Date(m.received).toISOString(), subject: m.subject, from: m.from, date: m.date, messageId: m.messageId, flags: m.flags }));
+            else out(`${m.id}\t${m.mailbox}\t${m.size}\t${new Date(m.received).toISOString()}\t${(m.subject ?? '').replace(/[\t\r\n]+/g, ' ')}\t${m.flags.join(' ')}`);
           }
           if (page.length < 1000) break;
           after = Number(page[page.length - 1].id);
