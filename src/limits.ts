@@ -91,6 +91,9 @@ export const IO_CHUNK_BYTES = 256 * 1024;
 /** Blob writes one ingest keeps in flight at once (fsyncs and object-store round trips overlap). */
 export const PUT_CONCURRENCY = 8;
 
+/** An IDLEing IMAP session looks for changes of its mailbox this often (another process's delivery shows within a second). */
+export const IMAP_IDLE_POLL_MS = 400;
+
 /**
  * Expunge records (which UID left a mailbox at which modseq) are kept this
  * long, then gc forgets them: a client (QRESYNC) or peer store that last

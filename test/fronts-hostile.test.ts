@@ -150,7 +150,7 @@ describe('IMAP front under hostile input', () => {
     expect(out).toMatch(/a5 NO \[NONEXISTENT\]/);
     expect(out).toMatch(/a6 NO \[NONEXISTENT\]/);
     expect(out).toMatch(/a7 NO \[NONEXISTENT\]/);
-    expect(out).toMatch(/a8 OK \[READ-ONLY\]/);
+    expect(out).toMatch(/a8 OK \[READ-WRITE\]/);
     expect(out).toMatch(/a9 OK UID FETCH/); // another user's id is simply not in this mailbox: nothing sent
     expect(out).not.toMatch(new RegExp(`FETCH \\(UID ${otherId}`));
     expect(out).toMatch(/b1 BAD no message 4294967295/);

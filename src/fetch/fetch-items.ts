@@ -13,7 +13,7 @@ import { bodyStructure, envelope, parseSection, partNode, resolveSection, type S
 import type { ImapValue } from './wire.js';
 
 export type FetchItem =
-  | { kind: 'meta'; name: 'RFC822.SIZE' | 'INTERNALDATE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'UID' | 'FLAGS' }
+  | { kind: 'meta'; name: 'RFC822.SIZE' | 'INTERNALDATE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'UID' | 'FLAGS' | 'MODSEQ' }
   | { kind: 'section'; name: string; section: Section; spec: string; binary: boolean; peek: boolean; partial: { offset: number; length: number } | null }
   | { kind: 'binary-size'; name: string; section: Section; spec: string };
 

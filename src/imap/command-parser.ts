@@ -24,7 +24,12 @@ export class CommandError extends Error {
 
 import { IMAP_COMMAND_MAX_BYTES, IMAP_MAX_SEQUENCE_RANGES } from '../limits.js';
 
-/** Longest command line, and longest literal a command may carry (the front takes no APPEND); a whole command is capped too (IMAP_COMMAND_MAX_BYTES). */
+/**
+ * Longest command line, and longest literal a command may carry; a whole
+ * command is capped too (IMAP_COMMAND_MAX_BYTES). The message of an APPEND
+ * is not held: its literal streams out as `append-data` events (the
+ * session writes it to a spool file), and the command keeps an empty literal in its place.
+ */
 export const COMMAND_LINE_MAX = 64 * 1024;
 export const COMMAND_LITERAL_MAX = 64 * 1024;
 
@@ -38,6 +43,8 @@ export class CommandFramer {
   private parts: Buffer[] = [];
   private partsBytes = 0;
   private literalLeft = -1;
+  /** Bytes of an APPEND's message literal still to pass through as append-data. */
+  private streamLeft = -1;
 
   /** Chunks received behind `buf`, joined to it only when a line or literal needs them (no copy of all input per chunk). */
   private later: Buffer[] = [];
@@ -67,6 +74,15 @@ export class CommandFramer {
     this.laterBytes = 0;
     this.parts = [];
     this.partsBytes = 0;
+    this.literalLeft = -1;
+    this.streamLeft = -1;
+  }
+
+  /** Drops the command being framed (its APPEND was refused before the client sent the literal). */
+  abortCommand(): void {
+    this.parts = [];
+    this.partsBytes = 0;
+    this.streamLeft = -1;
   }
 
   /** Bytes received and not yet parsed (the server stops reading past a bound; a command's literals taken so far are not counted: they are bounded by IMAP_COMMAND_MAX_BYTES). */
@@ -79,8 +95,26 @@ export class CommandFramer {
    * synchronizing literal, an error (line or literal over the limit: the
    * connection should be closed), or null when more bytes are needed.
    */
-  next(): { kind: 'command'; bytes: Buffer } | { kind: 'continue' } | { kind: 'error'; message: string } | null {
+  next():
+    | { kind: 'command'; bytes: Buffer }
+    | { kind: 'continue' }
+    | { kind: 'error'; message: string }
+    | { kind: 'append'; tag: string; size: number; sync: boolean }
+    | { kind: 'append-data'; bytes: Buffer }
+    | null {
     for (;;) {
+      if (this.streamLeft >= 0) {
+        if (this.streamLeft === 0) {
+          this.streamLeft = -1;
+          continue;
+        }
+        if (!this.buf.length && !this.more()) return null;
+        const n = Math.min(this.streamLeft, this.buf.length);
+        const bytes = this.buf.subarray(0, n);
+        this.buf = this.buf.subarray(n);
+        this.streamLeft -= n;
+        return { kind: 'append-data', bytes };
+      }
       if (this.partsBytes > IMAP_COMMAND_MAX_BYTES) return { kind: 'error', message: `command longer than ${IMAP_COMMAND_MAX_BYTES} bytes (lines and literals together)` };
       if (this.literalLeft >= 0) {
         if (this.buf.length < this.literalLeft) {
@@ -108,6 +142,15 @@ export class CommandFramer {
       this.add(line);
       const text = line.toString('latin1').replace(/\r?\n$/, '');
       const lit = /\{(\d+)(\+?)\}$/.exec(text);
+      if (lit && this.isAppendMessage(text.slice(0, lit.index))) {
+        // the message itself: an empty literal stands in for it, its bytes stream out
+        this.parts.pop();
+        this.partsBytes -= line.length;
+        this.add(Buffer.from(`${text.slice(0, lit.index)}{0}\r\n`, 'latin1'));
+        this.streamLeft = Number(lit[1]);
+        const tag = /^\S+/.exec(Buffer.concat(this.parts).toString('latin1'))?.[0] ?? '*';
+        return { kind: 'append', tag, size: this.streamLeft, sync: !lit[2] };
+      }
       if (lit) {
         const n = Number(lit[1]);
         if (n > COMMAND_LITERAL_MAX) return { kind: 'error', message: `literal of ${n} bytes is over the limit of ${COMMAND_LITERAL_MAX}` };
@@ -121,6 +164,13 @@ export class CommandFramer {
       this.partsBytes = 0;
       return { kind: 'command', bytes };
     }
+  }
+
+  /** Whether a literal announced after `before` (this line's text) is an APPEND's message: the mailbox named already. */
+  private isAppendMessage(before: string): boolean {
+    const head = this.parts.length > 1 ? Buffer.concat(this.parts.slice(0, -1)).toString('latin1') + before : before;
+    const m = /^\S+ +APPEND +(.*)$/is.exec(head);
+    return !!m && m[1].trim() !== '';
   }
 
   private add(b: Buffer): void {

@@ -140,6 +140,27 @@ export class ImapConnection {
           await this.send();
           continue;
         }
+        if (ev.kind === 'append') {
+          // an APPEND's message: refused at once (before a synchronizing literal is sent), or spooled as it comes
+          const refused = this.session.beginAppend(ev.tag, ev.size);
+          if (refused && ev.sync) {
+            this.session.dropAppend();
+            this.framer.abortCommand();
+            if (refused.startsWith('BAD')) this.session.badCommands++;
+            await this.write(`${ev.tag} ${refused}\r\n`);
+            await this.send();
+          } else if (ev.sync) {
+            await this.write('+ ready for the message\r\n');
+            await this.send();
+          }
+          this.arm();
+          continue;
+        }
+        if (ev.kind === 'append-data') {
+          await this.session.appendData(ev.bytes);
+          this.flowControl();
+          continue;
+        }
         if (!(await this.run(ev.bytes))) return;
         // other sessions get their turn between two commands of this one, even when every write completes at once
         await new Promise((r) => setImmediate(r));
@@ -158,6 +179,7 @@ export class ImapConnection {
     this.arm();
     let cmd: Command | undefined;
     if (session.awaitingSasl) await session.saslResponse(bytes.toString('latin1'));
+    else if (session.idling) await session.idleLine(bytes.toString('latin1'));
     else
       try {
         cmd = parseCommand(bytes);

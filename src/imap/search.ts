@@ -1,7 +1,7 @@
 /**
  * SEARCH criteria (RFC 3501 6.4.4) over what the metadata holds: sequence
  * and UID sets, header fields (FROM, TO, CC, BCC, SUBJECT, HEADER), internal
- * and sent dates, sizes, flags (a read-only store keeps none), NOT, OR and
+ * and sent dates, sizes, flags and keywords, MODSEQ (RFC 7162), NOT, OR and
  * groups. Body text (BODY, TEXT) would read every blob and is refused.
  */
 import { argText, inRanges, parseSequenceSet, type Arg } from './command-parser.js';
@@ -14,6 +14,9 @@ export interface SearchFacts {
   size: number;
   /** Unix ms. */
   received: number;
+  /** The message's flags and keywords as the session knows them, and its modseq. */
+  flags: string[];
+  modseq: number;
   fields(): Promise<RawField[]>;
 }
 
@@ -48,22 +51,24 @@ export function parseSearch(args: Arg[], max: { seq: number; uid: number }): Cri
   return all(list);
 }
 
-/** Flags: a read-only store keeps none (every message is unseen, none is deleted). */
-const FLAG_KEYS: Record<string, boolean> = {
-  ALL: true,
-  UNSEEN: true,
-  UNANSWERED: true,
-  UNDELETED: true,
-  UNDRAFT: true,
-  UNFLAGGED: true,
-  OLD: true,
-  SEEN: false,
-  ANSWERED: false,
-  DELETED: false,
-  DRAFT: false,
-  FLAGGED: false,
-  NEW: false,
-  RECENT: false,
+const has = (m: SearchFacts, flag: string): boolean => m.flags.some((f) => f.toLowerCase() === flag.toLowerCase());
+
+/** Flag keys (\\Recent is never set: no session of this front claims messages as recent). */
+const FLAG_KEYS: Record<string, (m: SearchFacts) => boolean> = {
+  ALL: () => true,
+  SEEN: (m) => has(m, '\\Seen'),
+  UNSEEN: (m) => !has(m, '\\Seen'),
+  ANSWERED: (m) => has(m, '\\Answered'),
+  UNANSWERED: (m) => !has(m, '\\Answered'),
+  DELETED: (m) => has(m, '\\Deleted'),
+  UNDELETED: (m) => !has(m, '\\Deleted'),
+  DRAFT: (m) => has(m, '\\Draft'),
+  UNDRAFT: (m) => !has(m, '\\Draft'),
+  FLAGGED: (m) => has(m, '\\Flagged'),
+  UNFLAGGED: (m) => !has(m, '\\Flagged'),
+  OLD: () => true,
+  NEW: () => false,
+  RECENT: () => false,
 };
 
 /** Criteria read one key (and its arguments) at a time. */
@@ -95,12 +100,19 @@ class CriteriaParser {
     if (a === undefined) throw new SearchError('missing search key');
     if (Array.isArray(a)) return parseSearch(a, this.max);
     const key = (argText(a) ?? '').toUpperCase();
-    if (key in FLAG_KEYS) return () => FLAG_KEYS[key];
+    if (key in FLAG_KEYS) return FLAG_KEYS[key];
     switch (key) {
       case 'KEYWORD':
-      case 'UNKEYWORD':
-        this.str(key);
-        return () => key === 'UNKEYWORD';
+      case 'UNKEYWORD': {
+        const k = this.str(key);
+        return (m) => has(m, k) === (key === 'KEYWORD');
+      }
+      case 'MODSEQ': {
+        // MODSEQ [entry-name entry-type] value (RFC 7162 3.1.5): the entry is accepted and not used
+        if (this.rest[this.k + 1] !== undefined && /^"?\/flags\//i.test(argText(this.rest[this.k]) ?? '')) this.k += 2;
+        const n = this.num(key);
+        return (m) => m.modseq >= n;
+      }
       case 'NOT': {
         const c = this.one();
         return async (m) => !(await c(m));

@@ -30,7 +30,7 @@ export interface SessionOptions {
   authFailureDelayMs?: number;
 }
 
-export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE';
+export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE IDLE UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE';
 
 export const DELIMITER = '/';
 
@@ -43,9 +43,18 @@ export class No extends Error {
   }
 }
 
+/** The selected mailbox as this session last told its client. */
 export interface Selected {
   name: string;
+  /** UIDs, ascending: index + 1 is the sequence number. */
   uids: number[];
+  /** Flags and modseq of each message by UID. */
+  flags: Map<number, string[]>;
+  modseqs: Map<number, number>;
+  /** The mailbox's HIGHESTMODSEQ when the session last caught up (refresh). */
+  modseq: number;
+  /** EXAMINE: nothing changes it (not even \Seen on a FETCH of a body). */
+  readOnly: boolean;
 }
 
 /** Thrown by a command that has answered (or will answer) its tag itself. */
@@ -67,6 +76,10 @@ export interface SessionState {
   user: string | null;
   selected: Selected | null;
   loginFailures: number;
+  /** CONDSTORE enabled (ENABLE, SELECT (CONDSTORE), a MODSEQ fetch or UNCHANGEDSINCE): flag changes carry MODSEQ. */
+  condstore: boolean;
+  /** QRESYNC enabled: expunges are announced as VANISHED. */
+  qresync: boolean;
   /** The connection closed: a command still running stops at its next message. */
   readonly gone: boolean;
 }

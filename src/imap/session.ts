@@ -1,7 +1,7 @@
 /**
- * One IMAP4rev1 session of the read-only front (`mailcas imap`): states,
- * commands and responses. It speaks to the Store only (mailboxes, message
- * lists, MessageAccess); the server around it does the sockets.
+ * One IMAP4rev1 session of the front (`mailcas imap`): states, commands and
+ * responses. It speaks to the Store only (mailbox state, message lists,
+ * MessageAccess, ingest for APPEND); the server around it does the sockets.
  */
 import { isMailcasError } from '../errors.js';
 import type { Store } from '../store.js';
@@ -9,9 +9,12 @@ import { argText, type Command } from './command-parser.js';
 import { SearchError } from './search.js';
 import { CAPABILITIES, DELIMITER, Fatal, No, Pending, type Selected, type SessionIo, type SessionOptions, type SessionState } from './session-state.js';
 import { login, plainLogin } from './handlers/auth.js';
-import { list, refresh, select, status } from './handlers/mailboxes.js';
+import { create, list, refresh, remove, rename, select, status, subscribe } from './handlers/mailboxes.js';
 import { fetch } from './handlers/fetch.js';
 import { search } from './handlers/search.js';
+import { copy, expunge, store } from './handlers/store.js';
+import { append, appendRefusal, AppendSpool } from './handlers/append.js';
+import { Idle } from './handlers/idle.js';
 
 export { AnswerCache } from './answer-cache.js';
 export { CAPABILITIES, Fatal, Pending, type SessionIo, type SessionOptions } from './session-state.js';
@@ -24,6 +27,12 @@ export class ImapSession implements SessionState {
   private saslTag: string | null = null;
   badCommands = 0;
   loginFailures = 0;
+  condstore = false;
+  qresync = false;
+  /** An IDLE waiting for DONE. */
+  private idle: Idle | null = null;
+  /** The message of the APPEND being received. */
+  private appending: AppendSpool | null = null;
 
   constructor(
     readonly store: Store,
@@ -35,17 +44,54 @@ export class ImapSession implements SessionState {
   ended(): void {
     this.gone = true;
     this.opts.ahead?.giveAll();
+    this.idle?.stop();
+    this.appending?.dispose();
+    this.appending = null;
   }
 
   gone = false;
 
   async greeting(): Promise<void> {
-    await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP (read-only) ready\r\n`);
+    await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP ready\r\n`);
     await this.io.flush();
   }
 
   get awaitingSasl(): boolean {
     return this.saslTag !== null;
+  }
+
+  get idling(): boolean {
+    return this.idle !== null;
+  }
+
+  /** The client's line while IDLE runs. */
+  async idleLine(line: string): Promise<void> {
+    const idle = this.idle!;
+    this.idle = null;
+    await idle.end(line);
+  }
+
+  /**
+   * An APPEND announced its message literal: null to take it (a synchronizing
+   * literal is then asked for), or the tagged answer refusing it (sent before
+   * the client sends a synchronizing literal; a non-synchronizing one is read and dropped).
+   */
+  beginAppend(tag: string, size: number): string | null {
+    this.appending?.dispose();
+    const refused = appendRefusal(this, size);
+    this.appending = new AppendSpool(tag, size, refused, this.store.tmpDir);
+    return refused;
+  }
+
+  /** The APPEND's message bytes as they arrive. */
+  async appendData(b: Buffer): Promise<void> {
+    await this.appending?.write(b);
+  }
+
+  /** A refused synchronizing APPEND: nothing more comes for it. */
+  dropAppend(): void {
+    this.appending?.dispose();
+    this.appending = null;
   }
 
   /** The client's line after "+ " in AUTHENTICATE. */
@@ -72,30 +118,40 @@ export class ImapSession implements SessionState {
       const done = await this.run(cmd);
       await this.io.write(`${tag} OK ${done}\r\n`);
     } catch (e) {
-      if (e instanceof Pending) return;
-      if (e instanceof Fatal) throw e;
-      if (e instanceof No) {
-        if (e.kind === 'BAD') this.badCommands++;
-        await this.io.write(`${tag} ${e.kind} ${e.message}\r\n`);
-      } else if (e instanceof SearchError) {
-        await this.io.write(`${tag} ${/^\[(CANNOT|BADCHARSET)/.test(e.message) ? 'NO' : 'BAD'} ${e.message}\r\n`);
-      } else if (isMailcasError(e) && e.transient) {
-        await this.io.write(`${tag} NO [UNAVAILABLE] ${e.message} (temporary: try again)\r\n`);
-      } else if (isMailcasError(e, 'E_USAGE')) {
-        this.badCommands++;
-        await this.io.write(`${tag} BAD ${e.message}\r\n`);
-      } else if (isMailcasError(e, 'E_REFUSED') && typeof e.data.imap === 'string') {
-        await this.io.write(`${tag} NO [${e.data.imap}] ${e.message}\r\n`);
-      } else if (isMailcasError(e, 'E_NOT_FOUND')) {
-        await this.io.write(`${tag} NO [NONEXISTENT] ${e.message}\r\n`);
-      } else if (isMailcasError(e, 'E_CORRUPT') || isMailcasError(e, 'E_INTEGRITY')) {
-        // RFC 5530: the message is damaged; nothing of it was sent
-        this.opts.log.warn('imap-damaged-message', { user: this.user, command: cmd.name, error: e.message });
-        await this.io.write(`${tag} NO [CORRUPTION] ${e.message}\r\n`);
-      } else {
-        this.opts.log.warn('imap-command-failed', { user: this.user, command: cmd.name, error: (e as Error).message });
-        await this.io.write(`${tag} NO [SERVERBUG] ${(e as Error).message}\r\n`);
-      }
+      await this.answerError(tag, cmd, e);
+    } finally {
+      if (cmd.name === 'APPEND') this.dropAppend();
+    }
+  }
+
+  private async answerError(tag: string, cmd: Command, e: unknown): Promise<void> {
+    if (e instanceof Pending) return;
+    if (e instanceof Fatal) throw e;
+    if (e instanceof No) {
+      if (e.kind === 'BAD') this.badCommands++;
+      await this.io.write(`${tag} ${e.kind} ${e.message}\r\n`);
+    } else if (e instanceof SearchError) {
+      await this.io.write(`${tag} ${/^\[(CANNOT|BADCHARSET)/.test(e.message) ? 'NO' : 'BAD'} ${e.message}\r\n`);
+    } else if (isMailcasError(e) && e.transient) {
+      await this.io.write(`${tag} NO [UNAVAILABLE] ${e.message} (temporary: try again)\r\n`);
+    } else if (isMailcasError(e, 'E_USAGE')) {
+      this.badCommands++;
+      await this.io.write(`${tag} BAD ${e.message}\r\n`);
+    } else if (isMailcasError(e) && typeof e.data.imap === 'string') {
+      await this.io.write(`${tag} NO [${e.data.imap}] ${e.message}\r\n`);
+    } else if (isMailcasError(e, 'E_TOO_LARGE')) {
+      await this.io.write(`${tag} NO [TOOBIG] ${e.message}\r\n`);
+    } else if (isMailcasError(e, 'E_REFUSED')) {
+      await this.io.write(`${tag} NO ${e.message}\r\n`);
+    } else if (isMailcasError(e, 'E_NOT_FOUND')) {
+      await this.io.write(`${tag} NO [NONEXISTENT] ${e.message}\r\n`);
+    } else if (isMailcasError(e, 'E_CORRUPT') || isMailcasError(e, 'E_INTEGRITY')) {
+      // RFC 5530: the message is damaged; nothing of it was sent
+      this.opts.log.warn('imap-damaged-message', { user: this.user, command: cmd.name, error: e.message });
+      await this.io.write(`${tag} NO [CORRUPTION] ${e.message}\r\n`);
+    } else {
+      this.opts.log.warn('imap-command-failed', { user: this.user, command: cmd.name, error: (e as Error).message });
+      await this.io.write(`${tag} NO [SERVERBUG] ${(e as Error).message}\r\n`);
     }
   }
 
@@ -115,10 +171,20 @@ export class ImapSession implements SessionState {
       case 'ID':
         await this.io.write('* ID ("name" "mailcas")\r\n');
         return 'ID completed';
-      case 'ENABLE':
+      case 'ENABLE': {
         this.needAuth();
-        await this.io.write('* ENABLED\r\n');
+        const on: string[] = [];
+        for (const a of args) {
+          const x = (argText(a) ?? '').toUpperCase();
+          if (x === 'CONDSTORE' || x === 'QRESYNC') {
+            this.condstore = true;
+            if (x === 'QRESYNC') this.qresync = true;
+            on.push(x);
+          }
+        }
+        await this.io.write(`* ENABLED${on.map((x) => ` ${x}`).join('')}\r\n`);
         return 'ENABLE completed';
+      }
       case 'STARTTLS':
         throw new No('BAD', 'STARTTLS is not offered: run the front on loopback or behind a TLS proxy');
       case 'LOGIN': {
@@ -157,29 +223,42 @@ export class ImapSession implements SessionState {
         return 'STATUS completed';
       case 'SELECT':
       case 'EXAMINE':
-        await select(this, argText(args[0]));
-        return `[READ-ONLY] ${name} completed`;
+        return `${await select(this, argText(args[0]), name === 'EXAMINE', args[1])} ${name} completed`;
+      case 'CREATE':
+        await create(this, args);
+        return 'CREATE completed';
+      case 'DELETE':
+        await remove(this, args);
+        return 'DELETE completed';
+      case 'RENAME':
+        await rename(this, args);
+        return 'RENAME completed';
       case 'SUBSCRIBE':
       case 'UNSUBSCRIBE':
-        return `${name} completed (every mailbox is listed)`;
-      case 'CREATE':
-      case 'DELETE':
-      case 'RENAME':
+        await subscribe(this, args, name === 'SUBSCRIBE');
+        return `${name} completed`;
       case 'APPEND':
-        throw new No('NO', `[CANNOT] ${name}: this IMAP front is read-only (mail arrives through mailcas deliver or lmtp)`);
+        return `${await append(this, args, this.appending)} APPEND completed`;
+      case 'IDLE':
+        this.idle = new Idle(this, tag);
+        await this.idle.start();
+        throw new Pending();
     }
     if (this.state !== 'selected' || !this.selected) throw new No('BAD', `${name} needs a selected mailbox`);
     switch (name) {
       case 'CHECK':
+        await refresh(this);
         return 'CHECK completed';
       case 'CLOSE':
       case 'UNSELECT':
+        if (name === 'CLOSE') await expunge(this, [], false, true);
         this.selected = null;
         this.state = 'authenticated';
         return `${name} completed`;
       case 'FETCH':
       case 'UID FETCH':
         await fetch(this, args, name === 'UID FETCH');
+        await refresh(this, { expunges: name === 'UID FETCH' });
         return `${name} completed`;
       case 'SEARCH':
       case 'UID SEARCH':
@@ -187,13 +266,16 @@ export class ImapSession implements SessionState {
         return `${name} completed`;
       case 'STORE':
       case 'UID STORE':
+        return `${await store(this, args, name === 'UID STORE')} ${name} completed`.trimStart();
       case 'EXPUNGE':
       case 'UID EXPUNGE':
+        await expunge(this, args, name === 'UID EXPUNGE');
+        return `${name} completed`;
       case 'COPY':
       case 'UID COPY':
       case 'MOVE':
       case 'UID MOVE':
-        throw new No('NO', `[READ-ONLY] ${name}: the mailbox is read-only`);
+        return `${await copy(this, args, name.startsWith('UID'), name.endsWith('MOVE'))} ${name} completed`.trimStart();
     }
     throw new No('BAD', `unknown command ${name}`);
   }
@@ -202,38 +284,4 @@ export class ImapSession implements SessionState {
     if (this.state === 'not-authenticated') throw new No('BAD', 'log in first (LOGIN or AUTHENTICATE PLAIN)');
   }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 }
-
-
-
-
-
-
-

@@ -29,7 +29,7 @@ async function stop(proc: ChildProcess): Promise<number | null> {
   return new Promise((r) => proc.once('exit', (c) => r(c)));
 }
 
-describe('mailcas imap (read-only IMAP4rev1 front)', () => {
+describe('mailcas imap (IMAP4rev1 front): reads', () => {
   const dir = tmpDir();
   const passwd = path.join(tmpDir(), 'passwd');
   // LF-only messages with a header/body separator (mbsync stores LF and refuses headers with no end)
@@ -64,7 +64,7 @@ describe('mailcas imap (read-only IMAP4rev1 front)', () => {
     const out = JSON.parse(r.stdout);
     expect(out.badLogin).toMatch(/AUTHENTICATIONFAILED/);
     expect(out.auth).toBe('OK');
-    expect(out.list).toEqual(['() "/" "Archive"', '() "/" "INBOX"', '() "/" "Lists/dev"']);
+    expect(out.list).toEqual(['(\\HasNoChildren) "/" "Archive"', '(\\HasNoChildren) "/" "INBOX"', '(\\HasNoChildren) "/" "Lists/dev"']);
     const s = await Store.open(dir, { logger: silentLogger });
     const inbox = s.list('u1', 'INBOX');
     expect(out.status).toBe(`"INBOX" (MESSAGES ${inbox.length} UIDNEXT ${s.nextId()} UIDVALIDITY ${s.uidValidity})`);
@@ -152,12 +152,13 @@ describe('mailcas imap (read-only IMAP4rev1 front)', () => {
     expect(lines[1]).toBe('+ ');
     expect(lines[2]).toMatch(/^a1 OK/);
     expect(lines[3]).toBe('+ go ahead');
-    expect(lines).toContain('* LIST () "/" "INBOX"');
-    expect(lines.filter((l) => l.startsWith('* LIST'))).toEqual(['* LIST () "/" "INBOX"']); // u2 has no Archive
+    expect(lines).toContain('* LIST (\\HasNoChildren) "/" "INBOX"');
+    expect(lines.filter((l) => l.startsWith('* LIST'))).toEqual(['* LIST (\\HasNoChildren) "/" "INBOX"']); // u2 has no Archive
     expect(lines.find((l) => l.startsWith('a3 '))).toMatch(/^a3 NO \[NONEXISTENT\]/);
     expect(lines).toContain('* BAD missing or malformed tag');
-    expect(lines.find((l) => l.startsWith('a4 '))).toMatch(/^a4 OK \[READ-ONLY\]/);
-    expect(r.stdout).toContain('* 1 FETCH (BODY[] {27}\r\nSubject: not yours\n\nsecret\n)\r\n');
+    expect(lines.find((l) => l.startsWith('a4 '))).toMatch(/^a4 OK \[READ-WRITE\]/);
+    // a body fetched without PEEK from a mailbox selected read-write is \Seen from then on (RFC 3501 6.4.5)
+    expect(r.stdout).toContain('* 1 FETCH (BODY[] {27}\r\nSubject: not yours\n\nsecret\n FLAGS (\\Seen))\r\n');
     expect(lines.find((l) => l.startsWith('a6 '))).toMatch(/^a6 BAD no message 2/);
     expect(lines.find((l) => l.startsWith('* BYE'))).toBeTruthy();
   });

@@ -46,10 +46,18 @@ describe('command framing and parsing', () => {
 });
 
 describe('SEARCH', () => {
-  const msg = (seq: number, size: number, received: string, header: string): SearchFacts => ({ seq, uid: seq * 10, size, received: Date.parse(received), fields: async () => parseFields(Buffer.from(header)) });
+  const msg = (seq: number, size: number, received: string, header: string, flags: string[] = []): SearchFacts => ({
+    seq,
+    uid: seq * 10,
+    size,
+    received: Date.parse(received),
+    flags,
+    modseq: seq + 4,
+    fields: async () => parseFields(Buffer.from(header)),
+  });
   const box = [
     msg(1, 500, '2024-01-05T10:00:00Z', 'From: Alice <alice@example.com>\nSubject: Lunch plans\nDate: Thu, 4 Jan 2024 09:00:00 +0000\n\n'),
-    msg(2, 5000, '2024-02-01T10:00:00Z', 'From: bob@example.org\nSubject: Invoice\nX-Tag: urgent\n\n'),
+    msg(2, 5000, '2024-02-01T10:00:00Z', 'From: bob@example.org\nSubject: Invoice\nX-Tag: urgent\n\n', ['\\Seen', '$Work']),
     msg(3, 50, '2024-03-01T10:00:00Z', 'From: carol@example.net\nSubject: lunch?\n\n'),
   ];
   const run = async (q: string) => {
@@ -58,7 +66,7 @@ describe('SEARCH', () => {
     for (const m of box) if (await c(m)) hits.push(m.seq);
     return hits;
   };
-  it('header, size, date, UID, NOT, OR and groups; body text refused', async () => {
+  it('header, size, date, UID, flags and keywords, MODSEQ, NOT, OR and groups; body text refused', async () => {
     expect(await run('ALL')).toEqual([1, 2, 3]);
     expect(await run('SUBJECT lunch')).toEqual([1, 3]);
     expect(await run('FROM "example.org"')).toEqual([2]);
@@ -69,7 +77,13 @@ describe('SEARCH', () => {
     expect(await run('HEADER X-Tag urgent')).toEqual([2]);
     expect(await run('UID 20:*')).toEqual([2, 3]);
     expect(await run('NOT (OR SUBJECT invoice FROM alice)')).toEqual([3]);
-    expect(await run('2:3 SEEN')).toEqual([]);
+    expect(await run('2:3 SEEN')).toEqual([2]);
+    expect(await run('UNSEEN')).toEqual([1, 3]);
+    expect(await run('KEYWORD $work')).toEqual([2]);
+    expect(await run('UNKEYWORD $Work DELETED')).toEqual([]);
+    expect(await run('OR FLAGGED NOT DELETED')).toEqual([1, 2, 3]);
+    expect(await run('MODSEQ 6')).toEqual([2, 3]);
+    expect(await run('MODSEQ "/flags/\\\\seen" all 7')).toEqual([3]);
     expect(await run('CHARSET UTF-8 UNSEEN 1')).toEqual([1]);
     await expect(run('BODY hello')).rejects.toThrow(/CANNOT/);
     await expect(run('CHARSET KOI8-R ALL')).rejects.toThrow(/BADCHARSET/);

@@ -1,10 +1,12 @@
 import { isMailcasError } from '../../errors.js';
 import type { MessageAccess } from '../../types.js';
-import { argSource, argText, parseSequenceSet, type Arg } from '../command-parser.js';
+import { argSource, argText, inRanges, parseSequenceSet, type Arg } from '../command-parser.js';
 import { answerItem, parseFetchItems, type FetchItem } from '../../fetch/fetch-items.js';
 import { toWire } from '../../fetch/wire.js';
 import { IMAP_MAX_SEQUENCE_RANGES } from '../../limits.js';
 import { Fatal, No, type SessionState } from '../session-state.js';
+import { flagList } from '../wire-sets.js';
+import { resync } from './mailboxes.js';
 
 // FETCH and UID FETCH: messages read a window ahead of the one going out, answers of the server cache written at once
 
@@ -21,7 +23,7 @@ type Prepared = {
 
 /** Items whose answers the cache keeps: structure and metadata items, header sections. */
 function cacheable(it: FetchItem): boolean {
-  return it.kind === 'meta' || (it.kind === 'section' && !it.binary && /^(HEADER|MIME)/.test(it.section.text));
+  return (it.kind === 'meta' && it.name !== 'FLAGS' && it.name !== 'MODSEQ') || (it.kind === 'section' && !it.binary && /^(HEADER|MIME)/.test(it.section.text));
 }
 
 /** An item's key in the answer cache: the response name of a partial holds its origin only, the key its length too. */
@@ -62,11 +64,57 @@ export function targetsOf(s: SessionState, setText: string | null, uid: boolean)
   }
   return out;
 }
+/** The FETCH modifiers of RFC 7162: (CHANGEDSINCE modseq [VANISHED]), the last argument after the items. */
+function modifiers(s: SessionState, args: Arg[], uid: boolean): { rest: Arg[]; changedSince: number | null; vanished: boolean } {
+  const last = args[args.length - 1];
+  if (args.length < 3 || !Array.isArray(last) || (argText(last[0]) ?? '').toUpperCase() !== 'CHANGEDSINCE') return { rest: args, changedSince: null, vanished: false };
+  const n = argText(last[1]) ?? '';
+  if (!/^\d+$/.test(n)) throw new No('BAD', 'CHANGEDSINCE needs a modseq');
+  const vanished = (argText(last[2]) ?? '').toUpperCase() === 'VANISHED';
+  if (vanished && (!uid || !s.qresync)) throw new No('BAD', 'VANISHED needs UID FETCH and ENABLE QRESYNC');
+  s.condstore = true;
+  return { rest: args.slice(0, -1), changedSince: Number(n), vanished };
+}
+
 export async function fetch(s: SessionState, args: Arg[], uid: boolean): Promise<void> {
   if (args.length < 2) throw new No('BAD', 'FETCH needs a sequence set and items');
-  const items: FetchItem[] = parseFetchItems(args.slice(1).map(argSource).join(' '));
+  const mod = modifiers(s, args, uid);
+  // MODSEQ (RFC 7162) is the front's item like FLAGS: taken out before the items are parsed
+  let wantModseq = mod.changedSince !== null;
+  const text = mod.rest
+    .slice(1)
+    .map(argSource)
+    .join(' ')
+    .replace(/(^|[ (])MODSEQ(?=[ )]|$)/gi, (_m, pre: string) => ((wantModseq = true), pre))
+    .replace(/\(\s+/g, '(')
+    .replace(/\s+\)/g, ')')
+    .trim();
+  const items: FetchItem[] = text === '' || text === '()' ? [] : parseFetchItems(text);
+  if (wantModseq) s.condstore = true;
   if (uid && !items.some((i) => i.kind === 'meta' && i.name === 'UID')) items.unshift({ kind: 'meta', name: 'UID' });
-  const targets = targetsOf(s, argText(args[0]), uid);
+  let targets = targetsOf(s, argText(mod.rest[0]), uid);
+  const sel = s.selected!;
+  if (mod.changedSince !== null) {
+    const since = mod.changedSince;
+    if (mod.vanished) {
+      const ranges = parseSequenceSet(argText(mod.rest[0]) ?? '', sel.uids[sel.uids.length - 1] ?? 0);
+      await resync(s, since, (u) => Array.isArray(ranges) && inRanges(ranges, u), true);
+    }
+    targets = targets.filter((t) => (sel.modseqs.get(t.uid) ?? 0) > since);
+  }
+  // a body fetched without PEEK marks the message \Seen (RFC 3501 6.4.5), in a mailbox selected read-write
+  if (!sel.readOnly && items.some((i) => i.kind === 'section' && !i.peek)) {
+    const unseen = targets.filter((t) => !(sel.flags.get(t.uid) ?? []).includes('\\Seen')).map((t) => t.uid);
+    if (unseen.length) {
+      const r = await s.store.mail.setFlags(s.user!, unseen, 'add', ['\\Seen'], { mailbox: sel.name });
+      for (const st of r.states) {
+        sel.flags.set(st.uid, st.flags);
+        sel.modseqs.set(st.uid, st.modseq);
+      }
+      if (!items.some((i) => i.kind === 'meta' && i.name === 'FLAGS')) items.push({ kind: 'meta', name: 'FLAGS' });
+    }
+  }
+  if (wantModseq) items.push({ kind: 'meta', name: 'MODSEQ' });
   const window = s.opts.fetchWindow ?? DEFAULT_FETCH_WINDOW;
   // messages are read `window` ahead of the one going out: on a remote store, latency overlaps;
   // one whose every item is in the answer cache is written from it at once (no read, no promise)
@@ -120,7 +168,8 @@ export function cachedLine(s: SessionState, t: { seq: number; uid: number }, ite
     const it = items[i];
     let wire: string | undefined;
     if (it.kind === 'meta' && it.name === 'UID') wire = id;
-    else if (it.kind === 'meta' && it.name === 'FLAGS') wire = '()';
+    else if (it.kind === 'meta' && it.name === 'FLAGS') wire = flagList(s.selected!.flags.get(t.uid) ?? []);
+    else if (it.kind === 'meta' && it.name === 'MODSEQ') wire = `(${s.selected!.modseqs.get(t.uid) ?? 1})`;
     else if (cacheable(it)) wire = cache.get(id, cacheKey(it));
     if (wire === undefined) return null;
     line += `${i ? ' ' : ''}${it.name} ${wire}`;
@@ -135,7 +184,8 @@ export async function prepare(s: SessionState, t: { seq: number; uid: number }, 
   const parts: NonNullable<Prepared>['parts'] = [];
   for (const it of items) {
     if (it.kind === 'meta' && it.name === 'UID') parts.push({ name: 'UID', wire: String(t.uid) });
-    else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', wire: '()' });
+    else if (it.kind === 'meta' && it.name === 'FLAGS') parts.push({ name: 'FLAGS', wire: flagList(s.selected!.flags.get(t.uid) ?? []) });
+    else if (it.kind === 'meta' && it.name === 'MODSEQ') parts.push({ name: 'MODSEQ', wire: `(${s.selected!.modseqs.get(t.uid) ?? 1})` });
     else {
       const isCacheable = cacheable(it);
       const key = cacheKey(it);

@@ -27,6 +27,8 @@ export async function search(s: SessionState, args: Arg[], uid: boolean): Promis
       uid: sel.uids[i],
       size: rec.size,
       received: rec.received,
+      flags: sel.flags.get(sel.uids[i]) ?? [],
+      modseq: sel.modseqs.get(sel.uids[i]) ?? 1,
       fields: async () => {
         if (fields) return fields;
         const m = s.store.access(id, { user: s.user! });
