@@ -210,6 +210,12 @@ export class ImapSession implements SessionState {
       }
     }
     this.needAuth();
+    return this.runAuthenticated(cmd);
+  }
+
+  /** Commands of the authenticated state (and the selected one). */
+  private async runAuthenticated(cmd: Command): Promise<string> {
+    const { name, args, tag } = cmd;
     switch (name) {
       case 'LIST':
       case 'LSUB':
@@ -245,6 +251,12 @@ export class ImapSession implements SessionState {
         throw new Pending();
     }
     if (this.state !== 'selected' || !this.selected) throw new No('BAD', `${name} needs a selected mailbox`);
+    return this.runSelected(cmd);
+  }
+
+  /** Commands of the selected state. */
+  private async runSelected(cmd: Command): Promise<string> {
+    const { name, args } = cmd;
     switch (name) {
       case 'CHECK':
         await refresh(this);
