@@ -9,6 +9,8 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # mbsync (isync): a real IMAP client mirroring mailboxes from the IMAP front
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+# fetchmail: a real IMAP client that marks what it fetched \Seen (and so needs a read-write front)
+command -v fetchmail >/dev/null 2>&1 || need+=(fetchmail)
 # Postfix is only usable by the tests as root (its own users, chroot); skip it for other users
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/postfix ]; then need+=(postfix); fi
 # Dovecot's IMAP: the oracle the FETCH answers are compared with (run as root: it drops to nobody)

@@ -5,29 +5,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { answerItem, parseFetchItems } from '../../src/fetch/fetch-items.js';
 import { toWire } from '../../src/fetch/wire.js';
-import { BIN, ROOT, corpusFiles, tmpDir } from '../helpers.js';
-
-async function startImap(store: string, passwd: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [BIN, '--store', store, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr!.on('data', (d) => (log += d));
-  for (let i = 0; i < 200 && !log.includes('imap-listening'); i++) await new Promise((r) => setTimeout(r, 50));
-  const on = /"on":"[^"]*:(\d+)"/.exec(log)?.[1];
-  if (!on) throw new Error(`imap did not start: ${log}`);
-  return { proc, port: Number(on) };
-}
-
-async function stop(proc: ChildProcess): Promise<number | null> {
-  if (proc.exitCode !== null) return proc.exitCode;
-  proc.kill('SIGTERM');
-  return new Promise((r) => proc.once('exit', (c) => r(c)));
-}
+import { ROOT, corpusFiles, tmpDir } from '../helpers.js';
+import { startImap, stop } from './start-imap.js';
 
 describe('mailcas imap (IMAP4rev1 front): reads', () => {
   const dir = tmpDir();

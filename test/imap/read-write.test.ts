@@ -1,0 +1,214 @@
+// mailcas imap read-write (issue 23), spoken to by clients nobody here wrote: Node's imapflow (APPEND,
+// STORE, COPY/MOVE with COPYUID, EXPUNGE, CONDSTORE, IDLE seeing another process's delivery, flag change
+// and expunge), fetchmail (fetches each unseen message once and marks it \Seen: a second run fetches
+// nothing) and mbsync two-way (flags, deletions and new mail on each side; a second run has nothing to
+// do). Every message a client downloads or uploads is compared byte for byte.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImapFlow } from 'imapflow';
+import { Store } from '../../src/store.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { messageWith } from '../mailgen.js';
+import { corpusFiles, runCli, tmpDir } from '../helpers.js';
+import { startImap, stop } from './start-imap.js';
+
+const sha = (b: Buffer | string): string => crypto.createHash('sha256').update(b).digest('hex');
+
+describe('mailcas imap (IMAP4rev1 front): read-write', () => {
+  const dir = tmpDir();
+  const passwd = path.join(tmpDir(), 'passwd');
+  // LF-only messages with a header/body separator (what fetchmail and mbsync hand back unchanged)
+  const files = corpusFiles()
+    .map((f) => fs.readFileSync(f))
+    .filter((b) => !b.includes('\r') && b.includes('\n\n'))
+    .slice(0, 60);
+  let server: { proc: ChildProcess; port: number };
+  const client = (user = 'flow'): ImapFlow => new ImapFlow({ host: '127.0.0.1', port: server.port, secure: false, auth: { user, pass: 'pw' }, logger: false });
+  const open = () => Store.open(dir, { logger: silentLogger, workers: 0 });
+
+  beforeAll(async () => {
+    const s = await Store.init(dir, { logger: silentLogger, workers: 0 });
+    for (const [i, b] of files.entries()) await s.ingest(b, { user: i < 20 ? 'fetch' : i < 40 ? 'sync' : 'flow' });
+    await s.close();
+    fs.writeFileSync(passwd, 'flow:{PLAIN}pw\nfetch:{PLAIN}pw\nsync:{PLAIN}pw\n');
+    server = await startImap(dir, passwd);
+  });
+
+  afterAll(async () => {
+    if (server) expect(await stop(server.proc)).toBe(0);
+  });
+
+  it('imapflow: APPEND (flags, date, APPENDUID) byte-exact, STORE, COPY and MOVE with COPYUID, EXPUNGE, CONDSTORE; counts stay exact', async () => {
+    const c = client();
+    await c.connect();
+    expect(c.capabilities.has('UIDPLUS') && c.capabilities.has('CONDSTORE') && c.capabilities.has('MOVE')).toBe(true);
+    await c.mailboxCreate('Work');
+    const big = messageWith(crypto.randomBytes(3 * 1024 * 1024), { subject: 'appended' });
+    const appended = await c.append('INBOX', big, ['\\Seen', '$Project'], new Date('2021-03-04T05:06:07Z'));
+    expect(appended).toMatchObject({ uid: expect.any(Number) });
+    const lock = await c.getMailboxLock('INBOX');
+    try {
+      const mb = c.mailbox as { exists: number; highestModseq: bigint };
+      const m0 = mb.highestModseq;
+      const got = await c.fetchOne(String(appended && appended.uid), { source: true, flags: true, internalDate: true }, { uid: true });
+      expect(got && sha(got.source!)).toBe(sha(big));
+      expect(got && [...got.flags!]).toEqual(['\\Seen', '$Project']);
+      expect(got && (got.internalDate as Date).toISOString()).toBe('2021-03-04T05:06:07.000Z');
+      // every message downloaded is the one stored, byte for byte
+      const sources = new Map<number, string>();
+      for await (const m of c.fetch('1:*', { uid: true, source: true })) sources.set(m.uid, sha(m.source!));
+      expect(sources.size).toBe(files.length - 40 + 1);
+      expect([...sources.values()].filter((h) => !files.slice(40).some((f) => sha(f) === h) && h !== sha(big))).toEqual([]);
+
+      const uids = [...sources.keys()];
+      expect(await c.messageFlagsAdd(uids.slice(0, 3).join(','), ['\\Flagged', 'Todo'], { uid: true })).toBe(true);
+      expect(await c.messageFlagsRemove(String(uids[1]), ['Todo'], { uid: true })).toBe(true);
+      const flags = new Map<number, string[]>();
+      for await (const m of c.fetch('1:3', { uid: true, flags: true })) flags.set(m.uid, [...m.flags!]);
+      expect(flags.get(uids[0])).toEqual(['\\Flagged', 'Todo']);
+      expect(flags.get(uids[1])).toEqual(['\\Flagged']);
+      expect((await c.status('INBOX', { highestModseq: true })).highestModseq! > m0).toBe(true);
+      // CONDSTORE: only what changed since a modseq
+      const changed: number[] = [];
+      for await (const m of c.fetch('1:*', { uid: true, flags: true }, { changedSince: m0 })) changed.push(m.uid);
+      expect(changed.sort((a, b) => a - b)).toEqual(uids.slice(0, 3));
+
+      const copied = await c.messageCopy(uids.slice(0, 2).join(','), 'Work', { uid: true });
+      expect(copied && [...copied.uidMap!.keys()]).toEqual(uids.slice(0, 2));
+      const moved = await c.messageMove(String(uids[2]), 'Work', { uid: true });
+      expect(moved && [...moved.uidMap!.keys()]).toEqual([uids[2]]);
+      expect(await c.messageDelete(String(uids[3]), { uid: true })).toBe(true);
+      expect((c.mailbox as { exists: number }).exists).toBe(uids.length - 2);
+      const work = await c.status('Work', { messages: true, unseen: true });
+      expect(work).toMatchObject({ messages: 3, unseen: 3 });
+    } finally {
+      lock.release();
+    }
+    await c.logout();
+    const s = await open();
+    expect(s.list('flow', 'Work').map((m) => m.flags)).toEqual([['\\Flagged', 'Todo'], ['\\Flagged'], ['\\Flagged', 'Todo']]);
+    expect(await s.check()).toMatchObject({ consistent: true, drift: [], missingBlobs: [] });
+    await s.close();
+  });
+
+  it("IDLE: another process's delivery, flag change and expunge reach the idling session", async () => {
+    const c = client();
+    await c.connect();
+    const lock = await c.getMailboxLock('INBOX');
+    const events: { kind: string; at: number; v: unknown }[] = [];
+    c.on('exists', (v) => events.push({ kind: 'exists', at: Date.now(), v }));
+    c.on('expunge', (v) => events.push({ kind: 'expunge', at: Date.now(), v }));
+    c.on('flags', (v) => events.push({ kind: 'flags', at: Date.now(), v }));
+    const idling = c.idle();
+    const waitFor = async (kind: string): Promise<number> => {
+      for (let i = 0; i < 100 && !events.some((e) => e.kind === kind); i++) await new Promise((r) => setTimeout(r, 50));
+      return events.find((e) => e.kind === kind)?.at ?? NaN;
+    };
+    await new Promise((r) => setTimeout(r, 200));
+    const msg = Buffer.from('Subject: while idle\r\n\r\nnew mail\r\n');
+    const t0 = Date.now();
+    const d = await runCli(['--store', dir, 'ingest', '--user', 'flow'], { input: msg });
+    expect(d.code, d.stderr).toBe(0);
+    const id = d.stdout.toString().trim();
+    expect((await waitFor('exists')) - t0).toBeLessThan(5000);
+    expect((await runCli(['--store', dir, 'flags', '--user', 'flow', id, '--add', 'Urgent'])).code).toBe(0);
+    await waitFor('flags');
+    expect(events.find((e) => e.kind === 'flags')!.v).toMatchObject({ uid: Number(id), flags: new Set(['Urgent']) });
+    expect((await runCli(['--store', dir, 'expunge', '--user', 'flow', id])).code).toBe(0);
+    await waitFor('expunge');
+    expect(events.map((e) => e.kind)).toEqual(['exists', 'flags', 'expunge']);
+    lock.release();
+    await c.logout();
+    await idling.catch(() => undefined);
+  });
+
+  it('fetchmail fetches every unseen message once, byte-exact, and marks it \\Seen: a second run fetches nothing', async () => {
+    const work = tmpDir();
+    const out = path.join(work, 'out');
+    fs.mkdirSync(out);
+    const save = path.join(work, 'save.sh');
+    fs.writeFileSync(save, `#!/bin/sh\ncat > "${out}/m.$(date +%s%N).$$"\n`, { mode: 0o755 });
+    const rc = path.join(work, 'fetchmailrc');
+    // bad-header accept: the corpus has malformed headers, which fetchmail otherwise leaves on the server
+    fs.writeFileSync(rc, `poll 127.0.0.1 service ${server.port} protocol IMAP auth password bad-header accept user "fetch" password "pw" is "fetch" here keep no rewrite sslproto "" mda "${save}"\n`, { mode: 0o600 });
+    const run = () => spawnSync('fetchmail', ['-f', rc, '--pidfile', path.join(work, 'pid'), '--nosyslog'], { encoding: 'utf8', env: { ...process.env, HOME: work }, timeout: 120_000 });
+    const r1 = run();
+    expect(r1.status, r1.stderr + r1.stdout).toBe(0);
+    // fetchmail adds its own Received: field (after Return-Path and Delivered-To; no rewrite keeps addresses as they are): taken off again
+    const got = fs.readdirSync(out).map((f) => sha(fs.readFileSync(path.join(out, f), 'latin1').replace(/^Received: from 127\.0\.0\.1[^\n]*\n(\t[^\n]*\n)*/m, '')));
+    const want = files.slice(0, 20).map(sha);
+    expect(got.length).toBe(20);
+    expect(got.sort()).toEqual(want.sort());
+    const r2 = run();
+    // exit 1: "no mail" (fetchmail's own code)
+    expect(r2.status, r2.stderr + r2.stdout).toBe(1);
+    expect(fs.readdirSync(out).length).toBe(20);
+    const s = await open();
+    expect(s.list('fetch').every((m) => m.flags.includes('\\Seen'))).toBe(true);
+    await s.close();
+  });
+
+  it('mbsync two-way: flags, deletions and new mail on each side meet; a second run has nothing to do', async () => {
+    const work = tmpDir();
+    const maildir = path.join(work, 'mail');
+    fs.mkdirSync(maildir);
+    const rc = path.join(work, 'mbsyncrc');
+    fs.writeFileSync(
+      rc,
+      `IMAPAccount far\nHost 127.0.0.1\nPort ${server.port}\nUser sync\nPass pw\nSSLType None\nAuthMechs PLAIN\n\nIMAPStore far-store\nAccount far\n\nMaildirStore near\nPath ${maildir}/\nInbox ${maildir}/INBOX\nSubFolders Verbatim\n\nChannel ch\nFar :far-store:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSync All\nSyncState *\n`,
+    );
+    const run = () => spawnSync('mbsync', ['-c', rc, '-a', '-V'], { encoding: 'utf8', cwd: work, timeout: 120_000 });
+    const r1 = run();
+    expect(r1.status, r1.stderr + r1.stdout).toBe(0);
+    const cur = (): string[] => ['cur', 'new'].flatMap((d) => fs.readdirSync(path.join(maildir, 'INBOX', d)).map((f) => path.join(maildir, 'INBOX', d, f)));
+    const body = (f: string): string => sha(fs.readFileSync(f, 'latin1').replace(/^X-TUID: [^\n]*\n/m, ''));
+    expect(cur().map(body).sort()).toEqual(files.slice(20, 40).map(sha).sort());
+
+    // the Maildir side: one message read (S), one deleted, one new
+    const [seenFile, deadFile] = cur().sort();
+    fs.renameSync(seenFile, `${seenFile.replace(/:2,[A-Z]*$/, '')}:2,S`);
+    fs.rmSync(deadFile);
+    const fresh = Buffer.from('From: near@example.org\nSubject: written on the laptop\n\nnew on the Maildir side\n');
+    fs.writeFileSync(path.join(maildir, 'INBOX', 'new', `${Date.now()}.1.laptop`), fresh);
+    // the server side: a flag set, a message expunged, a delivery
+    let s = await open();
+    const ids = s.list('sync', 'INBOX').map((m) => Number(m.id));
+    await s.mail.setFlags('sync', [ids[ids.length - 1]], 'add', ['\\Flagged']);
+    await s.mail.expunge('sync', [ids[ids.length - 2]]);
+    const delivered = Buffer.from('From: far@example.org\nSubject: delivered on the server\n\nnew on the server side\n');
+    await s.ingest(delivered, { user: 'sync' });
+    await s.close();
+
+    const r2 = run();
+    expect(r2.status, r2.stderr + r2.stdout).toBe(0);
+    s = await open();
+    const far = s.list('sync', 'INBOX');
+    // IMAP carries CRLF: mbsync uploads the Maildir's LF message with CRLF (and an X-TUID line), and keeps LF in the Maildir
+    const farText = await Promise.all(far.map(async (m) => (await s.fetchBuffer(m.id)).toString('latin1').replace(/^X-TUID: [^\r\n]*\r?\n/m, '')));
+    expect(farText).toContain(fresh.toString('latin1').replace(/\n/g, '\r\n'));
+    const serverBytes = farText.map((t) => sha(t.replace(/\r\n/g, '\n')));
+    const near = cur();
+    // the same messages on both sides: 20 - 1 deleted near - 1 expunged far + 1 new on each side
+    expect(far.length).toBe(20);
+    expect(near.length).toBe(20);
+    expect(near.map(body).sort()).toEqual(serverBytes.sort());
+    expect(serverBytes).toContain(sha(fresh));
+    expect(near.map(body)).toContain(sha(delivered));
+    // flags met: \Seen from the Maildir on the server, \Flagged from the server in the Maildir
+    expect(far.filter((m) => m.flags.includes('\\Seen')).length).toBeGreaterThanOrEqual(1);
+    expect(near.filter((f) => /:2,[A-Z]*F/.test(f)).length).toBe(1);
+    expect(await s.check()).toMatchObject({ consistent: true, drift: [], missingBlobs: [] });
+    const modseq = s.mail.info('sync', 'INBOX')!.highestModseq;
+    await s.close();
+
+    const r3 = run();
+    expect(r3.status, r3.stderr + r3.stdout).toBe(0);
+    expect(cur().length).toBe(20);
+    s = await open();
+    expect(s.mail.info('sync', 'INBOX')!.highestModseq).toBe(modseq);
+    await s.close();
+  });
+});
