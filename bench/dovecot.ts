@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
 import type { Dataset } from './datasets.js';
 import { forEachLimit } from '../src/util/pool.js';
@@ -189,4 +190,53 @@ export async function deliverToDovecot(
   };
   if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * Dovecot's IMAP as deployed: the instance configured in conf (its storage
+ * settings) started as a daemon with an IMAP listener on loopback; answers
+ * a connected socket and how to stop it.
+ */
+export async function startDovecotImap(d: string, conf: string): Promise<{ sock: net.Socket; stop(): void }> {
+  const port = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const tcpConf = path.join(d, 'imap-tcp.conf');
+  fs.writeFileSync(
+    tcpConf,
+    `${fs.readFileSync(conf, 'utf8').replace(/^protocols\s*=.*$/m, '')}
+protocols = imap
+# imap-login refuses to run as root
+default_login_user = dovenull
+default_internal_user = dovecot
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
+  }
+}
+`,
+  );
+  for (const sub of ['run', 'base', 'state']) fs.mkdirSync(path.join(d, sub), { recursive: true });
+  if (spawnSync('dovecot', ['-c', tcpConf], { stdio: 'ignore' }).status !== 0) throw new Error(`dovecot did not start (see ${d})`);
+  const stop = (): void => void spawnSync('doveadm', ['-c', tcpConf, 'stop'], { stdio: 'ignore' });
+  let sock: net.Socket | null = null;
+  for (let i = 0; i < 100 && !sock; i++) {
+    sock = await new Promise<net.Socket | null>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => resolve(c));
+      c.once('error', () => resolve(null));
+    });
+    if (!sock) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!sock) {
+    stop();
+    throw new Error(`Dovecot's IMAP does not listen on ${port}`);
+  }
+  sock.setNoDelay(true);
+  return { sock, stop };
 }

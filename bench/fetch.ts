@@ -24,7 +24,8 @@ import type { Readable, Writable } from 'node:stream';
 import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
-import { deliverToDovecot, dovecotAvailable, VARIANTS } from './dovecot.js';
+import { deliverToDovecot, dovecotAvailable, startDovecotImap, VARIANTS } from './dovecot.js';
+import { ImapClient } from './imap-client.js';
 import { spawnDaemon } from './daemon.js';
 
 const arg = (name: string, dflt: number): number => {
@@ -55,98 +56,6 @@ const BIN = path.join(ROOT, 'bin', 'mailcas.js');
 const DOVECOT_IMAP = '/usr/lib/dovecot/imap';
 const MAILDIR = 'Dovecot 2.3 Maildir';
 const SIS = 'Dovecot 2.3 sdbox+SIS';
-
-/** A minimal IMAP client: sends a tagged command, reads to its tagged answer (literals skipped without copying). */
-class ImapClient {
-  private chunks: Buffer[] = [];
-  private waiting: (() => void) | null = null;
-  private n = 0;
-  constructor(
-    private readonly input: Readable,
-    private readonly output: Writable,
-  ) {
-    input.on('data', (d: Buffer) => {
-      this.chunks.push(d);
-      this.waiting?.();
-    });
-    // a server that goes away fails the request waiting on it (instead of leaving it pending forever)
-    input.on('close', () => {
-      this.closed = true;
-      this.waiting?.();
-    });
-  }
-  private closed = false;
-  private async more(): Promise<void> {
-    if (this.closed) throw new Error('the server closed the connection');
-    await new Promise<void>((r) => (this.waiting = r));
-    this.waiting = null;
-    if (this.closed && !this.chunks.length) throw new Error('the server closed the connection');
-  }
-  /** One line (to LF), joining only the chunks it spans. */
-  private async readLine(): Promise<string> {
-    let parts: Buffer[] = [];
-    for (;;) {
-      while (!this.chunks.length) await this.more();
-      const c = this.chunks[0];
-      const lf = c.indexOf(0x0a);
-      if (lf < 0) {
-        parts.push(c);
-        this.chunks.shift();
-        continue;
-      }
-      parts.push(c.subarray(0, lf + 1));
-      if (lf + 1 < c.length) this.chunks[0] = c.subarray(lf + 1);
-      else this.chunks.shift();
-      const line = Buffer.concat(parts).toString('latin1');
-      parts = [];
-      return line;
-    }
-  }
-  private async skip(n: number): Promise<void> {
-    while (n > 0) {
-      while (!this.chunks.length) await this.more();
-      const c = this.chunks[0];
-      if (c.length <= n) {
-        n -= c.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = c.subarray(n);
-        n = 0;
-      }
-    }
-  }
-  /** The next line (with any literals it announces skipped); returns its text and byte length. */
-  private async line(): Promise<{ text: string; bytes: number }> {
-    let text = '';
-    let bytes = 0;
-    for (;;) {
-      const l = await this.readLine();
-      text += l;
-      bytes += l.length;
-      const lit = /~?\{(\d+)\}\r\n$/.exec(l);
-      if (!lit) return { text, bytes };
-      const n = Number(lit[1]);
-      await this.skip(n);
-      bytes += n;
-    }
-  }
-  async greeting(): Promise<string> {
-    return (await this.line()).text;
-  }
-  async run(cmd: string): Promise<number> {
-    const tag = `b${++this.n}`;
-    this.output.write(`${tag} ${cmd}\r\n`);
-    let bytes = 0;
-    for (;;) {
-      const l = await this.line();
-      bytes += l.bytes;
-      if (l.text.startsWith(`${tag} `)) {
-        if (!l.text.startsWith(`${tag} OK`)) throw new Error(`${cmd}: ${l.text}`);
-        return bytes;
-      }
-    }
-  }
-}
 
 interface Row {
   server: string;
@@ -351,43 +260,8 @@ async function main(): Promise<void> {
  * transport mailcas is measured over; LOGIN as u1, every workload measured.
  */
 async function dovecotRows(server: string, d: string, conf: string, n: number, rows: Row[], bulk: BulkRow[]): Promise<void> {
-  const port = await new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-  const tcpConf = path.join(d, 'imap-tcp.conf');
-  fs.writeFileSync(
-    tcpConf,
-    `${fs.readFileSync(conf, 'utf8').replace(/^protocols\s*=.*$/m, '')}
-protocols = imap
-# imap-login refuses to run as root
-default_login_user = dovenull
-default_internal_user = dovecot
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = ${port}
-  }
-}
-`,
-  );
-  for (const sub of ['run', 'base', 'state']) fs.mkdirSync(path.join(d, sub), { recursive: true });
-  if (spawnSync('dovecot', ['-c', tcpConf], { stdio: 'ignore' }).status !== 0) throw new Error(`dovecot did not start (see ${d})`);
+  const { sock, stop } = await startDovecotImap(d, conf);
   try {
-    let sock: net.Socket | null = null;
-    for (let i = 0; i < 100 && !sock; i++) {
-      sock = await new Promise<net.Socket | null>((resolve) => {
-        const c = net.connect(port, '127.0.0.1', () => resolve(c));
-        c.once('error', () => resolve(null));
-      });
-      if (!sock) await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!sock) throw new Error(`Dovecot's IMAP does not listen on ${port}`);
-    sock.setNoDelay(true);
     const dc = new ImapClient(sock, sock);
     await dc.greeting();
     await dc.run('LOGIN u1 bench');
@@ -402,7 +276,7 @@ service imap-login {
     }
     sock.end('z LOGOUT\r\n');
   } finally {
-    spawnSync('doveadm', ['-c', tcpConf, 'stop'], { stdio: 'ignore' });
+    stop();
   }
 }
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MailcasError } from './errors.js';
-import { sqliteError, immediate, type Db } from './meta/db.js';
+import { sqliteError, immediate, syncRelaxed, type Db } from './meta/db.js';
 import { makeDirsSync } from './util/dirs.js';
 import { AsyncMutex } from './util/async-mutex.js';
 import { BlobStore, DEFAULT_COMPRESSION } from './cas/blob-store.js';
@@ -387,6 +387,7 @@ export class Store implements IngestDeps, CheckDeps {
     await this.writeLock.run(() => {});
     this.closed = true;
     await this.workers?.close();
+    if (!this.readTmp) syncRelaxed(this.db);
     await this.blobStore.backend.close();
     await this.blobStore.cold?.close();
     await this.shared?.close();

@@ -8,7 +8,7 @@
  * reference counts move in the same transaction): no blob bytes are written.
  */
 import { MailcasError } from '../errors.js';
-import { bumpCounter, immediate, type Db, type WriteLock } from '../meta/db.js';
+import { bumpCounter, immediate, relaxedImmediate, type Db, type WriteLock } from '../meta/db.js';
 import { GENERATION } from '../meta/schema.js';
 import type { Messages, MessageRow, FlagRow } from '../meta/messages.js';
 import type { Mailboxes } from '../meta/mailboxes.js';
@@ -56,6 +56,11 @@ export class MailboxOps {
 
   private write<T>(fn: (now: number) => T): Promise<T> {
     return this.d.writeLock.run(() => immediate(this.d.db, () => fn(Date.now())));
+  }
+
+  /** A flag change: atomic, synced within a second rather than before it is answered (see relaxedImmediate). */
+  private writeFlags<T>(fn: (now: number) => T): Promise<T> {
+    return this.d.writeLock.run(() => relaxedImmediate(this.d.db, this.d.writeLock, () => fn(Date.now())));
   }
 
   /** A modseq for each mailbox an operation changes: one per mailbox per operation (the changes are atomic). */
@@ -133,11 +138,11 @@ export class MailboxOps {
     op: 'add' | 'remove' | 'set',
     names: string[],
     opts: { mailbox?: string; unchangedSince?: number } = {},
-  ): Promise<{ states: MessageState[]; changed: number[]; modified: number[]; missing: number[] }> {
+  ): Promise<{ states: MessageState[]; changed: number[]; modified: number[]; missing: number[]; step: { from: number; to: number } | null }> {
     const change = parseFlags(names);
-    return this.write((now) => {
+    return this.writeFlags((now) => {
       const next = this.modseqs(user, now);
-      const out = { states: [] as MessageState[], changed: [] as number[], modified: [] as number[], missing: [] as number[] };
+      const out = { states: [] as MessageState[], changed: [] as number[], modified: [] as number[], missing: [] as number[], step: null as { from: number; to: number } | null };
       for (const id of ids) {
         const cur = this.d.messages.state(id);
         if (!cur || cur.user !== user || (opts.mailbox !== undefined && cur.mailbox !== opts.mailbox)) {
@@ -155,6 +160,9 @@ export class MailboxOps {
           continue;
         }
         const modseq = next(cur.mailbox);
+        // the mailbox's HIGHESTMODSEQ went from modseq - 1 to modseq by this call alone (a session that knew the
+        // mailbox up to modseq - 1 and applies these states knows it up to modseq: nothing to look up)
+        if (opts.mailbox !== undefined) out.step = { from: modseq - 1, to: modseq };
         this.d.messages.setFlags(id, after.bits, keywordsColumn(after.keywords), modseq);
         out.states.push({ uid: id, flags: flagNames(after), modseq });
         out.changed.push(id);

@@ -79,6 +79,49 @@ export function immediate<T>(db: Db, fn: () => T): T {
   }
 }
 
+/** A relaxed commit's WAL is synced (a passive checkpoint) this long after it, at most. */
+export const RELAXED_SYNC_MS = 1000;
+const syncTimers = new WeakMap<Db, NodeJS.Timeout>();
+const syncStatements = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
+
+/**
+ * Like immediate, for changes that may be lost on power loss but never half
+ * made: IMAP flag changes (Dovecot does not fsync its index log for them
+ * either). The transaction commits without waiting for an fsync (WAL with
+ * synchronous=NORMAL: atomic, and durable once the WAL is synced); a passive
+ * checkpoint syncs it within RELAXED_SYNC_MS. A message commit that follows
+ * (synchronous=FULL) syncs it too. Call inside the write lock.
+ */
+export function relaxedImmediate<T>(db: Db, lock: WriteLock, fn: () => T): T {
+  let sync = syncStatements.get(db);
+  if (!sync) syncStatements.set(db, (sync = { normal: db.prepare('PRAGMA synchronous = NORMAL'), full: db.prepare('PRAGMA synchronous = FULL') }));
+  sync.normal.run();
+  try {
+    return immediate(db, fn);
+  } finally {
+    sync.full.run();
+    if (!syncTimers.has(db)) {
+      const t = setTimeout(() => {
+        syncTimers.delete(db);
+        void lock.run(() => {
+          if (db.open && !db.inTransaction) db.pragma('wal_checkpoint(PASSIVE)');
+        });
+      }, RELAXED_SYNC_MS);
+      t.unref();
+      syncTimers.set(db, t);
+    }
+  }
+}
+
+/** Syncs what relaxed commits left unsynced, now (before the database is closed). */
+export function syncRelaxed(db: Db): void {
+  const t = syncTimers.get(db);
+  if (!t) return;
+  clearTimeout(t);
+  syncTimers.delete(db);
+  if (db.open && !db.inTransaction) db.pragma('wal_checkpoint(PASSIVE)');
+}
+
 /**
  * Maps SQLite's errors to mailcas errors at the boundary: a busy or locked
  * database and a full disk are temporary (exit 75, LMTP 4xx); a damaged

@@ -111,6 +111,7 @@ export async function fetch(s: SessionState, args: Arg[], uid: boolean): Promise
         sel.flags.set(st.uid, st.flags);
         sel.modseqs.set(st.uid, st.modseq);
       }
+      if (r.step && r.step.from === sel.modseq) sel.modseq = r.step.to;
       if (!items.some((i) => i.kind === 'meta' && i.name === 'FLAGS')) items.push({ kind: 'meta', name: 'FLAGS' });
     }
   }

@@ -52,6 +52,8 @@ export async function store(s: SessionState, args: Arg[], uid: boolean): Promise
     const parts = [...(uid || s.condstore ? [`UID ${st.uid}`] : []), ...(silent ? [] : [`FLAGS ${flagList(st.flags)}`]), ...(s.condstore ? [`MODSEQ (${st.modseq})`] : [])];
     await s.io.write(`* ${seqOf.get(st.uid)} FETCH (${parts.join(' ')})\r\n`);
   }
+  // nothing but this STORE changed the mailbox since the session last looked: it is up to date
+  if (r.step && r.step.from === sel.modseq) sel.modseq = r.step.to;
   await refresh(s, { expunges: uid });
   if (r.modified.length) return `[MODIFIED ${sequenceSet(uid ? r.modified : r.modified.map((u) => seqOf.get(u)!))}]`;
   return '';
