@@ -115,11 +115,13 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
   };
   const init = await run(o.bin, ['--store', o.store, 'init', ...(o.init ?? [])]);
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
+  const mk = await run(o.bin, ['--store', o.store, 'mailbox', 'create', '--user', 'u', 'Copies']);
+  if (mk.code !== 0) throw new Error(`mailbox create failed: ${mk.stderr}`);
   const deadline = o.deadlineMs ? Date.now() + o.deadlineMs : Infinity;
   const count = (op: string): void => void (rep.operations[op] = (rep.operations[op] ?? 0) + 1);
 
   while (rep.kills < o.kills && Date.now() < deadline) {
-    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', 'compact', ...(o.tiered ? ['tier', 'flush', 'tier-beside-gc'] : [])];
+    const ops = ['import', 'import', 'deliver', 'lmtp', 'expunge', 'gc', 'check', 'compact', 'copy', 'move', 'flags', ...(o.tiered ? ['tier', 'flush', 'tier-beside-gc'] : [])];
     const op = pick(ops);
     count(op);
     // how it ends: a named crash point (hit the n-th time), a random moment, or not at all
@@ -170,6 +172,31 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
           else uncertain.set(id, b);
         }
       }
+    } else if (op === 'copy' || op === 'move') {
+      // new rows referencing the same blobs; a move also expunges the source (one transaction: either or both, never neither)
+      const ids = [...acked.keys()].filter(() => rnd() < 0.15).slice(0, 20);
+      if (ids.length) {
+        const got = new Map<string, string>();
+        r = await run(o.bin, ['--store', o.store, op, '--user', 'u', '--to', 'Copies', '--json', ...ids], {
+          env,
+          killAfterMs,
+          onLine: (l) => {
+            const j = JSON.parse(l);
+            if (j.id && j.newId) got.set(j.id, j.newId);
+          },
+        });
+        for (const id of ids) {
+          const b = acked.get(id)!;
+          if (r.code === 0) acked.set(got.get(id)!, b);
+          if (op === 'move') {
+            acked.delete(id);
+            if (r.code !== 0) uncertain.set(id, b);
+          }
+        }
+      }
+    } else if (op === 'flags') {
+      const ids = [...acked.keys()].filter(() => rnd() < 0.2).slice(0, 30);
+      if (ids.length) r = await run(o.bin, ['--store', o.store, 'flags', '--user', 'u', ...ids, rnd() < 0.5 ? '--add' : '--remove', '\\Seen', 'Harness'], { env, killAfterMs });
     } else if (op === 'gc') {
       r = await run(o.bin, ['--store', o.store, 'gc', '--grace', '0'], { env, killAfterMs });
     } else if (op === 'tier') {
