@@ -9,7 +9,7 @@ import { Store } from '../src/store.js';
 import { dbSize } from '../src/meta/db.js';
 import { silentLogger } from '../src/util/logger.js';
 import { messageWith } from './mailgen.js';
-import { tmpDir } from './helpers.js';
+import { runCli, tmpDir } from './helpers.js';
 
 const open = (dir: string) => Store.open(dir, { logger: silentLogger });
 const refsOf = (s: Store, size: number) => (s.db.prepare('SELECT refs FROM blobs WHERE size = ?').get(size) as { refs: number } | undefined)?.refs;
@@ -129,5 +129,51 @@ describe('mailbox state', () => {
     expect(s.mail.states('u', 'Sent')).toEqual([{ uid: Number(id), flags: ['\\Seen', '\\Draft'], modseq: 2 }]);
     await expect(s.deliver(Buffer.from('Subject: x\r\n\r\nx\r\n'), [{ user: 'u', flags: ['\\Nope'] }])).rejects.toThrow(/unknown system flag/);
     await s.close();
+  });
+});
+
+describe('mailbox state from the command line', () => {
+  it('flags, mailbox create/rename/list/delete, copy and move with --json; list shows flags; errors name what is missing', async () => {
+    const store = tmpDir();
+    const cli = (args: string[], input?: Buffer) => runCli(['--store', store, ...args], { input });
+    const ids: string[] = [];
+    for (const sub of ['one', 'two']) {
+      const r = await cli(['ingest', '--user', 'u'], Buffer.from(`Subject: ${sub}\r\n\r\n${sub}\r\n`));
+      expect(r.code, r.stderr.toString()).toBe(0);
+      ids.push(r.stdout.toString().trim());
+    }
+    const f = await cli(['flags', '--user', 'u', '--mailbox', 'INBOX', ...ids, '--add', '\\Seen', 'Work', '--json']);
+    expect(f.code, f.stderr.toString()).toBe(0);
+    const lines = f.stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.id, l.flags, l.changed])).toEqual(ids.map((id) => [id, ['\\Seen', 'Work'], true]));
+    expect((await cli(['flags', '--user', 'u', ids[0], '--remove', 'seen'])).stdout.toString()).toBe(`${ids[0]}\tWork\n`);
+    const stale = await cli(['flags', '--user', 'u', ids[1], '--set', 'X', '--unchanged-since', '1', '--json']);
+    expect(JSON.parse(stale.stdout.toString().trim())).toEqual({ id: ids[1], modified: true });
+    expect((await cli(['mailbox', 'create', '--user', 'u', 'Archive', '--json'])).stdout.toString().trim()).toBe('{"created":"Archive"}');
+    const cp = await cli(['copy', '--user', 'u', '--mailbox', 'INBOX', '--to', 'Archive', ids[0], '--json']);
+    const copied = JSON.parse(cp.stdout.toString().trim());
+    expect(copied).toMatchObject({ id: ids[0], mailbox: 'Archive' });
+    const mv = await cli(['move', '--user', 'u', '--to', 'Archive', ids[1], '--json']);
+    expect(mv.code, mv.stderr.toString()).toBe(0);
+    const list = (await cli(['list', '--user', 'u', '--json'])).stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(list.map((m) => [m.mailbox, m.flags])).toEqual([
+      ['INBOX', ['Work']],
+      ['Archive', ['Work']],
+      ['Archive', ['\\Seen', 'Work']],
+    ]);
+    expect((await cli(['list', '--user', 'u', '--mailbox', 'INBOX'])).stdout.toString().split('\t').pop()).toBe('Work\n');
+    expect((await cli(['mailbox', 'rename', '--user', 'u', 'Archive', 'Old'])).code).toBe(0);
+    const boxes = (await cli(['mailbox', 'list', '--user', 'u', '--json'])).stdout.toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(boxes.map((b) => [b.name, b.messages, b.unseen])).toEqual([
+      ['INBOX', 1, 1],
+      ['Old', 2, 1],
+    ]);
+    expect(JSON.parse((await cli(['mailbox', 'delete', '--user', 'u', 'Old', '--json'])).stdout.toString())).toEqual({ deleted: 'Old', expunged: 2 });
+    const missing = await cli(['copy', '--user', 'u', '--to', 'Nowhere', ids[0]]);
+    expect([missing.code, missing.stderr.toString().trim()]).toEqual([66, 'mailcas: no mailbox Nowhere']);
+    const gone = await cli(['flags', '--user', 'u', '999', '--add', 'x']);
+    expect([gone.code, gone.stderr.toString().trim()]).toEqual([66, 'mailcas: no message 999 of u']);
+    expect((await cli(['flags', '--user', 'u', ids[0]])).code).toBe(64);
+    expect((await cli(['check'])).code).toBe(0);
   });
 });
