@@ -22,7 +22,7 @@ export interface MoveReport {
 /**
  * Moves a user's messages and mailboxes from one store to another, crash-safe
  * and resumable: every message is copied (exact bytes, same mailbox, same
- * received time) and committed on the target before anything is removed from
+ * received time and flags; empty mailboxes too) and committed on the target before anything is removed from
  * the source, and the source keeps all of them until every one is on the
  * target. At every instant each message is readable on one side or on both
  * with the same bytes. Running it again after an interruption copies what is
@@ -45,6 +45,8 @@ export async function moveUser(from: Store, to: Store, user: string, onMessage?:
     if (page.length < 1000) break;
     after = Number(page[page.length - 1].id);
   }
+  // mailboxes first (empty ones too), with their subscription and special use
+  for (const mb of from.mail.list(user)) if (!to.mail.info(user, mb.name)) await to.mail.create(user, mb.name, { subscribe: mb.subscribed, special: mb.special ?? undefined });
   const ids: string[] = [];
   for (let after = 0; ; ) {
     const page = from.listPage(user, { after, limit: 500 });
@@ -52,11 +54,15 @@ export async function moveUser(from: Store, to: Store, user: string, onMessage?:
       const bytes = await from.fetchBuffer(m.id, { user });
       const copies = there.get(`${m.mailbox}\0${m.hash}`);
       let targetId = copies?.shift();
-      if (targetId) rep.alreadyThere++;
-      else {
-        const r = await to.ingest(bytes, { user, mailbox: m.mailbox, received: m.received });
-        targetId = r.id;
-        rep.newBlobBytes += r.newBlobBytes;
+      if (targetId) {
+        rep.alreadyThere++;
+        // flags changed since an earlier run copied it: the source's win
+        if (to.get(targetId, { user }).flags.join(' ') !== m.flags.join(' ')) await to.mail.setFlags(user, [Number(targetId)], 'set', m.flags);
+      } else {
+        const [r] = await to.deliver(bytes, [{ user, mailbox: m.mailbox, flags: m.flags }], { received: m.received });
+        if (!r.ok) throw r.error;
+        targetId = r.result.id;
+        rep.newBlobBytes += r.result.newBlobBytes;
         rep.copied++;
       }
       // the target must hold these exact bytes before the source may let go of them

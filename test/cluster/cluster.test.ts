@@ -53,7 +53,7 @@ describe('placement', () => {
 });
 
 describe('move-user', () => {
-  it('moves every message (duplicates too) with its mailbox and received time; interrupted, a second run finishes without loss or extra copies', async () => {
+  it('moves every message (duplicates too) with its mailbox, received time and flags, and empty mailboxes; interrupted, a second run finishes without loss or extra copies', async () => {
     const src = await Store.init(tmpDir(), { logger: silentLogger, workers: 0 });
     const dst = await Store.init(tmpDir(), { logger: silentLogger, workers: 0 });
     const files = corpusFiles().slice(0, 40);
@@ -70,11 +70,16 @@ describe('move-user', () => {
       }
     }
     await src.ingest(fs.readFileSync(files[0]), { user: 'bob' });
+    await src.mail.create('alice', 'Empty', { subscribe: true });
+    const flagged = src.list('alice').filter((_, i) => i % 4 === 1).map((m) => Number(m.id));
+    await src.mail.setFlags('alice', flagged, 'add', ['\\Seen', 'Moved']);
+    const flagsOf = (s: Store) => s.list('alice').map((m) => `${m.mailbox} ${m.received} ${m.flags.join(',')}`).sort();
+    const wantFlags = flagsOf(src);
     // the first run dies after 17 copies (the target refuses the 18th)
     let n = 0;
     const flaky = new Proxy(dst, {
       get(t, k) {
-        if (k === 'ingest') return (...a: Parameters<Store['ingest']>) => (++n > 17 ? Promise.reject(new Error('power cut')) : t.ingest(...a));
+        if (k === 'deliver') return (...a: Parameters<Store['deliver']>) => (++n > 17 ? Promise.reject(new Error('power cut')) : t.deliver(...a));
         const v = Reflect.get(t, k);
         return typeof v === 'function' ? v.bind(t) : v;
       },
@@ -89,6 +94,8 @@ describe('move-user', () => {
     const got = await Promise.all(dst.list('alice').map(async (m) => ({ mailbox: m.mailbox, received: m.received, bytes: await dst.fetchBuffer(m.id) })));
     const key = (x: { mailbox: string; received: number; bytes: Buffer }) => `${x.mailbox} ${x.received} ${x.bytes.toString('base64')}`;
     expect(got.map(key).sort()).toEqual(want.map(key).sort());
+    expect(flagsOf(dst)).toEqual(wantFlags);
+    expect(dst.mail.info('alice', 'Empty')).toMatchObject({ messages: 0, subscribed: true });
     // a third run finds nothing to do
     expect(await moveUser(src, dst, 'alice')).toMatchObject({ messages: 0, copied: 0, expunged: 0 });
     for (const s of [src, dst]) expect((await s.check()).consistent).toBe(true);
