@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from '../util/logger.js';
 import { CommandFramer, parseCommand, type Command, type CommandError } from './command-parser.js';
 import type { ImapSession } from './session.js';
@@ -32,10 +33,16 @@ export class ImapConnection {
     write: (b) => this.write(b),
     flush: () => this.send(),
   };
+  private readonly onData = (d: Buffer): void => {
+    if (this.over) return;
+    this.framer.push(d);
+    this.flowControl();
+    void this.pump();
+  };
   private session!: ImapSession;
 
   constructor(
-    private readonly socket: net.Socket,
+    private socket: net.Socket,
     private readonly limits: ConnectionLimits,
     private readonly log: Logger,
     /** Ends the connection with a last line and frees its slot (the server's). */
@@ -55,14 +62,36 @@ export class ImapConnection {
       if (this.timer) clearTimeout(this.timer);
       session.ended();
     });
-    this.socket.on('data', (d: Buffer) => {
-      if (this.over) return;
-      this.framer.push(d);
-      this.flowControl();
-      void this.pump();
-    });
+    this.socket.on('data', this.onData);
     this.arm();
     void session.greeting();
+  }
+
+  /**
+   * STARTTLS (RFC 3501 6.2.1): no more plaintext is read (anything the client
+   * sent after the command is dropped, never run), the tagged OK goes out, and
+   * the socket is wrapped: from the handshake on, every byte is TLS.
+   */
+  startTls(ctx: tls.SecureContext, line: string): Promise<void> {
+    const raw = this.socket;
+    raw.removeListener('data', this.onData);
+    raw.pause();
+    this.framer.clear();
+    raw.write(line);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
+    this.socket = secure;
+    this.reading = true;
+    secure.on('error', () => raw.destroy());
+    secure.on('data', this.onData);
+    return new Promise((resolve) => {
+      secure.once('secure', () => resolve());
+      secure.once('close', () => resolve());
+    });
+  }
+
+  /** The socket as it is now (TLS after STARTTLS). */
+  get current(): net.Socket {
+    return this.socket;
   }
 
   private send(): Promise<void> {

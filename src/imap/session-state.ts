@@ -16,6 +16,18 @@ export interface SessionIo {
   write(b: Buffer | string): Promise<void>;
   /** Sends what is queued (the end of a response). */
   flush(): Promise<void>;
+  /** STARTTLS: sends `line` (the tagged OK), then the connection speaks TLS; input sent before the handshake is dropped. */
+  startTls?(line: string): Promise<void>;
+}
+
+/** The connection's transport as a session sees it. */
+export interface SessionTransport {
+  /** TLS is in place (the IMAPS port, or after STARTTLS). */
+  secure: boolean;
+  /** STARTTLS is offered (a certificate was given and TLS is not in place yet). */
+  canStartTls: boolean;
+  /** The client is on loopback, or plaintext logins are allowed (--allow-plaintext). */
+  plaintextOk: boolean;
 }
 
 export interface SessionOptions {
@@ -28,9 +40,19 @@ export interface SessionOptions {
   ahead?: SessionReadAhead;
   /** A failed login is answered this long after it arrived (default: at once). */
   authFailureDelayMs?: number;
+  /** TLS and plaintext logins (default: no TLS, plaintext allowed). */
+  transport?: SessionTransport;
 }
 
 export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE IDLE UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE';
+
+/** What a session offers now: STARTTLS before TLS where it can, LOGINDISABLED (and no AUTH=) while a login would go in clear. */
+export function capabilities(t: SessionTransport | undefined): string {
+  if (!t) return CAPABILITIES;
+  const loginOk = t.secure || t.plaintextOk;
+  const caps = loginOk ? CAPABILITIES : `${CAPABILITIES.replace(' AUTH=PLAIN', '')} LOGINDISABLED`;
+  return t.canStartTls && !t.secure ? `${caps} STARTTLS` : caps;
+}
 
 export const DELIMITER = '/';
 

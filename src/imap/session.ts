@@ -7,8 +7,8 @@ import { isMailcasError } from '../errors.js';
 import type { Store } from '../store.js';
 import { argText, type Command } from './command-parser.js';
 import { SearchError } from './search.js';
-import { CAPABILITIES, DELIMITER, Fatal, No, Pending, type Selected, type SessionIo, type SessionOptions, type SessionState } from './session-state.js';
-import { login, plainLogin } from './handlers/auth.js';
+import { capabilities, DELIMITER, Fatal, No, Pending, type Selected, type SessionIo, type SessionOptions, type SessionState } from './session-state.js';
+import { login, needPrivacy, plainLogin } from './handlers/auth.js';
 import { create, list, refresh, remove, rename, select, status, subscribe } from './handlers/mailboxes.js';
 import { fetch } from './handlers/fetch.js';
 import { search } from './handlers/search.js';
@@ -17,7 +17,7 @@ import { append, appendRefusal, AppendSpool } from './handlers/append.js';
 import { Idle } from './handlers/idle.js';
 
 export { AnswerCache } from './answer-cache.js';
-export { CAPABILITIES, Fatal, Pending, type SessionIo, type SessionOptions } from './session-state.js';
+export { CAPABILITIES, capabilities, Fatal, Pending, type SessionIo, type SessionOptions } from './session-state.js';
 
 export class ImapSession implements SessionState {
   state: 'not-authenticated' | 'authenticated' | 'selected' | 'logout' = 'not-authenticated';
@@ -52,7 +52,7 @@ export class ImapSession implements SessionState {
   gone = false;
 
   async greeting(): Promise<void> {
-    await this.io.write(`* OK [CAPABILITY ${CAPABILITIES}] mailcas IMAP ready\r\n`);
+    await this.io.write(`* OK [CAPABILITY ${capabilities(this.opts.transport)}] mailcas IMAP ready\r\n`);
     await this.io.flush();
   }
 
@@ -159,7 +159,7 @@ export class ImapSession implements SessionState {
     const { name, args, tag } = cmd;
     switch (name) {
       case 'CAPABILITY':
-        await this.io.write(`* CAPABILITY ${CAPABILITIES}\r\n`);
+        await this.io.write(`* CAPABILITY ${capabilities(this.opts.transport)}\r\n`);
         return 'CAPABILITY completed';
       case 'NOOP':
         if (this.selected) await refresh(this);
@@ -185,19 +185,28 @@ export class ImapSession implements SessionState {
         await this.io.write(`* ENABLED${on.map((x) => ` ${x}`).join('')}\r\n`);
         return 'ENABLE completed';
       }
-      case 'STARTTLS':
-        throw new No('BAD', 'STARTTLS is not offered: run the front on loopback or behind a TLS proxy');
+      case 'STARTTLS': {
+        const t = this.opts.transport;
+        if (!t?.canStartTls || !this.io.startTls) throw new No('BAD', 'STARTTLS is not offered: start mailcas imap with --tls-cert and --tls-key');
+        if (t.secure) throw new No('BAD', 'TLS is already in place');
+        if (this.state !== 'not-authenticated') throw new No('BAD', 'STARTTLS comes before login');
+        await this.io.flush();
+        await this.io.startTls(`${tag} OK begin TLS negotiation now\r\n`);
+        t.secure = true;
+        throw new Pending();
+      }
       case 'LOGIN': {
         if (this.state !== 'not-authenticated') throw new No('BAD', 'already authenticated');
         const user = argText(args[0]);
         const pass = argText(args[1]);
         if (user === null || pass === null) throw new No('BAD', 'LOGIN needs a user and a password');
         await login(this, user, pass);
-        return `[CAPABILITY ${CAPABILITIES}] LOGIN completed`;
+        return `[CAPABILITY ${capabilities(this.opts.transport)}] LOGIN completed`;
       }
       case 'AUTHENTICATE': {
         if (this.state !== 'not-authenticated') throw new No('BAD', 'already authenticated');
         if ((argText(args[0]) ?? '').toUpperCase() !== 'PLAIN') throw new No('NO', '[CANNOT] only AUTHENTICATE PLAIN is offered');
+        needPrivacy(this);
         const initial = argText(args[1]);
         if (initial === null) {
           this.saslTag = tag;

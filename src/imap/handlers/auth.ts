@@ -1,8 +1,15 @@
-import { CAPABILITIES, No, type SessionState } from '../session-state.js';
+import { capabilities, No, type SessionState } from '../session-state.js';
 
 // Logging in: LOGIN and AUTHENTICATE PLAIN (a failure is answered a fixed time after it arrived)
 
+/** A login would cross the network in clear: refused (RFC 3501 6.2.3, RFC 5530 PRIVACYREQUIRED). */
+export function needPrivacy(s: SessionState): void {
+  const t = s.opts.transport;
+  if (t && !t.secure && !t.plaintextOk) throw new No('NO', `[PRIVACYREQUIRED] log in over TLS (${t.canStartTls ? 'STARTTLS, or ' : ''}the IMAPS port)`);
+}
+
 export async function login(s: SessionState, user: string, pass: string): Promise<void> {
+  needPrivacy(s);
   const t0 = Date.now();
   if (!(await s.opts.passwd.verifyAsync(user, pass))) {
     s.loginFailures++;
@@ -27,5 +34,5 @@ export async function plainLogin(s: SessionState, tag: string, b64: string): Pro
   } catch (e) {
     return s.io.write(`${tag} NO ${(e as Error).message}\r\n`);
   }
-  return s.io.write(`${tag} OK [CAPABILITY ${CAPABILITIES}] AUTHENTICATE completed\r\n`);
+  return s.io.write(`${tag} OK [CAPABILITY ${capabilities(s.opts.transport)}] AUTHENTICATE completed\r\n`);
 }
