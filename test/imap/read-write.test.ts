@@ -125,6 +125,30 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
     await idling.catch(() => undefined);
   });
 
+  it("curl's IMAP: upload (APPEND) and download byte-exact (which marks it \\Seen), a custom UID STORE", async () => {
+    const work = tmpDir();
+    const file = path.join(work, 'up.eml');
+    const up = Buffer.from('From: curl@example.org\r\nSubject: uploaded by curl\r\n\r\nbody\r\n');
+    fs.writeFileSync(file, up);
+    const url = `imap://127.0.0.1:${server.port}/INBOX`;
+    const put = spawnSync('curl', ['-sS', '-u', 'flow:pw', '-T', file, url], { encoding: 'utf8', timeout: 30_000 });
+    expect(put.status, put.stderr).toBe(0);
+    let s = await open();
+    const stored = s.list('flow', 'INBOX').find((m) => m.subject === 'uploaded by curl')!;
+    expect((await s.fetchBuffer(stored.id)).equals(up)).toBe(true);
+    await s.close();
+    const get = spawnSync('curl', ['-sS', '-u', 'flow:pw', `${url};UID=${stored.id}`], { timeout: 30_000 });
+    expect(get.status, get.stderr.toString()).toBe(0);
+    expect(get.stdout.equals(up)).toBe(true);
+    const st = spawnSync('curl', ['-sS', '-u', 'flow:pw', url, '-X', `UID STORE ${stored.id} +FLAGS (\\Flagged Curl)`], { encoding: 'utf8', timeout: 30_000 });
+    expect(st.status, st.stderr).toBe(0);
+    // curl downloads with BODY[] (no PEEK): the message became \Seen then
+    expect(st.stdout).toMatch(/FLAGS \(\\Seen \\Flagged Curl\)/);
+    s = await open();
+    expect(s.get(stored.id).flags).toEqual(['\\Seen', '\\Flagged', 'Curl']);
+    await s.close();
+  });
+
   it('fetchmail fetches every unseen message once, byte-exact, and marks it \\Seen: a second run fetches nothing', async () => {
     const work = tmpDir();
     const out = path.join(work, 'out');
