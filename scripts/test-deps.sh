@@ -11,6 +11,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 # fetchmail: a real IMAP client that marks what it fetched \Seen (and so needs a read-write front)
 command -v fetchmail >/dev/null 2>&1 || need+=(fetchmail)
+# offlineimap3: another real two-way IMAP synchroniser
+command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
 # Postfix is only usable by the tests as root (its own users, chroot); skip it for other users
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/postfix ]; then need+=(postfix); fi
 # Dovecot's IMAP: the oracle the FETCH answers are compared with (run as root: it drops to nobody)

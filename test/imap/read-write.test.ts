@@ -25,6 +25,11 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
     .map((f) => fs.readFileSync(f))
     .filter((b) => !b.includes('\r') && b.includes('\n\n'))
     .slice(0, 60);
+  // offlineimap re-serialises messages through Python's email package (a leading From_ line dropped, header
+  // spacing normalised): for it, plain well-formed messages, so what it writes can be compared byte for byte
+  const plain = Array.from({ length: 12 }, (_, i) =>
+    Buffer.from(`From: sender${i}@example.org\nTo: oi@example.org\nSubject: plain ${i}\nMessage-ID: <plain${i}@example.org>\n\nbody ${i}\n${'line\n'.repeat(i)}`),
+  );
   let server: { proc: ChildProcess; port: number };
   const client = (user = 'flow'): ImapFlow => new ImapFlow({ host: '127.0.0.1', port: server.port, secure: false, auth: { user, pass: 'pw' }, logger: false });
   const open = () => Store.open(dir, { logger: silentLogger, workers: 0 });
@@ -32,8 +37,9 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
   beforeAll(async () => {
     const s = await Store.init(dir, { logger: silentLogger, workers: 0 });
     for (const [i, b] of files.entries()) await s.ingest(b, { user: i < 20 ? 'fetch' : i < 40 ? 'sync' : 'flow' });
+    for (const b of plain) await s.ingest(b, { user: 'oi' });
     await s.close();
-    fs.writeFileSync(passwd, 'flow:{PLAIN}pw\nfetch:{PLAIN}pw\nsync:{PLAIN}pw\n');
+    fs.writeFileSync(passwd, 'flow:{PLAIN}pw\nfetch:{PLAIN}pw\nsync:{PLAIN}pw\noi:{PLAIN}pw\n');
     server = await startImap(dir, passwd);
   });
 
@@ -60,8 +66,8 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
       // every message downloaded is the one stored, byte for byte
       const sources = new Map<number, string>();
       for await (const m of c.fetch('1:*', { uid: true, source: true })) sources.set(m.uid, sha(m.source!));
-      expect(sources.size).toBe(files.length - 40 + 1);
-      expect([...sources.values()].filter((h) => !files.slice(40).some((f) => sha(f) === h) && h !== sha(big))).toEqual([]);
+      expect(sources.size).toBe(20 + 1);
+      expect([...sources.values()].filter((h) => !files.slice(40, 60).some((f) => sha(f) === h) && h !== sha(big))).toEqual([]);
 
       const uids = [...sources.keys()];
       expect(await c.messageFlagsAdd(uids.slice(0, 3).join(','), ['\\Flagged', 'Todo'], { uid: true })).toBe(true);
@@ -233,6 +239,56 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
     expect(cur().length).toBe(20);
     s = await open();
     expect(s.mail.info('sync', 'INBOX')!.highestModseq).toBe(modseq);
+    await s.close();
+  });
+
+  it('offlineimap3 two-way: a message read and one deleted on the Maildir side, a flag, an expunge and a delivery on the server; then nothing to do', async () => {
+    const work = tmpDir();
+    const maildir = path.join(work, 'mail');
+    fs.mkdirSync(maildir);
+    const rc = path.join(work, 'offlineimaprc');
+    fs.writeFileSync(
+      rc,
+      `[general]\naccounts = a\nmetadata = ${work}/meta\n[Account a]\nlocalrepository = l\nremoterepository = r\n[Repository l]\ntype = Maildir\nlocalfolders = ${maildir}\n` +
+        `[Repository r]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = ${server.port}\nremoteuser = oi\nremotepass = pw\nssl = no\nstarttls = no\n`,
+    );
+    const run = () => spawnSync('offlineimap', ['-c', rc, '-o', '-u', 'basic'], { encoding: 'utf8', timeout: 120_000 });
+    const r1 = run();
+    expect(r1.status, r1.stderr + r1.stdout).toBe(0);
+    const inbox = (): string[] => ['cur', 'new'].flatMap((d) => fs.readdirSync(path.join(maildir, 'INBOX', d)).map((f) => path.join(maildir, 'INBOX', d, f)));
+    const norm = (b: Buffer | string): string => sha(b.toString('latin1').replace(/\r\n/g, '\n'));
+    expect(inbox().map((f) => norm(fs.readFileSync(f))).sort()).toEqual(plain.map(norm).sort());
+    const [readFile, deadFile] = inbox().sort();
+    fs.renameSync(readFile, path.join(maildir, 'INBOX', 'cur', `${path.basename(readFile).replace(/:2,[A-Z]*$/, '')}:2,S`));
+    fs.rmSync(deadFile);
+    const fresh = Buffer.from('From: laptop@example.org\nSubject: written offline\n\nfrom the Maildir side\n');
+    fs.writeFileSync(path.join(maildir, 'INBOX', 'new', `${Date.now()}_0.1.laptop`), fresh);
+    let s = await open();
+    const ids = s.list('oi', 'INBOX').map((m) => Number(m.id));
+    await s.mail.setFlags('oi', [ids[ids.length - 1]], 'add', ['\\Flagged']);
+    await s.mail.expunge('oi', [ids[ids.length - 2]]);
+    await s.ingest(Buffer.from('From: server@example.org\nSubject: arrived meanwhile\n\nfrom the server side\n'), { user: 'oi' });
+    await s.close();
+    const r2 = run();
+    expect(r2.status, r2.stderr + r2.stdout).toBe(0);
+    s = await open();
+    const far = s.list('oi', 'INBOX');
+    const farBytes = await Promise.all(far.map(async (m) => s.fetchBuffer(m.id)));
+    expect(far.length).toBe(12 - 2 + 2);
+    expect(inbox().length).toBe(12);
+    expect(inbox().map((f) => norm(fs.readFileSync(f))).sort()).toEqual(farBytes.map(norm).sort());
+    // offlineimap uploads with CRLF: what the server stored is exactly that
+    expect(farBytes.some((b) => b.equals(Buffer.from(fresh.toString('latin1').replace(/\n/g, '\r\n'), 'latin1')))).toBe(true);
+    expect(far.filter((m) => m.flags.includes('\\Seen')).length).toBe(1);
+    expect(inbox().filter((f) => /:2,[A-Z]*F/.test(f)).length).toBe(1);
+    const modseq = s.mail.info('oi', 'INBOX')!.highestModseq;
+    expect(await s.check()).toMatchObject({ consistent: true, drift: [], missingBlobs: [] });
+    await s.close();
+    const r3 = run();
+    expect(r3.status, r3.stderr + r3.stdout).toBe(0);
+    expect(r3.stdout + r3.stderr).not.toMatch(/Copy message|Deleting|Adding flag|Deleting flag/);
+    s = await open();
+    expect(s.mail.info('oi', 'INBOX')!.highestModseq).toBe(modseq);
     await s.close();
   });
 });
