@@ -177,6 +177,8 @@ export class ImapSession implements SessionState {
         for (const a of args) {
           const x = (argText(a) ?? '').toUpperCase();
           if (x === 'CONDSTORE' || x === 'QRESYNC') {
+            // CONDSTORE enabled on a selected mailbox: its HIGHESTMODSEQ now (RFC 7162 3.1.8)
+            if (!this.condstore && this.selected) await this.io.write(`* OK [HIGHESTMODSEQ ${this.selected.modseq}] modseq of the last change\r\n`);
             this.condstore = true;
             if (x === 'QRESYNC') this.qresync = true;
             on.push(x);

@@ -58,6 +58,8 @@ export async function status(s: SessionState, nameArg: string | null, items: Arg
 
 /** SELECT or EXAMINE, with the CONDSTORE or QRESYNC parameter (RFC 7162). Answers the tagged line's code. */
 export async function select(s: SessionState, nameArg: string | null, readOnly: boolean, params: Arg | undefined): Promise<string> {
+  // RFC 7162 3.2.11: the mailbox selected before is closed (no more updates for it come after this)
+  if (s.selected) await s.io.write('* OK [CLOSED] previous mailbox is now closed\r\n');
   s.selected = null;
   s.state = 'authenticated';
   const m = resolveName(s, nameArg);
@@ -89,7 +91,7 @@ export async function select(s: SessionState, nameArg: string | null, readOnly: 
       (firstUnseen >= 0 ? `* OK [UNSEEN ${firstUnseen + 1}] first unseen\r\n` : '') +
       `* OK [UIDVALIDITY ${m.uidValidity}] UIDs valid\r\n` +
       `* OK [UIDNEXT ${m.uidNext}] predicted next UID\r\n` +
-      `* OK [HIGHESTMODSEQ ${m.highestModseq}] modseq of the last change\r\n`,
+      (s.condstore ? `* OK [HIGHESTMODSEQ ${m.highestModseq}] modseq of the last change\r\n` : ''),
   );
   if (qresync && qresync.uidValidity === m.uidValidity) await resync(s, qresync.modseq);
   return readOnly ? '[READ-ONLY]' : '[READ-WRITE]';

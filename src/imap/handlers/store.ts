@@ -49,7 +49,7 @@ export async function store(s: SessionState, args: Arg[], uid: boolean): Promise
     sel.modseqs.set(st.uid, st.modseq);
     // .SILENT: no FETCH, except (CONDSTORE) the new modseq of what changed (RFC 7162 3.1.3)
     if (silent && !(s.condstore && changed.has(st.uid))) continue;
-    const parts = [...(uid || s.condstore ? [`UID ${st.uid}`] : []), ...(silent ? [] : [`FLAGS ${flagList(st.flags)}`]), ...(s.condstore ? [`MODSEQ (${st.modseq})`] : [])];
+    const parts = [...(uid || s.qresync ? [`UID ${st.uid}`] : []), ...(silent ? [] : [`FLAGS ${flagList(st.flags)}`]), ...(s.condstore ? [`MODSEQ (${st.modseq})`] : [])];
     await s.io.write(`* ${seqOf.get(st.uid)} FETCH (${parts.join(' ')})\r\n`);
   }
   // nothing but this STORE changed the mailbox since the session last looked: it is up to date
