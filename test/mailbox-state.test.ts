@@ -174,6 +174,11 @@ describe('mailbox state from the command line', () => {
     const gone = await cli(['flags', '--user', 'u', '999', '--add', 'x']);
     expect([gone.code, gone.stderr.toString().trim()]).toEqual([66, 'mailcas: no message 999 of u']);
     expect((await cli(['flags', '--user', 'u', ids[0]])).code).toBe(64);
+    expect((await cli(['mailbox', 'create', '--user', 'u', '--special-use', 'sent', '--subscribe', 'Sent Items'])).code).toBe(0);
+    const sent = (await cli(['mailbox', 'list', '--user', 'u', '--json'])).stdout.toString().trim().split('\n').map((l) => JSON.parse(l)).find((b) => b.name === 'Sent Items');
+    expect(sent).toMatchObject({ specialUse: '\\Sent', subscribed: true, messages: 0 });
+    const bogus = await cli(['mailbox', 'create', '--user', 'u', '--special-use', 'Bogus', 'X']);
+    expect([bogus.code, bogus.stderr.toString().trim()]).toEqual([65, 'mailcas: not a special use: Bogus (\\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash)']);
     expect((await cli(['check'])).code).toBe(0);
   });
 });

@@ -44,7 +44,7 @@ export interface SessionOptions {
   transport?: SessionTransport;
 }
 
-export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE IDLE UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE STATUS=SIZE';
+export const CAPABILITIES = 'IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN ID NAMESPACE BINARY UNSELECT ENABLE IDLE UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED STATUS=SIZE';
 
 /** What a session offers now: STARTTLS before TLS where it can, LOGINDISABLED (and no AUTH=) while a login would go in clear. */
 export function capabilities(t: SessionTransport | undefined): string {

@@ -230,7 +230,7 @@ export class ImapSession implements SessionState {
     switch (name) {
       case 'LIST':
       case 'LSUB':
-        await list(this, name, argText(args[0]) ?? '', argText(args[1]) ?? '');
+        await list(this, name, args);
         return `${name} completed`;
       case 'NAMESPACE':
         await this.io.write(`* NAMESPACE (("" "${DELIMITER}")) NIL NIL\r\n`);

@@ -24,3 +24,13 @@ export function checkMailboxName(name: string): string {
   if (why) throw new MailcasError('E_USAGE', `bad mailbox name ${JSON.stringify(name.slice(0, 64))}: ${why}`);
   return name;
 }
+
+/** RFC 6154 special uses, as written there. */
+export const SPECIAL_USES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'];
+
+/** A special-use attribute as RFC 6154 writes it (any case, the backslash optional), or E_REFUSED (IMAP: NO [USEATTR]). */
+export function checkSpecialUse(u: string): string {
+  const found = SPECIAL_USES.find((x) => x.toLowerCase() === u.toLowerCase() || x.slice(1).toLowerCase() === u.toLowerCase());
+  if (!found) throw new MailcasError('E_REFUSED', `not a special use: ${u.slice(0, 40)} (${SPECIAL_USES.join(' ')})`, { data: { imap: 'USEATTR' } });
+  return found;
+}

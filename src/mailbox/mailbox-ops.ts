@@ -14,7 +14,7 @@ import type { Messages, MessageRow, FlagRow } from '../meta/messages.js';
 import type { Mailboxes } from '../meta/mailboxes.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';
 import { DELETED, applyFlags, flagNames, fromColumns, keywordsColumn, parseFlags, sameFlags } from './flags.js';
-import { checkMailboxName, isInbox } from './mailbox-name.js';
+import { checkMailboxName, checkSpecialUse, isInbox } from './mailbox-name.js';
 
 export interface MailboxInfo {
   name: string;
@@ -241,11 +241,12 @@ export class MailboxOps {
 
   async create(user: string, name: string, opts: { special?: string; subscribe?: boolean } = {}): Promise<void> {
     const n = checkMailboxName(name);
+    const special = opts.special === undefined ? null : checkSpecialUse(opts.special);
     await this.write((now) => {
       if (this.info(user, n)) {
         throw new MailcasError('E_REFUSED', `mailbox ${n} already exists`, { data: { imap: 'ALREADYEXISTS' } });
       }
-      this.d.mailboxes.create(user, n, now, !!opts.subscribe, opts.special ?? null);
+      this.d.mailboxes.create(user, n, now, !!opts.subscribe, special);
     });
   }
 

@@ -52,6 +52,11 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
     await c.connect();
     expect(c.capabilities.has('UIDPLUS') && c.capabilities.has('CONDSTORE') && c.capabilities.has('MOVE')).toBe(true);
     await c.mailboxCreate('Work');
+    // CREATE-SPECIAL-USE over a raw socket (imapflow does not send it), then LIST through imapflow shows the attribute (RFC 6154)
+    const raw = spawnSync('python3', ['-c', `import imaplib\nc = imaplib.IMAP4('127.0.0.1', ${server.port})\nc.login('flow', 'pw')\nprint(c._simple_command('CREATE', '"Sent Items"', '(USE (\\\\Sent))')[0])\nprint(c._simple_command('CREATE', 'Bad', '(USE (\\\\Bogus))')[0])\nc.logout()`], { encoding: 'utf8' });
+    expect(raw.stdout.trim().split('\n'), raw.stderr).toEqual(['OK', 'NO']);
+    const sent = (await c.list()).find((m) => m.path === 'Sent Items');
+    expect(sent).toMatchObject({ specialUse: '\\Sent', specialUseSource: 'extension' });
     const big = messageWith(crypto.randomBytes(3 * 1024 * 1024), { subject: 'appended' });
     const appended = await c.append('INBOX', big, ['\\Seen', '$Project'], new Date('2021-03-04T05:06:07Z'));
     expect(appended).toMatchObject({ uid: expect.any(Number) });

@@ -4,7 +4,7 @@
 // (EARLIER). Values that differ by design are normalised: UIDVALIDITY, modseq numbers, the UIDs a copy
 // gets in its new mailbox (mailcas's message ids are store-wide), \Recent (never set by mailcas, gone in
 // IMAP4rev2), human text, the order of items within one FETCH, FLAGS/PERMANENTFLAGS lists, and a mailbox
-// name as a quoted string or an atom.
+// name as a quoted string or an atom, the hierarchy delimiter, the order of LIST answers.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -29,6 +29,11 @@ const SCRIPT = [
   'SEARCH FLAGGED',
   'UID MOVE 4 Other',
   'STATUS Other (MESSAGES UNSEEN)',
+  'SUBSCRIBE Other',
+  'UNSUBSCRIBE INBOX',
+  'LIST (SUBSCRIBED) "" "*"',
+  'LIST "" ("O*" "INBOX") RETURN (SUBSCRIBED)',
+  'LSUB "" "*"',
   'ENABLE CONDSTORE',
   'STORE 1 +FLAGS (Kw)',
   'UID STORE 1 (UNCHANGEDSINCE 1) +FLAGS (Other)',
@@ -53,6 +58,10 @@ function normalise(lines: string[]): string[] {
     // tagged and untagged status lines: the code kept, the text dropped
     const st = /^(\S+) (OK|NO|BAD)( \[[^\]]*\])?.*$/.exec(l);
     if (st) l = `${st[1]} ${st[2]}${st[3] ?? ''}`;
+    // the hierarchy delimiter (Dovecot's Maildir++ has "."), a name quoted or not
+    l = l.replace(/^(\* (?:LIST|LSUB) \([^)]*\)) "[./]" "?([^"]*)"?$/, '$1 D $2');
+    // attributes of LIST in name order
+    l = l.replace(/^\* (LIST|LSUB) \(([^)]*)\)/, (_m, c: string, a: string) => `* ${c} (${a.split(' ').filter(Boolean).sort().join(' ')})`);
     // FETCH items in name order, flags in name order
     const f = /^\* (\d+) FETCH \((.*)\)$/.exec(l);
     if (f) {
@@ -63,7 +72,9 @@ function normalise(lines: string[]): string[] {
     }
     out.push(l);
   }
-  return out;
+  // LIST answers in no defined order (Dovecot: pattern by pattern): in name order
+  const lists = out.filter((l) => /^\* (LIST|LSUB) /.test(l)).sort();
+  return [...lists, ...out.filter((l) => !/^\* (LIST|LSUB) /.test(l))];
 }
 
 /** mailcas: the same script over TCP after LOGIN, a command at a time. */

@@ -90,7 +90,20 @@ function mailboxCommand(program: Command): void {
           else process.stderr.write(`${Object.entries(r).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
         });
       });
-  simple('create', 'create an empty mailbox', async (s, u, [n]) => (await s.mail.create(u, n), { created: n }), '<name>');
+  mb.command('create')
+    .description('create an empty mailbox')
+    .requiredOption('--user <user>', 'owner (required)')
+    .option('--special-use <use>', 'RFC 6154 special use: \\Sent, \\Drafts, \\Trash, \\Junk, \\Archive, \\All, \\Flagged')
+    .option('--subscribe', 'subscribe to it too')
+    .option('--json', 'one JSON object with what was done')
+    .argument('<name>')
+    .action(async (n: string, o: { user: string; specialUse?: string; subscribe?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        await s.mail.create(o.user, n, { special: o.specialUse, subscribe: o.subscribe });
+        if (o.json) out(JSON.stringify({ created: n }));
+        else process.stderr.write(`created ${n}\n`);
+      });
+    });
   simple('delete', 'delete a mailbox and expunge its messages (gc reclaims their blobs)', async (s, u, [n]) => ({ deleted: n, expunged: await s.mail.delete(u, n) }), '<name>');
   simple('subscribe', 'subscribe to a mailbox (LSUB, LIST (SUBSCRIBED))', async (s, u, [n]) => (await s.mail.subscribe(u, n, true), { subscribed: n }), '<name>');
   simple('unsubscribe', 'unsubscribe from a mailbox', async (s, u, [n]) => (await s.mail.subscribe(u, n, false), { unsubscribed: n }), '<name>');

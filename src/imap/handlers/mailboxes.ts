@@ -18,21 +18,48 @@ export function resolveName(s: SessionState, name: string | null): MailboxInfo {
   return found;
 }
 
-export async function list(s: SessionState, cmd: string, ref: string, pattern: string): Promise<void> {
-  if (pattern === '') {
+/** LIST options (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE): what is selected, and what each answer carries. */
+interface ListOptions {
+  subscribedOnly: boolean;
+  specialOnly: boolean;
+  returnSubscribed: boolean;
+  returnSpecial: boolean;
+  /** \\HasChildren / \\HasNoChildren: for a plain LIST, or when RETURN (CHILDREN) asks (RFC 5258 4). */
+  returnChildren: boolean;
+}
+
+const words = (a: Arg | undefined): string[] => (Array.isArray(a) ? a.map((x) => (argText(x) ?? '').toUpperCase()) : []);
+
+/** LIST / LSUB, with LIST-EXTENDED's selection options, several patterns and RETURN options. */
+export async function list(s: SessionState, cmd: string, args: Arg[]): Promise<void> {
+  let k = 0;
+  const selection = cmd === 'LIST' && Array.isArray(args[0]) ? words(args[k++]) : [];
+  const ref = argText(args[k++]) ?? '';
+  const patternArg = args[k++];
+  const patterns = Array.isArray(patternArg) ? patternArg.map((p) => argText(p) ?? '') : [argText(patternArg) ?? ''];
+  const returns = (argText(args[k]) ?? '').toUpperCase() === 'RETURN' ? words(args[k + 1]) : [];
+  const o: ListOptions = {
+    subscribedOnly: cmd === 'LSUB' || selection.includes('SUBSCRIBED'),
+    specialOnly: selection.includes('SPECIAL-USE'),
+    returnSubscribed: selection.includes('SUBSCRIBED') || returns.includes('SUBSCRIBED'),
+    // special-use attributes go out unless the client asked for RETURN options without SPECIAL-USE (RFC 6154 2)
+    returnSpecial: cmd === 'LIST' && (!returns.length || returns.includes('SPECIAL-USE') || selection.includes('SPECIAL-USE')),
+    returnChildren: cmd === 'LIST' && ((!selection.length && !returns.length && patterns.length === 1) || returns.includes('CHILDREN')),
+  };
+  if (patterns.length === 1 && patterns[0] === '' && !selection.length) {
     await s.io.write(`* ${cmd} (\\Noselect) "${DELIMITER}" ""\r\n`);
     return;
   }
-  const full = ref + pattern;
-  if (full.length > IMAP_LIST_PATTERN_MAX) throw new No('BAD', `mailbox pattern longer than ${IMAP_LIST_PATTERN_MAX} characters`);
-  // (INBOX is matched case-insensitively: "inbox" names it)
-  const inbox = /^inbox$/i.test(full);
+  for (const p of patterns) if ((ref + p).length > IMAP_LIST_PATTERN_MAX) throw new No('BAD', `mailbox pattern longer than ${IMAP_LIST_PATTERN_MAX} characters`);
   const all = s.store.mail.list(s.user!);
   for (const m of all) {
-    if (cmd === 'LSUB' && !m.subscribed) continue;
-    if (!(matchMailbox(full, m.name, DELIMITER) || (m.name === 'INBOX' && inbox))) continue;
-    const attrs = [all.some((c) => c.name.startsWith(`${m.name}${DELIMITER}`)) ? '\\HasChildren' : '\\HasNoChildren'];
-    if (m.special) attrs.push(m.special);
+    if (o.subscribedOnly && !m.subscribed) continue;
+    if (o.specialOnly && !m.special) continue;
+    // (INBOX is matched case-insensitively: "inbox" names it)
+    if (!patterns.some((p) => matchMailbox(ref + p, m.name, DELIMITER) || (m.name === 'INBOX' && /^inbox$/i.test(ref + p)))) continue;
+    const attrs = o.returnChildren ? [all.some((c) => c.name.startsWith(`${m.name}${DELIMITER}`)) ? '\\HasChildren' : '\\HasNoChildren'] : [];
+    if (o.returnSubscribed && m.subscribed) attrs.push('\\Subscribed');
+    if (m.special && o.returnSpecial) attrs.push(m.special);
     await s.io.write(`* ${cmd} (${attrs.join(' ')}) "${DELIMITER}" ${mailboxWire(m.name)}\r\n`);
   }
 }
@@ -182,9 +209,19 @@ function newName(arg: Arg | undefined): string {
   return n.endsWith(DELIMITER) && n.length > 1 ? n.slice(0, -1) : n;
 }
 
+/** CREATE name [(USE (\\Sent))] (RFC 6154 CREATE-SPECIAL-USE). */
 export async function create(s: SessionState, args: Arg[]): Promise<void> {
-  await s.store.mail.create(s.user!, newName(args[0]));
+  const opts = Array.isArray(args[1]) ? args[1] : [];
+  let special: string | undefined;
+  if (opts.length) {
+    if ((argText(opts[0]) ?? '').toUpperCase() !== 'USE' || !Array.isArray(opts[1])) throw new No('BAD', 'CREATE options: (USE (\\Special))');
+    const uses = opts[1].map((u) => argText(u) ?? '');
+    if (uses.length > 1) throw new No('NO', '[USEATTR] one special use per mailbox');
+    if (uses.length) special = uses[0];
+  }
+  await s.store.mail.create(s.user!, newName(args[0]), { special });
 }
+
 
 export async function remove(s: SessionState, args: Arg[]): Promise<void> {
   const m = resolveName(s, argText(args[0]));
