@@ -3,7 +3,9 @@
  * in the same run: STOREs one at a time on one connection (each a round
  * trip: +FLAGS and -FLAGS in turn over the mailbox), three rounds, and the
  * bytes the server process writes for one COPY of a message with a 20 MB
- * attachment (/proc/PID/io write_bytes: database, WAL and blob files).
+ * attachment (/proc/PID/io write_bytes: database, WAL and blob files), and
+ * how long an IDLEing session waits to hear of a message another process
+ * committed (the store's own ingest, in this process, timed from its commit).
  *
  *   npx tsx bench/flags.ts [--stores N] [--rounds R]
  */
@@ -45,6 +47,43 @@ async function storeRate(c: ImapClient, uids: number[]): Promise<number> {
   return STORES / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
+/** An IDLEing session on INBOX; messages committed by a Store in this process (another process to the server): ms to each EXISTS. */
+async function idleLatency(port: number, storeDir: string): Promise<number[]> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise((res) => sock.once('connect', res));
+  let buf = '';
+  let wake: (() => void) | null = null;
+  sock.on('data', (d) => {
+    buf += d.toString('latin1');
+    wake?.();
+  });
+  const until = async (re: RegExp): Promise<void> => {
+    while (!re.test(buf)) await new Promise<void>((r) => (wake = r));
+    buf = '';
+  };
+  await until(/\* OK/);
+  sock.write('a LOGIN u1 bench\r\n');
+  await until(/a OK/);
+  sock.write('b SELECT INBOX\r\n');
+  await until(/b OK/);
+  sock.write('c IDLE\r\n');
+  await until(/\+ /);
+  const s = await Store.open(storeDir, { logger: silentLogger, workers: 0 });
+  const out: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 400));
+    await s.ingest(Buffer.from(`Subject: idle ${i}\r\n\r\nx\r\n`), { user: 'u1' });
+    const t0 = performance.now();
+    await until(/EXISTS/);
+    out.push(performance.now() - t0);
+  }
+  await s.close();
+  sock.write('DONE\r\n');
+  await until(/c OK/);
+  sock.end();
+  return out;
+}
+
 function writeBytes(pid: number): number {
   return Number(/write_bytes: (\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
 }
@@ -81,6 +120,7 @@ async function main(): Promise<void> {
 
   const rows: { round: number; mailcas: number; dovecot: number | null }[] = [];
   let copyBytes = NaN;
+  let idleMs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const proc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
     const on = await waitFor(proc, 'imap-listening');
@@ -98,6 +138,7 @@ async function main(): Promise<void> {
       await mc.run(`UID COPY ${bigId} Copies`);
       copyBytes = writeBytes(proc.pid!) - before;
     }
+    if (r === 0) idleMs = await idleLatency(Number(on.split(':').pop()), storeDir);
     sock.end('z LOGOUT\r\n');
     proc.kill('SIGTERM');
     await new Promise((res) => proc.once('exit', res));
@@ -123,6 +164,8 @@ async function main(): Promise<void> {
   const dv = rows.every((x) => x.dovecot) ? med(rows.map((x) => x.dovecot!)) : null;
   const ratios = dv ? rows.map((x) => x.mailcas / x.dovecot!) : [];
   console.log(`\nSTORE one at a time on one connection (${STORES} per round, median of ${ROUNDS}): mailcas ${m.toFixed(0)}/s, Dovecot Maildir ${dv ? dv.toFixed(0) : '-'}/s${dv ? `, ratio ${med(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : ''}`);
+  const sorted = [...idleMs].sort((a, b) => a - b);
+  console.log(`IDLE: another process's delivery announced (EXISTS) ${sorted[sorted.length >> 1].toFixed(0)} ms after its commit (median of ${sorted.length}; max ${sorted[sorted.length - 1].toFixed(0)} ms)`);
   console.log(`COPY of a message with a 20 MB attachment: the server process wrote ${(copyBytes / 1024).toFixed(1)} KiB (database and WAL; no blob bytes)`);
   fs.rmSync(work, { recursive: true, force: true });
 }
