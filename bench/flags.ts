@@ -7,7 +7,7 @@
  * how long an IDLEing session waits to hear of a message another process
  * committed (the store's own ingest, in this process, timed from its commit).
  *
- *   npx tsx bench/flags.ts [--stores N] [--rounds R]
+ *   npx tsx bench/flags.ts [--stores N] [--rounds R]     (PROF=DIR: a CPU profile of the server in DIR)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   let copyBytes = NaN;
   let idleMs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const proc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawnDaemon(process.execPath, [...(process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : []), BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
     const on = await waitFor(proc, 'imap-listening');
     const sock = net.connect(Number(on.split(':').pop()), '127.0.0.1');
     await new Promise((res) => sock.once('connect', res));

@@ -59,8 +59,12 @@ export function sameFlags(a: FlagState, b: FlagState): boolean {
   return a.bits === b.bits && a.keywords.length === b.keywords.length && a.keywords.every((k, i) => k === b.keywords[i]);
 }
 
+/** No flags: one shared (frozen) list, so a session holding a large mailbox of unflagged mail holds no array per message. */
+const NO_FLAGS = Object.freeze([]) as unknown as string[];
+
 /** The flags' names, system flags first. */
 export function flagNames(f: FlagState): string[] {
+  if (!f.bits && !f.keywords.length) return NO_FLAGS;
   const out: string[] = [];
   SYSTEM_FLAGS.forEach((name, i) => f.bits & (1 << i) && out.push(name));
   return out.concat(f.keywords);
