@@ -4,7 +4,7 @@ import type { Logger } from '../util/logger.js';
 import { CommandFramer, parseCommand, type Command, type CommandError } from './command-parser.js';
 import type { ImapSession } from './session.js';
 import type { SessionIo } from './session-state.js';
-import { IMAP_BAD_COMMANDS_MAX, IMAP_INPUT_BUFFER_BYTES, IMAP_LOGIN_FAILURES_MAX } from '../limits.js';
+import { IMAP_BAD_COMMANDS_MAX, IMAP_COMMAND_MAX_BYTES, IMAP_INPUT_BUFFER_BYTES, IMAP_LOGIN_FAILURES_MAX } from '../limits.js';
 
 export interface ConnectionLimits {
   loginMs: number;
@@ -178,6 +178,10 @@ export class ImapConnection {
             if (refused.startsWith('BAD')) this.session.badCommands++;
             await this.write(`${ev.tag} ${refused}\r\n`);
             await this.send();
+          } else if (refused && ev.size > IMAP_COMMAND_MAX_BYTES) {
+            // a non-synchronizing literal the server will not take, and too large to read and drop: the
+            // client is told why and the connection ends (RFC 7888 4: LITERAL+ is the client's risk)
+            return this.bye(`* BYE ${refused.replace(/^(NO|BAD) /, '')}: a literal this large must be synchronizing\r\n`);
           } else if (ev.sync) {
             await this.write('+ ready for the message\r\n');
             await this.send();

@@ -297,3 +297,44 @@ describe('mailcas imap (IMAP4rev1 front): read-write', () => {
     await s.close();
   });
 });
+
+describe('APPEND refused', () => {
+  it('over --max-message-bytes: NO [TOOBIG] before a synchronizing literal (the session goes on); a large non-synchronizing one ends the session; nothing is spooled or stored', async () => {
+    const dir = tmpDir();
+    const s = await Store.init(dir, { logger: silentLogger, workers: 0 });
+    await s.close();
+    fs.writeFileSync(path.join(dir, 'passwd'), 'u:{PLAIN}pw\n');
+    const srv = await startImap(dir, path.join(dir, 'passwd'), ['--max-message-bytes', '1000']);
+    try {
+      const talk = async (lines: string[], waitFor: RegExp): Promise<string> => {
+        const { default: net } = await import('node:net');
+        const sock = net.connect(srv.port, '127.0.0.1');
+        let buf = '';
+        sock.on('data', (d) => (buf += d.toString('latin1')));
+        await new Promise((r) => sock.once('connect', r));
+        for (const l of lines) {
+          sock.write(l);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        for (let i = 0; i < 50 && !waitFor.test(buf); i++) await new Promise((r) => setTimeout(r, 50));
+        sock.destroy();
+        return buf;
+      };
+      const sync = await talk(['a LOGIN u pw\r\n', 'b APPEND INBOX {5000}\r\n', 'c APPEND Nowhere {3}\r\n', 'x\r\n\r\n', 'd NOOP\r\n'], /d OK/);
+      expect(sync).toMatch(/b NO \[TOOBIG\] message of 5000 bytes is over the limit of 1000 bytes/);
+      expect(sync).not.toMatch(/\+ ready[^\r]*\r\n[^]*b NO/);
+      expect(sync).toMatch(/c NO \[TRYCREATE\]/);
+      expect(sync).toMatch(/d OK/);
+      const early = await talk(['a APPEND INBOX {5}\r\n'], /a BAD/);
+      expect(early).toMatch(/a BAD log in first/);
+      const flood = await talk(['a LOGIN u pw\r\n', 'b APPEND INBOX {50000000+}\r\n', 'xxxx'], /BYE/);
+      expect(flood).toMatch(/\* BYE \[TOOBIG\] message of 50000000 bytes is over the limit of 1000 bytes: a literal this large must be synchronizing/);
+      const st = await Store.open(dir, { logger: silentLogger, workers: 0 });
+      expect(st.list('u')).toEqual([]);
+      await st.close();
+      expect(fs.readdirSync(path.join(dir, 'tmp')).filter((f) => f.includes('append'))).toEqual([]);
+    } finally {
+      await stop(srv.proc);
+    }
+  });
+});

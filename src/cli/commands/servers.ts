@@ -5,7 +5,7 @@ import { Store } from '../../store.js';
 import { MailcasError } from '../../errors.js';
 import { DEFAULT_CONNECTIONS_PER_ADDRESS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_MAX_JSON_BYTES } from '../../limits.js';
 import { defaultLogger } from '../../util/logger.js';
-import { parseHostPort, positiveInt, storeDir } from '../command-kit.js';
+import { maxMessageBytes, maxParts, parseHostPort, positiveInt, storeDir } from '../command-kit.js';
 import { jsonLine, runUntilSignal } from '../serve-until-signal.js';
 
 /** The reading fronts: serve (HTTP) and imap. */
@@ -77,7 +77,7 @@ function imapCommand(program: Command): void {
       const passwd = PasswordFile.fromFile(o.passwd);
       for (const w of passwd.warnings) process.stderr.write(`mailcas: ${w}\n`);
       if (!passwd.size) throw new MailcasError('E_USAGE', `the password file ${o.passwd} lists no user${passwd.warnings.length ? ' with a password' : ''}`);
-      const s = await Store.open(storeDir(cmd), { create: false });
+      const s = await Store.open(storeDir(cmd), { create: false, maxMessageBytes: maxMessageBytes(cmd), maxParts: maxParts(cmd) });
       const log = jsonLine;
       const svc = new ImapService(s, { passwd, log: defaultLogger(), maxSessions: o.maxSessions, maxPerAddress: o.maxConnectionsPerAddress, loginMs: o.loginTimeout * 1000, idleMs: o.idleTimeout * 1000, tls: tlsFiles, allowPlaintext: !!o.allowPlaintext });
       try {
