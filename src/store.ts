@@ -22,7 +22,7 @@ import { Messages } from './meta/messages.js';
 import { Mailboxes } from './meta/mailboxes.js';
 import { MailboxOps } from './mailbox/mailbox-ops.js';
 import { toRecord, type MessageRecord } from './mailbox/message-record.js';
-import { isCreated, openStoreDatabase, loadBackendConfig, loadConfig, loadSecret, uidValidityOf, type StoreConfig } from './meta/store-config.js';
+import { isCreated, openStoreDatabase, loadBackendConfig, loadConfig, loadSecret, storeIdOf, uidValidityOf, type StoreConfig } from './meta/store-config.js';
 import { runCompact, type CompactOptions, type CompactReport } from './meta/compact.js';
 import { currentDictionary, dictionaryById, maybeTrainDictionary } from './meta/dictionary.js';
 import { ingestMessage, type ResumeState, type Committer, type IngestDeps, type IngestOptions, type IngestResult, type Preparer, type Recipient, type RecipientResult } from './ingest/ingest.js';
@@ -66,6 +66,7 @@ export class Store implements IngestDeps, CheckDeps {
   readonly index: BlobIndex;
   readonly messages: Messages;
   readonly mailboxTable: Mailboxes;
+  readonly storeId: string; // this store's identity to its sync peers
   /** Mailbox state: flags, modseqs, mailboxes, copy, move, expunge (see MailboxOps). */
   readonly mail: MailboxOps;
   readonly blobStore: BlobStore;
@@ -113,6 +114,7 @@ export class Store implements IngestDeps, CheckDeps {
     this.index = new BlobIndex(db, this.writeLock);
     this.messages = new Messages(db);
     this.mailboxTable = new Mailboxes(db);
+    this.storeId = storeIdOf(secret);
     this.mail = new MailboxOps({
       db,
       writeLock: this.writeLock,

@@ -265,9 +265,11 @@ describe('wrong bytes are never served', () => {
     expect(fs.readFileSync(path.join(out, `${ids[2]}.eml`)).equals(msgs[2])).toBe(true);
   });
 
-  it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3, 4, 5 and 6)', async () => {
+  it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3, 4, 5, 6 and 7)', async () => {
     // what version 7 added (mailbox state): taken away again by every downgrade below
-    const V7 = 'ALTER TABLE messages DROP COLUMN flags; ALTER TABLE messages DROP COLUMN keywords; ALTER TABLE messages DROP COLUMN modseq; DROP TABLE mailboxes; DROP TABLE expunged;';
+    // (and version 8's sync state)
+    const V8 = 'DROP TABLE sync_map; DROP TABLE sync_mailboxes;';
+    const V7 = `${V8} ALTER TABLE messages DROP COLUMN flags; ALTER TABLE messages DROP COLUMN keywords; ALTER TABLE messages DROP COLUMN modseq; DROP TABLE mailboxes; DROP TABLE expunged;`;
     const dir = tmpDir();
     let s = await open(dir);
     const ids: string[] = [];
@@ -357,6 +359,20 @@ describe('wrong bytes are never served', () => {
     await s.mail.setFlags('u', [Number(ids[1])], 'add', ['\\Seen']);
     expect(s.mail.info('u', 'INBOX')!.highestModseq).toBe(2);
     expect((await s.fetchBuffer(ids[1])).toString()).toBe('Subject: 1\r\n\r\nbody 1\r\n');
+    await s.close();
+
+    // and from version 7 (no sync state): the tables are made, a sync with another store works
+    const db7 = new Database(path.join(dir, 'meta.sqlite'));
+    db7.exec(`${V8} PRAGMA user_version = 7;`);
+    db7.close();
+    s = await open(dir);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    await s.expunge('u', [ids[0]]); // damaged above
+    const peer = await open(tmpDir());
+    const { syncUser } = await import('../src/sync/sync-user.js');
+    expect((await syncUser(s, peer, 'u')).sent.messages).toBe(2);
+    expect(peer.list('u').length).toBe(2);
+    await peer.close();
     await s.close();
   });
 });

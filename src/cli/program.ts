@@ -8,6 +8,7 @@ import { registerDeliveryCommands } from './commands/delivery.js';
 import { registerServersCommands } from './commands/servers.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerMailboxStateCommands } from './commands/mailbox-state.js';
+import { registerSyncCommands } from './commands/sync.js';
 
 /**
  * The mailcas command: its global options, then each family of commands
@@ -44,6 +45,7 @@ Exit codes: 0 ok, 1 inconsistent or damaged, 64 usage, 65 refused input, 66 no s
   registerMaintenanceCommands(program);
   registerMessagesCommands(program);
   registerMailboxStateCommands(program);
+  registerSyncCommands(program);
   registerAnalyzeCommands(program);
   registerDeliveryCommands(program);
   registerServersCommands(program);

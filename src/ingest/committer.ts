@@ -3,6 +3,7 @@ import { GENERATION } from '../meta/schema.js';
 import { CommitQueue } from '../meta/commit-queue.js';
 import type { Messages } from '../meta/messages.js';
 import type { Mailboxes } from '../meta/mailboxes.js';
+import { SyncState } from '../meta/sync-state.js';
 import { keywordsColumn, parseFlags } from '../mailbox/flags.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';
 import type { BlobRow } from '../blob-index/refcounts.js';
@@ -16,6 +17,8 @@ type MetaOp =
   | { k: 'marker'; m: MarkerRecord }
   | { k: 'unmarker'; m: MarkerRecord };
 
+type CommitDeps = { db: Db; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex; sync(): SyncState };
+
 /**
  * How ingests reach the metadata: leases, renewals, marker records and
  * commits share one group-commit stream (one transaction, one fsync, for
@@ -24,7 +27,9 @@ type MetaOp =
  * before the marker), are durable when they resolve.
  */
 export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, othersComing: (pending: number) => boolean): Committer {
-  const ops = new CommitQueue<MetaOp, unknown>(deps.db, deps.writeLock, (op) => apply(deps, op), othersComing, (op) => op.k === 'commit' || op.k === 'marker');
+  let sync: SyncState | null = null;
+  const withSync = { ...deps, sync: () => (sync ??= new SyncState(deps.db)) };
+  const ops = new CommitQueue<MetaOp, unknown>(deps.db, deps.writeLock, (op) => apply(withSync, op), othersComing, (op) => op.k === 'commit' || op.k === 'marker');
   return {
     commit: (item) => ops.submit({ k: 'commit', item }) as Promise<number[]>,
     lease: (req) => ops.submit({ k: 'lease', req }) as Promise<(BlobRow | undefined)[]>,
@@ -34,7 +39,7 @@ export function groupCommitter(deps: { db: Db; writeLock: WriteLock; messages: M
   };
 }
 
-function apply(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, op: MetaOp): unknown {
+function apply(deps: CommitDeps, op: MetaOp): unknown {
   switch (op.k) {
     case 'lease':
       return deps.index.reserve(op.req.token, op.req.hashes, op.req.expires);
@@ -50,14 +55,14 @@ function apply(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes; inde
 }
 
 /** One message's commit (inside the group commit's transaction): a row per recipient, then its references. */
-function applyCommit(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes; index: BlobIndex }, item: CommitItem): number[] {
+function applyCommit(deps: CommitDeps, item: CommitItem): number[] {
   const p = item.prepared;
   const now = Date.now();
   const ids = item.recipients.map((r, k) => {
     // a new message is a change of its mailbox: it takes the mailbox's next modseq (the row is made on first delivery)
     const modseq = deps.mailboxTable.nextModseq(r.user, r.mailbox, now);
     const flags = r.flags ? parseFlags(r.flags) : null;
-    return deps.messages.insert(
+    const id = deps.messages.insert(
       {
         user: r.user,
         mailbox: r.mailbox,
@@ -83,6 +88,9 @@ function applyCommit(deps: { db: Db; messages: Messages; mailboxTable: Mailboxes
       },
       p.parts,
     );
+    // a copy made by sync: which of the peer's messages it is, committed with it
+    if (r.syncPair) deps.sync().pair(r.syncPair.peer, id, r.syncPair.remote);
+    return id;
   });
   // gc revokes a lease (committed) before it deletes the object it protected: while every lease is
   // still here, every object this message needs is too, whatever the clocks say (E_LEASE_LOST otherwise)

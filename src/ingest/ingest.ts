@@ -54,6 +54,8 @@ export interface Recipient {
   mailbox?: string;
   /** IMAP flags the message is stored with (APPEND): \\Seen, keywords... */
   flags?: string[];
+  /** Sync: the peer store's message this one is a copy of, recorded in the same transaction as the message. */
+  syncPair?: { peer: string; remote: number };
 }
 
 export interface IngestResult {
@@ -76,7 +78,7 @@ export type RecipientResult = { ok: true; result: IngestResult } | { ok: false; 
 
 /** What the commit transaction needs: one message, stored for one or more recipients. */
 export interface CommitItem {
-  recipients: { user: string; mailbox: string; flags?: string[] }[];
+  recipients: { user: string; mailbox: string; flags?: string[]; syncPair?: { peer: string; remote: number } }[];
   received: number;
   prepared: Prepared;
   refs: BlobRefInfo[];
@@ -149,7 +151,7 @@ export async function ingestMessage(
     });
     for (const [domain, idx] of groups) {
       try {
-        const rs = await storeFor(ctx, committer, prepare, spool, domain, idx.map((i) => ({ user: recipients[i].user, mailbox: recipients[i].mailbox ?? 'INBOX', flags: recipients[i].flags })), opts.received ?? Date.now());
+        const rs = await storeFor(ctx, committer, prepare, spool, domain, idx.map((i) => ({ user: recipients[i].user, mailbox: recipients[i].mailbox ?? 'INBOX', flags: recipients[i].flags, syncPair: recipients[i].syncPair })), opts.received ?? Date.now());
         idx.forEach((i, k) => (results[i] = { ok: true, result: rs[k] }));
       } catch (e) {
         for (const i of idx) results[i] = { ok: false, error: e as Error };
@@ -168,7 +170,7 @@ async function storeFor(
   prepare: Preparer,
   spool: Spool,
   domain: string,
-  recipients: { user: string; mailbox: string; flags?: string[] }[],
+  recipients: CommitItem['recipients'],
   received: number,
 ): Promise<IngestResult[]> {
   const dict = ctx.currentDictionary();

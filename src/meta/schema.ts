@@ -19,8 +19,11 @@
  * own (HIGHESTMODSEQ, subscription, special use), made for every mailbox
  * that holds mail by the upgrade; expunges leave a record (uid, modseq)
  * for clients and peer stores that ask what vanished.
+ * Version 8: two-way sync with peer stores. Per peer, which local message is
+ * which of the peer's (sync_map), and how far each mailbox was synced
+ * (sync_mailboxes: the local modseq up to which its changes reached the peer).
  */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /** Counter bumped by every transaction that changes reference counts (commit, expunge, repair). */
 export const GENERATION = 'generation';
@@ -176,6 +179,22 @@ CREATE TABLE IF NOT EXISTS expunged (
   modseq  INTEGER NOT NULL,
   at      INTEGER NOT NULL,
   PRIMARY KEY (user, mailbox, uid)
+) WITHOUT ROWID;
+
+-- two-way sync (mailbox/sync.ts): a peer store is named by its store id; local and remote are message ids
+CREATE TABLE IF NOT EXISTS sync_map (
+  peer   TEXT    NOT NULL,
+  local  INTEGER NOT NULL,
+  remote INTEGER NOT NULL,
+  PRIMARY KEY (peer, local)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sync_map_remote ON sync_map(peer, remote);
+CREATE TABLE IF NOT EXISTS sync_mailboxes (
+  peer    TEXT    NOT NULL,
+  user    TEXT    NOT NULL,
+  mailbox TEXT    NOT NULL,
+  modseq  INTEGER NOT NULL,          -- the local HIGHESTMODSEQ this mailbox was synced up to
+  PRIMARY KEY (peer, user, mailbox)
 ) WITHOUT ROWID;
 
 -- counters (verification fallbacks and the like)

@@ -103,6 +103,11 @@ export function isCreated(db: Db): boolean {
 }
 
 /** IMAP UIDVALIDITY of every mailbox of a store: derived from its secret, fixed for its life. */
+/** A store's identity as its sync peers know it (from its secret: stable for the store's life, unique in practice). */
+export function storeIdOf(secret: Buffer): string {
+  return crypto.createHmac('sha256', secret).update('store id').digest('hex').slice(0, 24);
+}
+
 export function uidValidityOf(secret: Buffer): number {
   const v = crypto.createHmac('sha256', secret).update('imap uidvalidity').digest().readUInt32BE(0) & 0x7fffffff;
   return v || 1;

@@ -13,6 +13,9 @@
  *   gc-marker-deleted  node of a cluster: gc deleted a marker, its record not yet removed
  *   collect-tombstoned  collector: an instance is tombstoned, its markers not yet listed again
  *   collect-deleted collector: an instance's object is deleted, its tombstone not yet
+ *   sync-sent       sync: a message and its pair record are stored on the peer, the sender's record not yet
+ *   sync-expunged   sync: the partner of an expunged message is expunged, the pair records not yet removed
+ *   sync-flags      sync: flags set on one side of a conflict, not yet on the other
  */
 const spec = process.env.MAILCAS_CRASH_AT ?? '';
 const [wanted, countText] = spec.split(':');
