@@ -62,13 +62,17 @@ function partnerOf(s: Side, o: Side, uid: number): number | null {
   return s.state.remoteOf(s.peer, uid) ?? o.state.localOf(o.peer, uid);
 }
 
+/** A change of a side's sync records, in a write transaction of its own. */
+function write(s: Side, fn: () => void): Promise<void> {
+  return s.store.writeLock.run(() => immediate(s.store.db, fn));
+}
+
 const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((f, i) => f === b[i]);
 
 export async function syncUser(local: Store, remote: Store, user: string, opts: { oneWay?: boolean } = {}): Promise<SyncReport> {
   const a: Side = { store: local, state: new SyncState(local.db), peer: remote.storeId, got: counts() };
   const b: Side = { store: remote, state: new SyncState(remote.db), peer: local.storeId, got: counts() };
   const rep: SyncReport = { user, sent: b.got, received: a.got, conflicts: 0 };
-  const both = (fn: () => void) => (s: Side) => s.store.writeLock.run(() => immediate(s.store.db, fn));
   for (const name of await syncMailboxes(a, b, user, !!opts.oneWay)) {
     const sinceA = since(a, user, name);
     const sinceB = since(b, user, name);
@@ -82,8 +86,8 @@ export async function syncUser(local: Store, remote: Store, user: string, opts: 
     if (!opts.oneWay) await sendNew(b, a, user, name, chB.changed, chA.changed);
     rep.conflicts += await mergeFlags(a, b, user, name, chA.changed, changedB, !!opts.oneWay);
     // what each side had changed when this sync read it has reached the other
-    await both(() => a.state.setSince(a.peer, user, name, chA.highestModseq))(a);
-    if (!opts.oneWay) await both(() => b.state.setSince(b.peer, user, name, chB.highestModseq))(b);
+    await write(a, () => a.state.setSince(a.peer, user, name, chA.highestModseq));
+    if (!opts.oneWay) await write(b, () => b.state.setSince(b.peer, user, name, chB.highestModseq));
   }
   return rep;
 }
@@ -125,26 +129,22 @@ async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): P
         lack.add(n);
         // its messages on this side lost their partners (on both sides' records): they go across again
         const partners: number[] = [];
-        await from.store.writeLock.run(() =>
-          immediate(from.store.db, () => {
-            for (const st of from.store.mail.states(user, n)) {
-              const p = from.state.remoteOf(from.peer, st.uid);
-              if (p !== null) partners.push(p);
-              from.state.unpair(from.peer, st.uid);
-            }
-            from.state.forgetMailbox(from.peer, user, n);
-          }),
-        );
-        await to.store.writeLock.run(() =>
-          immediate(to.store.db, () => {
-            for (const p of partners) to.state.unpair(to.peer, p);
-            to.state.forgetMailbox(to.peer, user, n);
-          }),
-        );
+        await write(from, () => {
+          for (const st of from.store.mail.states(user, n)) {
+            const p = from.state.remoteOf(from.peer, st.uid);
+            if (p !== null) partners.push(p);
+            from.state.unpair(from.peer, st.uid);
+          }
+          from.state.forgetMailbox(from.peer, user, n);
+        });
+        await write(to, () => {
+          for (const p of partners) to.state.unpair(to.peer, p);
+          to.state.forgetMailbox(to.peer, user, n);
+        });
       } else {
         await from.store.mail.delete(user, n);
         from.got.mailboxesDeleted++;
-        await from.store.writeLock.run(() => immediate(from.store.db, () => from.state.forgetMailbox(from.peer, user, n)));
+        await write(from, () => from.state.forgetMailbox(from.peer, user, n));
         have.delete(n);
       }
     }
@@ -171,8 +171,8 @@ async function applyExpunges(from: Side, to: Side, user: string, mailbox: string
     const removed = await to.store.mail.expunge(user, [partner], { mailbox });
     to.got.expunges += removed.length;
     crashPoint('sync-expunged');
-    await from.store.writeLock.run(() => immediate(from.store.db, () => from.state.unpair(from.peer, uid)));
-    await to.store.writeLock.run(() => immediate(to.store.db, () => to.state.unpair(to.peer, partner)));
+    await write(from, () => from.state.unpair(from.peer, uid));
+    await write(to, () => to.state.unpair(to.peer, partner));
   }
 }
 
@@ -192,8 +192,8 @@ async function sendNew(from: Side, to: Side, user: string, mailbox: string, chan
     const known = partnerOf(from, to, c.uid);
     if (known !== null) {
       // paired on one side's record only (a sync cut short): the other record is written now
-      if (from.state.remoteOf(from.peer, c.uid) === null) await from.store.writeLock.run(() => immediate(from.store.db, () => from.state.pair(from.peer, c.uid, known)));
-      if (to.state.localOf(to.peer, c.uid) === null) await to.store.writeLock.run(() => immediate(to.store.db, () => to.state.pair(to.peer, known, c.uid)));
+      if (from.state.remoteOf(from.peer, c.uid) === null) await write(from, () => from.state.pair(from.peer, c.uid, known));
+      if (to.state.localOf(to.peer, c.uid) === null) await write(to, () => to.state.pair(to.peer, known, c.uid));
       continue;
     }
     const rec = safeGet(from.store, c.uid, user);
@@ -212,8 +212,8 @@ async function sendNew(from: Side, to: Side, user: string, mailbox: string, chan
       crashPoint('sync-sent');
     }
     const p = partner;
-    await from.store.writeLock.run(() => immediate(from.store.db, () => from.state.pair(from.peer, c.uid, p)));
-    if (to.state.remoteOf(to.peer, p) === null) await to.store.writeLock.run(() => immediate(to.store.db, () => to.state.pair(to.peer, p, c.uid)));
+    await write(from, () => from.state.pair(from.peer, c.uid, p));
+    if (to.state.remoteOf(to.peer, p) === null) await write(to, () => to.state.pair(to.peer, p, c.uid));
   }
 }
 
