@@ -57,8 +57,8 @@ async function main(): Promise<void> {
   const ms = performance.now() - t0;
   const crossed = r.sent.bytes + r.received.bytes;
   const written = r.sent.blobBytes + r.received.blobBytes;
-  console.log(`sync after ${NEW} new messages on each side (${mb(whole)} in all; new unique content ${mb(unique)} as blobs where it arrived first):`);
-  console.log(`  ${r.sent.messages} + ${r.received.messages} messages in ${(ms / 1000).toFixed(1)} s; message bytes read across ${mb(crossed)} (${(crossed / whole).toFixed(2)}x copying them whole); blob bytes the receivers wrote ${mb(written)} (${(written / unique).toFixed(2)}x the new unique content)`);
+  console.log(`sync after ${NEW} new messages on each side (${mb(whole)} in all; the blobs they added where they arrived: ${mb(unique)}, much of it the same content on both sides):`);
+  console.log(`  ${r.sent.messages} + ${r.received.messages} messages in ${(ms / 1000).toFixed(1)} s; message bytes read across ${mb(crossed)} (${(crossed / whole).toFixed(2)}x copying them whole: no part-level protocol yet); blob bytes the receivers wrote, the content each lacked, ${mb(written)} (${(written / whole).toFixed(3)}x the messages, ${(written / unique).toFixed(2)}x the blobs the new mail added where it arrived)`);
   await a.close();
   await b.close();
 
