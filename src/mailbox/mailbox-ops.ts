@@ -82,6 +82,18 @@ export class MailboxOps {
     return [...names].sort().map((n) => this.describe(user, n, counted.get(n)));
   }
 
+  /** A user's mailbox names, from the mailbox rows alone (every mailbox that holds mail has one): no counting. INBOX always. */
+  names(user: string): string[] {
+    const names = new Set(this.d.mailboxes.all(user).map((r) => r.name));
+    names.add('INBOX');
+    return [...names].sort();
+  }
+
+  /** A mailbox's HIGHESTMODSEQ (1 for one with no row yet: INBOX before any delivery), without counting its messages. */
+  highestModseq(user: string, name: string): number {
+    return this.d.mailboxes.get(user, name)?.modseq ?? 1;
+  }
+
   /** One mailbox (INBOX in any case), or null when the user has no such mailbox. */
   info(user: string, name: string): MailboxInfo | null {
     const n = isInbox(name) ? 'INBOX' : name;

@@ -99,7 +99,7 @@ export async function syncUser(local: Store, remote: Store, user: string, opts: 
  */
 function since(s: Side, user: string, mailbox: string): number {
   const v = s.state.since(s.peer, user, mailbox);
-  return v > (s.store.mail.info(user, mailbox)?.highestModseq ?? 0) ? 0 : v;
+  return v > s.store.mail.highestModseq(user, mailbox) ? 0 : v;
 }
 
 /**
@@ -109,8 +109,8 @@ function since(s: Side, user: string, mailbox: string): number {
  * mail is never lost to a delete). Answers the mailboxes both sides hold.
  */
 async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): Promise<string[]> {
-  const namesA = new Set(a.store.mail.list(user).map((m) => m.name));
-  const namesB = new Set(b.store.mail.list(user).map((m) => m.name));
+  const namesA = new Set(a.store.mail.names(user));
+  const namesB = new Set(b.store.mail.names(user));
   const step = async (from: Side, to: Side, have: Set<string>, lack: Set<string>, mayChangeFrom: boolean): Promise<void> => {
     const known = new Set(from.state.syncedMailboxes(from.peer, user));
     for (const n of have) {
@@ -122,7 +122,7 @@ async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): P
         continue;
       }
       // synced before, gone on the other side: deleted there
-      const changedHere = (from.store.mail.info(user, n)?.highestModseq ?? 0) > from.state.since(from.peer, user, n);
+      const changedHere = from.store.mail.highestModseq(user, n) > from.state.since(from.peer, user, n);
       if (changedHere || !mayChangeFrom) {
         await to.store.mail.create(user, n);
         to.got.mailboxesRecovered++;
