@@ -84,6 +84,18 @@ describe('two-way sync between stores', () => {
     await syncUser(a, b, 'u');
     expect([a.list('u').length, b.list('u').length]).toEqual([0, 0]);
 
+    // moved on one side, expunged on the other: the moved copy is kept (a move makes a message of its new
+    // mailbox; the expunge removed the old place on both)
+    await a.mail.create('u', 'Moved');
+    await a.ingest(msg('mv'), { user: 'u' });
+    await syncUser(a, b, 'u');
+    const [mvA] = a.list('u', 'INBOX').filter((m) => m.subject === 'mmv').map((m) => Number(m.id));
+    const [mvB] = b.list('u', 'INBOX').filter((m) => m.subject === 'mmv').map((m) => Number(m.id));
+    await a.mail.copy('u', [mvA], 'Moved', { move: true });
+    await b.mail.expunge('u', [mvB]);
+    await syncUser(a, b, 'u');
+    for (const s of [a, b]) expect([s.list('u', 'INBOX').some((m) => m.subject === 'mmv'), s.list('u', 'Moved').map((m) => m.subject)]).toEqual([false, ['mmv']]);
+
     // a mailbox deleted on one side while it received mail on the other: kept, mail and all
     await a.mail.create('u', 'Projects');
     await a.ingest(msg('p1'), { user: 'u', mailbox: 'Projects' });
@@ -106,8 +118,8 @@ describe('two-way sync between stores', () => {
     await a.ingest(msg('only-a'), { user: 'u' });
     const one = await syncUser(a, b, 'u', { oneWay: true });
     expect(one.received).toMatchObject({ messages: 0 });
-    expect(a.list('u').map((m) => m.subject)).toEqual(['monly-a']);
-    expect(b.list('u').map((m) => m.subject).sort()).toEqual(['monly-a', 'monly-b']);
+    expect(a.list('u', 'INBOX').map((m) => m.subject)).toEqual(['monly-a']);
+    expect(b.list('u', 'INBOX').map((m) => m.subject).sort()).toEqual(['monly-a', 'monly-b']);
     await syncUser(a, b, 'u');
     expect(view(a, 'u')).toEqual(view(b, 'u'));
     for (const s of [a, b]) expect((await s.check()).consistent).toBe(true);

@@ -52,7 +52,12 @@ interface Side {
   peer: string;
   /** Changes made to this side. */
   got: SyncCounts;
+  /** Called after every committed change (a sync cut short stops here). */
+  tick(): void;
 }
+
+/** Thrown when a sync stops after the number of changes it was allowed (opts.stopAfter): a sync cut short, as by a crash. */
+export class SyncCut extends Error {}
 
 /**
  * The partner of a message of `s` on `o`: from either side's record (a sync
@@ -63,15 +68,24 @@ function partnerOf(s: Side, o: Side, uid: number): number | null {
 }
 
 /** A change of a side's sync records, in a write transaction of its own. */
-function write(s: Side, fn: () => void): Promise<void> {
-  return s.store.writeLock.run(() => immediate(s.store.db, fn));
+async function write(s: Side, fn: () => void): Promise<void> {
+  await s.store.writeLock.run(() => immediate(s.store.db, fn));
+  s.tick();
 }
 
 const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((f, i) => f === b[i]);
 
-export async function syncUser(local: Store, remote: Store, user: string, opts: { oneWay?: boolean } = {}): Promise<SyncReport> {
-  const a: Side = { store: local, state: new SyncState(local.db), peer: remote.storeId, got: counts() };
-  const b: Side = { store: remote, state: new SyncState(remote.db), peer: local.storeId, got: counts() };
+/**
+ * `stopAfter`: stop (throw SyncCut) after that many committed changes, on
+ * either side: what a crash at that point leaves, for the convergence harness.
+ */
+export async function syncUser(local: Store, remote: Store, user: string, opts: { oneWay?: boolean; stopAfter?: number } = {}): Promise<SyncReport> {
+  let left = opts.stopAfter ?? Infinity;
+  const tick = (): void => {
+    if (--left < 0) throw new SyncCut('sync cut short');
+  };
+  const a: Side = { store: local, state: new SyncState(local.db), peer: remote.storeId, got: counts(), tick };
+  const b: Side = { store: remote, state: new SyncState(remote.db), peer: local.storeId, got: counts(), tick };
   const rep: SyncReport = { user, sent: b.got, received: a.got, conflicts: 0 };
   for (const name of await syncMailboxes(a, b, user, !!opts.oneWay)) {
     const sinceA = since(a, user, name);
@@ -118,6 +132,7 @@ async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): P
       if (!known.has(n)) {
         await to.store.mail.create(user, n, { subscribe: from.store.mail.info(user, n)?.subscribed });
         to.got.mailboxesCreated++;
+        to.tick();
         lack.add(n);
         continue;
       }
@@ -126,6 +141,7 @@ async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): P
       if (changedHere || !mayChangeFrom) {
         await to.store.mail.create(user, n);
         to.got.mailboxesRecovered++;
+        to.tick();
         lack.add(n);
         // its messages on this side lost their partners (on both sides' records): they go across again
         const partners: number[] = [];
@@ -144,6 +160,7 @@ async function syncMailboxes(a: Side, b: Side, user: string, oneWay: boolean): P
       } else {
         await from.store.mail.delete(user, n);
         from.got.mailboxesDeleted++;
+        from.tick();
         await write(from, () => from.state.forgetMailbox(from.peer, user, n));
         have.delete(n);
       }
@@ -170,6 +187,7 @@ async function applyExpunges(from: Side, to: Side, user: string, mailbox: string
     if (partner === null) continue;
     const removed = await to.store.mail.expunge(user, [partner], { mailbox });
     to.got.expunges += removed.length;
+    to.tick();
     crashPoint('sync-expunged');
     await write(from, () => from.state.unpair(from.peer, uid));
     await write(to, () => to.state.unpair(to.peer, partner));
@@ -209,6 +227,7 @@ async function sendNew(from: Side, to: Side, user: string, mailbox: string, chan
       to.got.messages++;
       to.got.bytes += rec.size;
       to.got.blobBytes += r.result.newBlobBytes;
+      to.tick();
       crashPoint('sync-sent');
     }
     const p = partner;
@@ -239,6 +258,7 @@ async function mergeFlags(a: Side, b: Side, user: string, mailbox: string, chang
     if (!cur || same(cur.flags, flags)) return;
     await s.store.mail.setFlags(user, [uid], 'set', flags, { mailbox });
     s.got.flags++;
+    s.tick();
   };
   for (const c of changedA) {
     const partner = partnerOf(a, b, c.uid);
