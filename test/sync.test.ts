@@ -214,4 +214,17 @@ describe('two-way sync between stores', () => {
     await a.close();
     await b.close();
   });
+
+  it('the CLI warns when a user is synced with more than one peer (not convergent yet)', async () => {
+    const [x, y, z] = [tmpDir(), tmpDir(), tmpDir()];
+    for (const d of [x, y, z]) await (await open(d)).close();
+    const a = await open(x);
+    await a.ingest(msg('w'), { user: 'u' });
+    await a.close();
+    const first = await runCli(['--store', x, 'sync', '--user', 'u', y]);
+    expect([first.code, first.stderr.toString()]).toEqual([0, expect.not.stringMatching(/warning/)]);
+    const second = await runCli(['--store', x, 'sync', '--user', 'u', z]);
+    expect(second.code).toBe(0);
+    expect(second.stderr.toString()).toMatch(/warning: u is also synced with 1 other store\(s\)/);
+  });
 });

@@ -76,6 +76,15 @@ async function write(s: Side, fn: () => void): Promise<void> {
 const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((f, i) => f === b[i]);
 
 /**
+ * Other stores than `peer` that either store has synced this user with: more
+ * than two stores syncing in pairs do not converge yet (docs/SYNC.md).
+ */
+export function otherPeers(local: Store, remote: Store, user: string): string[] {
+  const ids = new Set([local.storeId, remote.storeId]);
+  return [...new Set([...new SyncState(local.db).peers(user), ...new SyncState(remote.db).peers(user)])].filter((p) => !ids.has(p));
+}
+
+/**
  * `stopAfter`: stop (throw SyncCut) after that many committed changes, on
  * either side: what a crash at that point leaves, for the convergence harness.
  */
