@@ -123,6 +123,7 @@ export class Store implements IngestDeps, CheckDeps {
       index: this.index,
       refsOf: (row) => countRefs(blobRefs(this.reader.layout(row, false))).values(),
       uidValidity: () => this.uidValidity,
+      storeId: () => this.storeId,
     });
     this.leaseTtlMs = (opts.leaseTtlSeconds ?? LEASE_TTL_SECONDS) * 1000;
     this.shared = backends.shared ?? null;
@@ -245,7 +246,6 @@ export class Store implements IngestDeps, CheckDeps {
   }
 
   // ---- reading
-
   /**
    * One message as FETCH sees it (IMAP, the HTTP service): its size, MIME
    * tree and bytes by range, reading only the blobs a request needs.

@@ -268,7 +268,7 @@ describe('wrong bytes are never served', () => {
   it('6. message ids are never reused, also in a store upgraded from schema 1 (and from 2, 3, 4, 5, 6 and 7)', async () => {
     // what version 7 added (mailbox state): taken away again by every downgrade below
     // (and version 8's sync state)
-    const V8 = 'DROP TABLE sync_map; DROP TABLE sync_mailboxes;';
+    const V8 = 'DROP TABLE sync_map; DROP TABLE sync_mailboxes; DROP INDEX expunged_guid; ALTER TABLE expunged DROP COLUMN guid; ALTER TABLE messages DROP COLUMN guid;';
     const V7 = `${V8} ALTER TABLE messages DROP COLUMN flags; ALTER TABLE messages DROP COLUMN keywords; ALTER TABLE messages DROP COLUMN modseq; DROP TABLE mailboxes; DROP TABLE expunged;`;
     const dir = tmpDir();
     let s = await open(dir);

@@ -215,16 +215,20 @@ describe('two-way sync between stores', () => {
     await b.close();
   });
 
-  it('the CLI warns when a user is synced with more than one peer (not convergent yet)', async () => {
-    const [x, y, z] = [tmpDir(), tmpDir(), tmpDir()];
-    for (const d of [x, y, z]) await (await open(d)).close();
-    const a = await open(x);
-    await a.ingest(msg('w'), { user: 'u' });
-    await a.close();
-    const first = await runCli(['--store', x, 'sync', '--user', 'u', y]);
-    expect([first.code, first.stderr.toString()]).toEqual([0, expect.not.stringMatching(/warning/)]);
-    const second = await runCli(['--store', x, 'sync', '--user', 'u', z]);
-    expect(second.code).toBe(0);
-    expect(second.stderr.toString()).toMatch(/warning: u is also synced with 1 other store\(s\)/);
+  it('three stores syncing in pairs: a copy that travelled A -> B -> C does not come back to A after A expunged it', async () => {
+    const [a, b, c] = await Promise.all([tmpDir(), tmpDir(), tmpDir()].map(open));
+    const x = (await a.ingest(msg('travels'), { user: 'u' })).id;
+    await a.ingest(msg('stays'), { user: 'u' });
+    await syncUser(a, b, 'u');
+    await syncUser(b, c, 'u');
+    await a.mail.expunge('u', [Number(x)]);
+    const r = await syncUser(a, c, 'u');
+    expect(r.sent.expunges).toBe(1); // c's copy: the expunge travelled
+    await syncUser(a, b, 'u');
+    await syncUser(b, c, 'u');
+    for (const s of [a, b, c]) expect(s.list('u').map((m) => m.subject)).toEqual(['mstays']);
+    // the copies carry the original's identity
+    expect(c.mail.guidOf(Number(c.list('u')[0].id))).toBe(a.mail.guidOf(Number(a.list('u')[0].id)));
+    for (const s of [a, b, c]) await s.close();
   });
 });

@@ -85,6 +85,7 @@ function applyCommit(deps: CommitDeps, item: CommitItem): number[] {
         flags: flags?.bits ?? 0,
         keywords: flags ? keywordsColumn(flags.keywords) : null,
         modseq,
+        guid: r.syncPair?.guid ?? null,
       },
       p.parts,
     );

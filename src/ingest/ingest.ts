@@ -54,8 +54,8 @@ export interface Recipient {
   mailbox?: string;
   /** IMAP flags the message is stored with (APPEND): \\Seen, keywords... */
   flags?: string[];
-  /** Sync: the peer store's message this one is a copy of, recorded in the same transaction as the message. */
-  syncPair?: { peer: string; remote: number };
+  /** Sync: the peer store's message this one is a copy of (and that message's identity), recorded in the same transaction as the message. */
+  syncPair?: { peer: string; remote: number; guid: string };
 }
 
 export interface IngestResult {
@@ -78,7 +78,7 @@ export type RecipientResult = { ok: true; result: IngestResult } | { ok: false; 
 
 /** What the commit transaction needs: one message, stored for one or more recipients. */
 export interface CommitItem {
-  recipients: { user: string; mailbox: string; flags?: string[]; syncPair?: { peer: string; remote: number } }[];
+  recipients: { user: string; mailbox: string; flags?: string[]; syncPair?: { peer: string; remote: number; guid: string } }[];
   received: number;
   prepared: Prepared;
   refs: BlobRefInfo[];

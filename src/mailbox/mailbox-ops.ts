@@ -45,6 +45,8 @@ export interface MailboxOpsDeps {
   /** The blob references of a message row (its layout decoded). */
   refsOf(row: MessageRow): Iterable<{ hash: Buffer; count: number }>;
   uidValidity(): number;
+  /** This store's id (a message's own identity is STOREID:ID). */
+  storeId(): string;
 }
 
 function toState(r: FlagRow): MessageState {
@@ -212,9 +214,20 @@ export class MailboxOps {
 
   private remove(row: MessageRow, modseq: number, now: number): void {
     const refs = [...this.d.refsOf(row)];
+    const guid = this.guidOf(row.id);
     this.d.messages.delete(row.id);
     this.d.index.dropRefs(refs, now);
-    this.d.mailboxes.recordExpunge(row.user, row.mailbox, row.id, modseq, now);
+    this.d.mailboxes.recordExpunge(row.user, row.mailbox, row.id, modseq, now, guid);
+  }
+
+  /** A message's identity across stores: the one a sync copy carries, else its own (STOREID:ID). */
+  guidOf(id: number): string {
+    return this.d.messages.guid(id) ?? `${this.d.storeId()}:${id}`;
+  }
+
+  /** Whether a message of this identity was expunged here (a sync does not bring it back: the expunge travels instead). */
+  wasExpunged(user: string, guid: string): boolean {
+    return this.d.mailboxes.expungedGuid(user, guid);
   }
 
   /**

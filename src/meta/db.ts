@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MailcasError } from '../errors.js';
 import { busyTimeoutMs, WAL_SIZE_LIMIT_BYTES } from '../limits.js';
-import { ADDED_COLUMNS, MAILBOX_ROWS_UPGRADE, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { ADDED_COLUMNS, INDEXES_ON_ADDED_COLUMNS, MAILBOX_ROWS_UPGRADE, MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 import { computeMissingLayoutSums } from './layout-sum-upgrade.js';
 
 export type Db = Database.Database;
@@ -54,6 +54,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
           const has = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column);
           if (!has) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
         }
+        db.exec(INDEXES_ON_ADDED_COLUMNS);
         if (v < 6) computeMissingLayoutSums(db);
         if (v < 7) db.exec(MAILBOX_ROWS_UPGRADE);
         db.pragma(`user_version = ${SCHEMA_VERSION}`);

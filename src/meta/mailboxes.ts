@@ -79,8 +79,14 @@ export class Mailboxes {
     this.q('DELETE FROM expunged WHERE user = ? AND mailbox = ?').run(user, name);
   }
 
-  recordExpunge(user: string, mailbox: string, uid: number, modseq: number, now: number): void {
-    this.q('INSERT OR REPLACE INTO expunged(user, mailbox, uid, modseq, at) VALUES (?, ?, ?, ?, ?)').run(user, mailbox, uid, modseq, now);
+  recordExpunge(user: string, mailbox: string, uid: number, modseq: number, now: number, guid: string): void {
+    this.q('INSERT OR REPLACE INTO expunged(user, mailbox, uid, modseq, at, guid) VALUES (?, ?, ?, ?, ?, ?)').run(user, mailbox, uid, modseq, now, guid);
+  }
+
+  /** Whether a message of this identity was expunged from the user's mail (within the records kept). */
+  expungedGuid(user: string, guid: string): boolean {
+    if (!this.present) return false;
+    return !!this.q('SELECT 1 FROM expunged WHERE user = ? AND guid = ? LIMIT 1').get(user, guid);
   }
 
   /** UIDs expunged from the mailbox at a modseq above `since`, ascending. */

@@ -54,6 +54,8 @@ export interface NewMessage {
   flags?: number;
   keywords?: string | null;
   modseq?: number;
+  /** A copy made by sync: the identity of the message it copies. */
+  guid?: string | null;
 }
 
 /** A message's IMAP state: its flags and the modseq of their last change. */
@@ -95,10 +97,12 @@ export class Messages {
   private readonly stateColumns: string;
   private readonly listColumns: string;
   private readonly hasState: boolean;
+  private readonly hasGuid: boolean;
   constructor(readonly db: Db) {
     const has = (c: string): boolean => !!db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = ?").get(c);
     this.rowColumns = has('layout_sum') ? `${ROW_COLUMNS}, layout_sum` : `${ROW_COLUMNS}, NULL AS layout_sum`;
     this.hasState = has('modseq');
+    this.hasGuid = has('guid');
     this.rowColumns += this.hasState ? ', flags, keywords' : ', 0 AS flags, NULL AS keywords';
     this.stateColumns = this.hasState ? 'id, flags, keywords, modseq' : 'id, 0 AS flags, NULL AS keywords, 1 AS modseq';
     this.listColumns = this.hasState ? `${LIST_BASE}, flags, keywords` : `${LIST_BASE}, 0 AS flags, NULL AS keywords`;
@@ -117,10 +121,10 @@ export class Messages {
   insert(m: NewMessage, parts: NewPart[]): number {
     const info = this.q(
       `INSERT INTO messages(user, mailbox, size, hash, received, codec, dict, layout, inline, inline_codec, header_bytes, layout_raw, inline_raw, new_bytes,
-                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, layout_sum, flags, keywords, modseq)
+                            fallback, date, subject, from_addr, to_addr, cc_addr, message_id, in_reply_to, tree, layout_sum, flags, keywords, modseq, guid)
        VALUES (@user, @mailbox, @size, @hash, @received, @codec, @dict, @layout, @inline, @inlineCodec, @headerBytes, @layoutRaw, @inlineRaw, @newBytes,
-               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree, @layoutSum, @flags, @keywords, @modseq)`,
-    ).run({ ...m, flags: m.flags ?? 0, keywords: m.keywords ?? null, modseq: m.modseq ?? 1 });
+               @fallback, @date, @subject, @from, @to, @cc, @messageId, @inReplyTo, @tree, @layoutSum, @flags, @keywords, @modseq, @guid)`,
+    ).run({ ...m, flags: m.flags ?? 0, keywords: m.keywords ?? null, modseq: m.modseq ?? 1, guid: m.guid ?? null });
     const id = Number(info.lastInsertRowid);
     const ins = this.q('INSERT INTO parts(message_id, seq, path, content_type, filename, cte, recipe, raw_size, size, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     parts.forEach((p, i) => ins.run(id, i, p.path, p.contentType, p.filename, p.cte, p.recipe, p.rawSize, p.size, p.hash));
@@ -170,6 +174,12 @@ export class Messages {
 
   setFlags(id: number, flags: number, keywords: string | null, modseq: number): void {
     this.q('UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?').run(flags, keywords, modseq, id);
+  }
+
+  /** The identity a sync copy carries (null: the message's own). */
+  guid(id: number): string | null {
+    if (!this.hasGuid) return null;
+    return (this.q('SELECT guid FROM messages WHERE id = ?').get(id) as { guid: string | null } | undefined)?.guid ?? null;
   }
 
   /** Messages of the mailbox without the \Seen flag. */

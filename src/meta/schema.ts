@@ -21,7 +21,9 @@
  * for clients and peer stores that ask what vanished.
  * Version 8: two-way sync with peer stores. Per peer, which local message is
  * which of the peer's (sync_map), and how far each mailbox was synced
- * (sync_mailboxes: the local modseq up to which its changes reached the peer).
+ * (sync_mailboxes: the local modseq up to which its changes reached the peer);
+ * a copy made by sync carries its original's identity (messages.guid), and an
+ * expunge records the identity it removed (expunged.guid).
  */
 export const SCHEMA_VERSION = 8;
 
@@ -61,7 +63,8 @@ function messagesTable(name: string): string {
   layout_sum BLOB,                 -- checksum of the decoded layout, inline bodies and tree (layout/layout-sum.ts); NULL: not known
   flags      INTEGER NOT NULL DEFAULT 0,  -- IMAP system flags, a bit each (mailbox/flags.ts)
   keywords   TEXT,                 -- IMAP keywords, space-separated; NULL: none
-  modseq     INTEGER NOT NULL DEFAULT 1   -- the mailbox's modification sequence at this message's last change (RFC 7162)
+  modseq     INTEGER NOT NULL DEFAULT 1,  -- the mailbox's modification sequence at this message's last change (RFC 7162)
+  guid       TEXT                  -- a copy made by sync: the identity of the message it copies (NULL: its own, STOREID:ID)
 );`;
 }
 
@@ -178,6 +181,7 @@ CREATE TABLE IF NOT EXISTS expunged (
   uid     INTEGER NOT NULL,
   modseq  INTEGER NOT NULL,
   at      INTEGER NOT NULL,
+  guid    TEXT,                  -- the message's identity (messages.guid, or STOREID:ID): a sync never brings it back
   PRIMARY KEY (user, mailbox, uid)
 ) WITHOUT ROWID;
 
@@ -207,7 +211,7 @@ CREATE TABLE IF NOT EXISTS counters (
 /** Upgrades a version-1 store in place (inside the caller's write transaction); ids keep their values. */
 export const MIGRATE_1_TO_2 = `
 ${messagesTable('messages_v2')}
-INSERT INTO messages_v2 SELECT *, NULL, NULL, NULL, 0, NULL, 1 FROM messages;
+INSERT INTO messages_v2 SELECT *, NULL, NULL, NULL, 0, NULL, 1, NULL FROM messages;
 DROP TABLE messages;
 ALTER TABLE messages_v2 RENAME TO messages;
 ${MESSAGES_INDEXES}
@@ -231,7 +235,12 @@ export const ADDED_COLUMNS: [table: string, column: string, decl: string][] = [
   ['messages', 'flags', 'INTEGER NOT NULL DEFAULT 0'],
   ['messages', 'keywords', 'TEXT'],
   ['messages', 'modseq', 'INTEGER NOT NULL DEFAULT 1'],
+  ['messages', 'guid', 'TEXT'],
+  ['expunged', 'guid', 'TEXT'],
 ];
+
+/** Indexes on added columns: made once the columns are there (after ADDED_COLUMNS). */
+export const INDEXES_ON_ADDED_COLUMNS = 'CREATE INDEX IF NOT EXISTS expunged_guid ON expunged(user, guid) WHERE guid IS NOT NULL';
 
 /** Version 7: every mailbox that holds mail gets its row (subscribed: it was listed and delivered to before). */
 export const MAILBOX_ROWS_UPGRADE = `INSERT OR IGNORE INTO mailboxes(user, name, uidvalidity, modseq, subscribed, created)

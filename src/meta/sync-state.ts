@@ -35,12 +35,6 @@ export class SyncState {
     return (this.q('SELECT mailbox FROM sync_mailboxes WHERE peer = ? AND user = ? ORDER BY mailbox').all(peer, user) as { mailbox: string }[]).map((r) => r.mailbox);
   }
 
-  /** The peers this store has synced a user with. */
-  peers(user: string): string[] {
-    if (!this.present) return [];
-    return (this.q('SELECT DISTINCT peer FROM sync_mailboxes WHERE user = ? ORDER BY peer').all(user) as { peer: string }[]).map((r) => r.peer);
-  }
-
   setSince(peer: string, user: string, mailbox: string, modseq: number): void {
     this.q('INSERT INTO sync_mailboxes(peer, user, mailbox, modseq) VALUES (?, ?, ?, ?) ON CONFLICT(peer, user, mailbox) DO UPDATE SET modseq = excluded.modseq').run(peer, user, mailbox, modseq);
   }

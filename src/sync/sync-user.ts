@@ -76,15 +76,6 @@ async function write(s: Side, fn: () => void): Promise<void> {
 const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((f, i) => f === b[i]);
 
 /**
- * Other stores than `peer` that either store has synced this user with: more
- * than two stores syncing in pairs do not converge yet (docs/SYNC.md).
- */
-export function otherPeers(local: Store, remote: Store, user: string): string[] {
-  const ids = new Set([local.storeId, remote.storeId]);
-  return [...new Set([...new SyncState(local.db).peers(user), ...new SyncState(remote.db).peers(user)])].filter((p) => !ids.has(p));
-}
-
-/**
  * `stopAfter`: stop (throw SyncCut) after that many committed changes, on
  * either side: what a crash at that point leaves, for the convergence harness.
  */
@@ -204,16 +195,22 @@ async function applyExpunges(from: Side, to: Side, user: string, mailbox: string
 }
 
 /**
- * Messages new on `from` (no partner): paired with an unpaired message of the
- * same bytes new on `to` (added on both sides, or sent by a sync cut short),
- * else sent: streamed through `to`'s ingest, with their flags and received time.
+ * Messages new on `from` (no partner): expunged when `to` expunged a message
+ * of the same identity (a copy that reached it through a third store); paired
+ * with an unpaired message new on `to` of the same identity, or of the same
+ * bytes (added on both sides); else sent: streamed through `to`'s ingest with
+ * their flags, received time and identity.
  */
 async function sendNew(from: Side, to: Side, user: string, mailbox: string, changed: MessageState[], otherChanged: MessageState[]): Promise<void> {
+  // the other side's new messages not paired yet, by identity and by bytes
   const unpairedThere = new Map<string, number[]>();
+  const byGuidThere = new Map<string, number>();
   for (const c of otherChanged) {
     if (partnerOf(to, from, c.uid) !== null) continue;
     const rec = safeGet(to.store, c.uid, user);
-    if (rec && rec.mailbox === mailbox) unpairedThere.set(rec.hash, [...(unpairedThere.get(rec.hash) ?? []), c.uid]);
+    if (!rec || rec.mailbox !== mailbox) continue;
+    unpairedThere.set(rec.hash, [...(unpairedThere.get(rec.hash) ?? []), c.uid]);
+    byGuidThere.set(to.store.mail.guidOf(c.uid), c.uid);
   }
   for (const c of changed) {
     const known = partnerOf(from, to, c.uid);
@@ -225,12 +222,24 @@ async function sendNew(from: Side, to: Side, user: string, mailbox: string, chan
     }
     const rec = safeGet(from.store, c.uid, user);
     if (!rec || rec.mailbox !== mailbox) continue;
-    let partner = unpairedThere.get(rec.hash)?.shift() ?? null;
+    const guid = from.store.mail.guidOf(c.uid);
+    if (to.store.mail.wasExpunged(user, guid)) {
+      // the other side expunged this message (a copy that reached it through a third store, say): the expunge travels
+      from.got.expunges += (await from.store.mail.expunge(user, [c.uid], { mailbox })).length;
+      from.tick();
+      continue;
+    }
+    // the same message there already: the same identity (a copy through a third store), or the same bytes
+    let partner = byGuidThere.get(guid) ?? null;
+    if (partner !== null) {
+      const p = partner;
+      for (const [h, list] of unpairedThere) unpairedThere.set(h, list.filter((x) => x !== p));
+    } else partner = unpairedThere.get(rec.hash)?.shift() ?? null;
     if (partner !== null) to.got.paired++;
     else {
       // the copy and its pair record (on the receiving side) commit together: a sync cut short after it is
       // found paired by the next one, whatever happens to either message meanwhile
-      const [r] = await to.store.deliver(await from.store.fetch(String(c.uid), { user }), [{ user, mailbox, flags: rec.flags, syncPair: { peer: to.peer, remote: c.uid } }], { received: rec.received });
+      const [r] = await to.store.deliver(await from.store.fetch(String(c.uid), { user }), [{ user, mailbox, flags: rec.flags, syncPair: { peer: to.peer, remote: c.uid, guid } }], { received: rec.received });
       if (!r.ok) throw r.error;
       partner = Number(r.result.id);
       to.got.messages++;

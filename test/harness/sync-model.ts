@@ -1,6 +1,6 @@
 /**
  * Convergence harness for two-way sync (docs/SYNC.md), on the real code:
- * two stores (or three: see docs/SYNC.md, not yet convergent) take random changes (new mail, the same bytes on two stores,
+ * two or three stores take random changes (new mail, the same bytes on two stores,
  * flags set and cleared, expunges, moves between mailboxes), and
  * random pairs sync at random times, each sync cut short after a random
  * number of committed changes now and then (what a crash there leaves).
@@ -42,7 +42,7 @@ function view(s: Store): string {
 export async function runSyncModel(o: { seed: number; rounds: number; stepsPerRound: number; stores?: number; cutRate?: number; flaw?: (s: Store) => void }): Promise<SyncModelReport> {
   const rnd = prng(o.seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
-  const n = o.stores ?? 2;
+  const n = o.stores ?? 3;
   const dirs = Array.from({ length: n }, () => fs.mkdtempSync(path.join(os.tmpdir(), 'mailcas-syncmodel-')));
   const stores = await Promise.all(dirs.map((d) => Store.open(d, { logger: silentLogger, workers: 0 })));
   for (const s of stores) await s.mail.create(USER, 'Work');

@@ -25,15 +25,13 @@ export function registerSyncCommands(program: Command): void {
       if (!peer) throw new MailcasError('E_USAGE', 'sync needs the peer store directory');
       if (!o.user === !o.allUsers) throw new MailcasError('E_USAGE', 'sync needs --user U or --all-users');
       if (!fs.existsSync(path.join(peer, 'meta.sqlite'))) throw new MailcasError('E_NOT_FOUND', `no store in ${path.resolve(peer)}`);
-      const { otherPeers, syncUser } = await import('../../sync/sync-user.js');
+      const { syncUser } = await import('../../sync/sync-user.js');
       await withStore(cmd, async (s) => {
         const p = await Store.open(peer, { create: false });
         try {
           if (p.storeId === s.storeId) throw new MailcasError('E_USAGE', `${peer} is this store`);
           const users = o.user ? [o.user] : [...new Set([...s.users(), ...p.users()].map((u) => u.user))].sort();
           for (const user of users) {
-            const others = otherPeers(s, p, user);
-            if (others.length) process.stderr.write(`mailcas: warning: ${user} is also synced with ${others.length} other store(s): sync between more than two stores does not converge yet (an expunge can come back; docs/SYNC.md)\n`);
             const r = await syncUser(s, p, user, { oneWay: o.oneWay });
             if (o.json) out(JSON.stringify(r));
             else {
