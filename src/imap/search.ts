@@ -124,7 +124,7 @@ class CriteriaParser {
       }
       case 'BODY':
       case 'TEXT':
-        throw new SearchError(`[CANNOT] ${key} would read every message body: not supported by this read-only front`);
+        throw new SearchError(`[CANNOT] ${key} would read every message body: not supported by this front (it searches the metadata only)`);
     }
     return this.header(key) ?? this.sizeOrDate(key) ?? this.set(key);
   }
