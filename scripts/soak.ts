@@ -3,10 +3,11 @@
  * moments and at named crash points across import, deliver, LMTP, expunge,
  * gc, tier, flush and check; on the filesystem and, when an S3 server is
  * set up, on a tiered store), three cluster nodes on one bucket with SIGKILLs
- * (with an S3 server), the scale-out model, the blob lifecycle model and the hostile-input fuzzer,
+ * (with an S3 server), the scale-out model, the blob lifecycle model, the sync convergence model (two and
+ * three stores, syncs cut short) and the hostile-input fuzzer,
  * then a table.
  *
- *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N] [--lifecycle-seeds N] [--hostile-seconds N]
+ *   npm run soak -- [--kills N] [--minutes M] [--seed S] [--fuzz N] [--concurrency-seconds N] [--cluster-rounds N] [--lifecycle-seeds N] [--sync-seeds N] [--hostile-seconds N]
  *
  * Defaults: 1,000 kills, 100,000 fuzz cases, 90 minutes at most. Exit 1 when
  * anything acknowledged was lost, changed, or a check failed.
@@ -19,6 +20,7 @@ import { runFuzz } from '../test/harness/fuzz-harness.js';
 import { runConcurrency } from '../test/harness/concurrency-harness.js';
 import { runModel } from '../test/harness/scaleout-model.js';
 import { runLifecycleModel } from '../test/harness/lifecycle-model.js';
+import { runSyncModel } from '../test/harness/sync-model.js';
 import { runHostileFronts, type HostileReport } from '../test/harness/hostile-fronts.js';
 import { runClusterHarness, type ClusterHarnessReport } from '../test/harness/cluster-harness.js';
 import { corpusFiles } from '../test/helpers.js';
@@ -109,6 +111,20 @@ for (let i = 0; i < lifecycleSeeds && Date.now() < deadline - 10 * 60_000; i++) 
   if (v.length) lifecycle.violations.push(`seed ${seed + i}: ${v[0]}`);
 }
 console.log(`lifecycle model: ${lifecycle.seeds} seeds, ${lifecycle.steps} requests, ${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged, ${lifecycle.violations.length} violations`);
+// two-way sync between two and three stores (docs/SYNC.md): random changes, random syncs cut short, convergence after every round
+const syncSeeds = arg('sync-seeds', 100);
+const syncModel = { seeds: 0, operations: 0, syncs: 0, cut: 0, messages: 0, failures: [] as string[] };
+for (let i = 0; i < syncSeeds && Date.now() < deadline - 8 * 60_000; i++) {
+  const rep = await runSyncModel({ seed: seed + i, rounds: 8, stepsPerRound: 60, stores: 2 + (i % 2) });
+  syncModel.seeds++;
+  syncModel.operations += rep.operations;
+  syncModel.syncs += rep.syncs;
+  syncModel.cut += rep.cut;
+  syncModel.messages += rep.messages;
+  const v = [...rep.lost.map((x) => `lost ${x}`), ...rep.resurrected.map((x) => `resurrected ${x}`), ...rep.divergent];
+  if (v.length) syncModel.failures.push(`seed ${seed + i}: ${v[0].slice(0, 300)}`);
+}
+console.log(`sync model: ${syncModel.seeds} seeds, ${syncModel.operations} changes, ${syncModel.syncs} syncs (${syncModel.cut} cut short), ${syncModel.messages} messages, ${syncModel.failures.length} failures`);
 // hostile clients at the three fronts, each shape for longer, a bigger mailbox
 const hostileShapeMs = arg('hostile-seconds', 20) * 1000;
 const hostile: HostileReport = await runHostileFronts({ bin: BIN, dir: fs.mkdtempSync(path.join(work, 'hostile-')), shapeMs: hostileShapeMs, mailboxSize: 8000 });
@@ -146,6 +162,8 @@ const rows: [string, string | number][] = [
   ['  violations / leaks', `${model.violations.length} / ${model.leaks}`],
   ['lifecycle model seeds / requests', `${lifecycle.seeds} / ${lifecycle.steps} (${lifecycle.crashes} crashes, ${lifecycle.acknowledged} acknowledged)`],
   ['  violations', lifecycle.violations.length],
+  ['sync model seeds / changes', `${syncModel.seeds} / ${syncModel.operations} (${syncModel.syncs} syncs, ${syncModel.cut} cut short, ${syncModel.messages} messages)`],
+  ['  lost / resurrected / divergent', syncModel.failures.length],
   ['hostile-client shapes (3 fronts)', `${hostile.shapes.length}, ${hostileShapeMs / 1000} s each: bystander p99 at most ${Math.max(...hostile.shapes.map((h) => h.bystander.p99))} ms, peak RSS at most ${Math.max(...hostile.shapes.map((h) => h.rssMB))} MB, SIGTERM ${JSON.stringify(hostile.sigtermSeconds)}`],
   ['  down / bystander failed or slow', hostileBad],
   ['fuzz cases', fuzz.cases],
@@ -157,6 +175,6 @@ const rows: [string, string | number][] = [
 console.log('');
 for (const [k, v] of rows) console.log(`${k.padEnd(32)} ${v}`);
 console.log('kills by command and point:', Object.entries(at).sort().map(([k, v]) => `${k} ${v}`).join(', '));
-for (const f of [...lifecycle.violations, ...fuzz.failures].slice(0, 20)) console.log(`  ! ${f}`);
-const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + lifecycle.violations.length + hostileBad + clusterBad;
+for (const f of [...lifecycle.violations, ...syncModel.failures, ...fuzz.failures].slice(0, 20)) console.log(`  ! ${f}`);
+const bad = sum((r) => r.lost.length + r.mismatched.length + r.checkFailures.length + r.drift) + fuzz.failures.length + conc.failures.length + conc.lost.length + conc.mismatched.length + (conc.check ? 1 : 0) + model.violations.length + model.leaks + lifecycle.violations.length + syncModel.failures.length + hostileBad + clusterBad;
 process.exitCode = bad ? 1 : 0;
