@@ -6,7 +6,7 @@ export class ImapClient {
   private waiting: (() => void) | null = null;
   private n = 0;
   constructor(
-    private readonly input: Readable,
+    input: Readable,
     private readonly output: Writable,
   ) {
     input.on('data', (d: Buffer) => {

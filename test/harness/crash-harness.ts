@@ -204,7 +204,7 @@ export async function runCrashHarness(o: CrashHarnessOptions): Promise<CrashHarn
     } else if (op === 'tier-beside-gc') {
       // tier (its cold PUTs answering late) and gc --grace 0 (its clock now and then hours ahead) at once, either killed
       const late = { MAILCAS_LATE_PUT_MS: `${200 + Math.floor(rnd() * 1500)}:0.5` };
-      const skew = rnd() < 0.5 ? { MAILCAS_GC_CLOCK_AHEAD_MS: String(2 * 3600_000) } : {};
+      const skew: Record<string, string> = rnd() < 0.5 ? { MAILCAS_GC_CLOCK_AHEAD_MS: String(2 * 3600_000) } : {};
       const killTier = rnd() < 0.5;
       const [t, g] = await Promise.all([
         run(o.bin, ['--store', o.store, 'tier', '--older-than', '0'], { env: { ...late, ...(killTier ? env : {}) }, killAfterMs: killTier ? killAfterMs : undefined }),
