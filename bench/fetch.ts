@@ -20,7 +20,6 @@ import path from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import type { Readable, Writable } from 'node:stream';
 import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
