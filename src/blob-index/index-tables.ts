@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { immediate, writeTxn, type Db, type WriteLock } from '../meta/db.js';
+import { immediate, statementCache, writeTxn, type Db, type WriteLock } from '../meta/db.js';
 import { Refcounts } from './refcounts.js';
 import { Leases } from './leases.js';
 import { Markers } from './markers.js';
@@ -13,7 +13,8 @@ export class IndexTables {
   readonly markers: Markers;
   readonly packs: Packs;
   readonly view: BlobIndexView;
-  private readonly stmts = new Map<string, Statement>();
+  /** Prepared statements by their SQL (the index's transitions share them). */
+  readonly q: (sql: string) => Statement;
 
   constructor(
     readonly db: Db,
@@ -24,16 +25,9 @@ export class IndexTables {
     this.markers = new Markers(db);
     this.packs = new Packs(db);
     this.view = new BlobIndexView(db);
+    this.q = statementCache(db);
   }
 
-  q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
-  }
 
   /** One short IMMEDIATE write transaction under this process's write lock. */
   txn<T>(fn: () => T): Promise<T> {

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from '../meta/db.js';
+import { statementCache, type Db } from '../meta/db.js';
 import { UNNEEDED_MARKER } from './markers.js';
 import type { PackRow } from './packs.js';
 
@@ -36,17 +36,11 @@ export interface HotCandidate {
  * packs, leases and shared_markers outside the index's transitions is here.
  */
 export class BlobIndexView {
-  private readonly stmts = new Map<string, Statement>();
-  constructor(readonly db: Db) {}
-
-  private q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+  private readonly q: (sql: string) => Statement;
+  constructor(readonly db: Db) {
+    this.q = statementCache(db);
   }
+
 
   /** Every blob row with its pack's name. */
   rows(): IterableIterator<IndexedBlob> {

@@ -2,6 +2,7 @@ import { Tier, type BlobStore } from '../cas/blob-store.js';
 import type { BlobIndex } from '../blob-index/blob-index.js';
 import type { SharedBucket } from '../backend/shared-bucket.js';
 import type { Messages } from '../meta/messages.js';
+import type { IndexedBlob } from '../blob-index/index-view.js';
 
 /** What check uses of its store. */
 export interface CheckDeps {
@@ -80,20 +81,8 @@ export interface CheckReport {
   repairNote?: string;
 }
 
-export interface Row {
-  refs: number;
-  codec: number;
-  size: number;
-  domain: string;
-  corrupt: number;
-  tier: number;
-  pack_name: string | null;
-  pack_offset: number | null;
-  frame_offset: number | null;
-  pack_length: number | null;
-  stored: number;
-  instance: string | null;
-}
+/** A blob row as check holds it (keyed by its hash). */
+export type Row = Omit<IndexedBlob, 'hash'>;
 
 /** One listing of each tier, taken before the metadata snapshot. */
 export interface Listing {

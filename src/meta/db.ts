@@ -50,10 +50,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
         if (v === SCHEMA_VERSION) return;
         if (v === 1) db.exec(MIGRATE_1_TO_2);
         db.exec(SCHEMA_SQL);
-        for (const [table, column, decl] of ADDED_COLUMNS) {
-          const has = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column);
-          if (!has) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
-        }
+        for (const [table, column, decl] of ADDED_COLUMNS) if (!hasColumn(db, table, column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
         db.exec(INDEXES_ON_ADDED_COLUMNS);
         if (v < 6) computeMissingLayoutSums(db);
         if (v < 7) db.exec(MAILBOX_ROWS_UPGRADE);
@@ -65,6 +62,26 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Db {
     db.close();
     throw storeError(e, file);
   }
+}
+
+/** A connection's prepared statements by their SQL: each prepared once, on first use (the tables' owners use one each). */
+export function statementCache(db: Db): (sql: string) => Database.Statement {
+  const stmts = new Map<string, Database.Statement>();
+  return (sql) => {
+    let s = stmts.get(sql);
+    if (!s) stmts.set(sql, (s = db.prepare(sql)));
+    return s;
+  };
+}
+
+/** Whether the database has this table (a store of an older schema opened read-only, not upgraded, may not). */
+export function hasTable(db: Db, table: string): boolean {
+  return !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
+}
+
+/** Whether a table has this column (see hasTable). */
+export function hasColumn(db: Db, table: string, column: string): boolean {
+  return !!db.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.js';
+import { hasTable, statementCache, type Db } from './db.js';
 
 /** A mailbox's row: its state beside its messages. */
 export interface MailboxRow {
@@ -20,20 +20,13 @@ export interface MailboxRow {
  * then answer as for mailboxes with no state yet.
  */
 export class Mailboxes {
-  private readonly stmts = new Map<string, Statement>();
+  private readonly q: (sql: string) => Statement;
   private readonly present: boolean;
   constructor(readonly db: Db) {
-    this.present = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mailboxes'").get();
+    this.q = statementCache(db);
+    this.present = hasTable(db, 'mailboxes');
   }
 
-  private q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
-  }
 
   get(user: string, name: string): MailboxRow | undefined {
     if (!this.present) return undefined;

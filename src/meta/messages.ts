@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.js';
+import { hasColumn, statementCache, type Db } from './db.js';
 import type { LayoutColumns } from '../layout/packed-layout.js';
 
 
@@ -22,6 +22,8 @@ export interface MessageRow extends LayoutColumns {
   tree: Buffer | null;
   /** The layout checksum (layout/layout-sum.ts), null for messages stored before checksums were kept. */
   layout_sum: Buffer | null;
+  /** A sync copy's identity (null: the message's own). */
+  guid?: string | null;
 }
 
 /** One message row to insert (the commit of an ingest, once per recipient). */
@@ -90,7 +92,7 @@ const ROW_COLUMNS = `${LIST_BASE}, codec, dict, layout, inline, inline_codec, in
  * inside a write transaction; the reading ones work on any connection.
  */
 export class Messages {
-  private readonly stmts = new Map<string, Statement>();
+  private readonly q: (sql: string) => Statement;
   /** The row's columns; a store of an older schema opened read-only (not upgraded) has no layout_sum. */
   private readonly rowColumns: string;
   /** The state columns; an older store opened read-only has none (no flags, modseq 1). */
@@ -99,23 +101,17 @@ export class Messages {
   private readonly hasState: boolean;
   private readonly hasGuid: boolean;
   constructor(readonly db: Db) {
-    const has = (c: string): boolean => !!db.prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = ?").get(c);
+    this.q = statementCache(db);
+    const has = (c: string): boolean => hasColumn(db, 'messages', c);
     this.rowColumns = has('layout_sum') ? `${ROW_COLUMNS}, layout_sum` : `${ROW_COLUMNS}, NULL AS layout_sum`;
     this.hasState = has('modseq');
     this.hasGuid = has('guid');
     this.rowColumns += this.hasState ? ', flags, keywords' : ', 0 AS flags, NULL AS keywords';
+    this.rowColumns += this.hasGuid ? ', guid' : ', NULL AS guid';
     this.stateColumns = this.hasState ? 'id, flags, keywords, modseq' : 'id, 0 AS flags, NULL AS keywords, 1 AS modseq';
     this.listColumns = this.hasState ? `${LIST_BASE}, flags, keywords` : `${LIST_BASE}, 0 AS flags, NULL AS keywords`;
   }
 
-  private q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
-  }
 
   /** Inserts a message and its parts; answers its id (never reused: AUTOINCREMENT). */
   insert(m: NewMessage, parts: NewPart[]): number {

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.js';
+import { hasTable, statementCache, type Db } from './db.js';
 
 /**
  * The owner of the sync tables (sync_map, sync_mailboxes): what this store
@@ -8,20 +8,13 @@ import type { Db } from './db.js';
  * neither table (reads then answer as for a peer never synced).
  */
 export class SyncState {
-  private readonly stmts = new Map<string, Statement>();
+  private readonly q: (sql: string) => Statement;
   private readonly present: boolean;
   constructor(readonly db: Db) {
-    this.present = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_map'").get();
+    this.q = statementCache(db);
+    this.present = hasTable(db, 'sync_map');
   }
 
-  private q(sql: string): Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
-  }
 
   /** The local modseq up to which a mailbox's changes reached the peer (0: never synced). */
   since(peer: string, user: string, mailbox: string): number {
