@@ -15,21 +15,7 @@ export function tempName(kind: string): string {
  * may share the store), while no live writer leaves its file untouched that long.
  */
 export function cleanStaleTemps(dir: string, now = Date.now()): void {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const p = path.join(dir, n);
-    try {
-      const st = fs.lstatSync(p);
-      if (st.isFile() && now - st.mtimeMs > TEMP_STALE_SECONDS * 1000) fs.rmSync(p, { force: true });
-    } catch {
-      /* removed meanwhile */
-    }
-  }
+  removeTempsOlderThan(dir, TEMP_STALE_SECONDS * 1000, now);
 }
 
 /**
@@ -42,25 +28,33 @@ export function removeLater(file: string): void {
   fs.rm(file, { force: true }, () => {});
 }
 
-/** The temp files in a directory (writes in progress, or left by writers that stopped): how many, their bytes, the oldest's age. */
-export function tempFilesIn(dir: string, now = Date.now()): { files: number; bytes: number; oldestMs: number } {
-  const out = { files: 0, bytes: 0, oldestMs: 0 };
+/** The regular files of a directory with their stat: none when it cannot be read; one removed meanwhile is passed over. */
+function* filesIn(dir: string): Generator<{ path: string; st: fs.Stats }> {
   let names: string[] = [];
   try {
     names = fs.readdirSync(dir);
   } catch {
-    return out;
+    return;
   }
   for (const n of names) {
+    const p = path.join(dir, n);
+    let st: fs.Stats;
     try {
-      const st = fs.lstatSync(path.join(dir, n));
-      if (!st.isFile()) continue;
-      out.files++;
-      out.bytes += st.size;
-      out.oldestMs = Math.max(out.oldestMs, now - st.mtimeMs);
+      st = fs.lstatSync(p);
     } catch {
-      /* removed meanwhile */
+      continue; // removed meanwhile
     }
+    if (st.isFile()) yield { path: p, st };
+  }
+}
+
+/** The temp files in a directory (writes in progress, or left by writers that stopped): how many, their bytes, the oldest's age. */
+export function tempFilesIn(dir: string, now = Date.now()): { files: number; bytes: number; oldestMs: number } {
+  const out = { files: 0, bytes: 0, oldestMs: 0 };
+  for (const { st } of filesIn(dir)) {
+    out.files++;
+    out.bytes += st.size;
+    out.oldestMs = Math.max(out.oldestMs, now - st.mtimeMs);
   }
   return out;
 }
@@ -68,23 +62,15 @@ export function tempFilesIn(dir: string, now = Date.now()): { files: number; byt
 /** Removes the temp files in a directory untouched for longer than `olderThanMs` (gc: its grace period); answers how many and their bytes. */
 export function removeTempsOlderThan(dir: string, olderThanMs: number, now = Date.now()): { files: number; bytes: number } {
   const out = { files: 0, bytes: 0 };
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    const p = path.join(dir, n);
+  for (const { path: p, st } of filesIn(dir)) {
+    if (now - st.mtimeMs <= olderThanMs) continue;
     try {
-      const st = fs.lstatSync(p);
-      if (!st.isFile() || now - st.mtimeMs <= olderThanMs) continue;
       fs.rmSync(p, { force: true });
-      out.files++;
-      out.bytes += st.size;
     } catch {
-      /* removed meanwhile */
+      continue; // not ours to remove (permissions): left, as before
     }
+    out.files++;
+    out.bytes += st.size;
   }
   return out;
 }
