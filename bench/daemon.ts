@@ -19,3 +19,13 @@ export function spawnDaemon(cmd: string, args: string[], opts: SpawnOptions = {}
   p.once('exit', () => process.removeListener('exit', kill));
   return p;
 }
+
+/** Waits for a server's JSON log line `{"event": EVENT, "on": ADDRESS}` on its stderr; answers the address it listens on. */
+export async function waitForListening(proc: ChildProcess, event: string): Promise<string> {
+  let log = '';
+  proc.stderr!.on('data', (d) => (log += d));
+  for (let i = 0; i < 400 && !log.includes(event); i++) await new Promise((r) => setTimeout(r, 25));
+  const on = new RegExp(`"event":"${event}","on":"([^"]+)"`).exec(log)?.[1];
+  if (!on) throw new Error(`${event} not seen: ${log}`);
+  return on;
+}

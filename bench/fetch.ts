@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { Store } from '../src/store.js';
@@ -25,7 +25,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
 import { deliverToDovecot, dovecotAvailable, startDovecotImap, VARIANTS } from './dovecot.js';
 import { ImapClient } from './imap-client.js';
-import { spawnDaemon } from './daemon.js';
+import { spawnDaemon, waitForListening } from './daemon.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -97,15 +97,6 @@ const WORKLOADS: { name: string; imap: string; http: (id: number) => { path: str
   { name: 'partial body', imap: 'BODY.PEEK[1]<0.1024>', http: (id) => ({ path: `/messages/${id}/section/1`, headers: { Range: 'bytes=0-1023' } }) },
 ];
 
-async function waitFor(proc: ChildProcess, event: string): Promise<string> {
-  let log = '';
-  proc.stderr!.on('data', (d) => (log += d));
-  for (let i = 0; i < 400 && !log.includes(event); i++) await new Promise((r) => setTimeout(r, 25));
-  const on = /"on":"([^"]+)"/.exec(log)?.[1];
-  if (!on) throw new Error(`${event}: ${log}`);
-  return on;
-}
-
 async function main(): Promise<void> {
   const ds = generatedDataset('mixed', { seed: 11, users: 1, messages: N, profile: 'mixed' });
   const files = ds.users.flatMap((u) => u.files).slice(0, N);
@@ -134,7 +125,7 @@ async function main(): Promise<void> {
   const passes: ((rows: Row[], bulk: BulkRow[]) => Promise<void>)[] = [];
   passes.push(async (rows, bulk) => {
     const imapProc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const imapOn = await waitFor(imapProc, 'imap-listening');
+    const imapOn = await waitForListening(imapProc, 'imap-listening');
     const sock = net.connect(Number(imapOn.split(':').pop()), '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
     sock.setNoDelay(true); // as for Dovecot below
@@ -155,7 +146,7 @@ async function main(): Promise<void> {
   });
   passes.push(async (rows) => {
     const httpProc = spawnDaemon(process.execPath, [BIN, '--store', storeDir, 'serve', '--listen', '127.0.0.1:0', '--tokens', tokens], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const httpOn = await waitFor(httpProc, 'serve-listening');
+    const httpOn = await waitForListening(httpProc, 'serve-listening');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (const w of WORKLOADS) {
       const [host, port] = [httpOn.slice(0, httpOn.lastIndexOf(':')), Number(httpOn.slice(httpOn.lastIndexOf(':') + 1))];

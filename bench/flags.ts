@@ -13,12 +13,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { Store } from '../src/store.js';
 import { silentLogger } from '../src/util/logger.js';
 import { generatedDataset } from './datasets.js';
 import { startDovecotImap } from './dovecot.js';
-import { spawnDaemon } from './daemon.js';
+import { spawnDaemon, waitForListening } from './daemon.js';
 import { ImapClient } from './imap-client.js';
 
 const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'bin', 'mailcas.js');
@@ -29,15 +29,6 @@ const arg = (name: string, dflt: number): number => {
 const STORES = arg('--stores', 3000);
 const ROUNDS = arg('--rounds', 3);
 const MESSAGES = 200;
-
-async function waitFor(proc: ChildProcess, event: string): Promise<string> {
-  let log = '';
-  proc.stderr!.on('data', (d) => (log += d));
-  for (let i = 0; i < 400 && !log.includes(event); i++) await new Promise((r) => setTimeout(r, 25));
-  const on = new RegExp(`"event":"${event}","on":"([^"]+)"`).exec(log)?.[1];
-  if (!on) throw new Error(`${event} not seen: ${log}`);
-  return on;
-}
 
 /** STOREs per second, one at a time: +FLAGS then -FLAGS (\Flagged) over the mailbox's UIDs in turn. */
 async function storeRate(c: ImapClient, uids: number[]): Promise<number> {
@@ -123,7 +114,7 @@ async function main(): Promise<void> {
   let idleMs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const proc = spawnDaemon(process.execPath, [...(process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : []), BIN, '--store', storeDir, 'imap', '--listen', '127.0.0.1:0', '--passwd', passwd], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const on = await waitFor(proc, 'imap-listening');
+    const on = await waitForListening(proc, 'imap-listening');
     const sock = net.connect(Number(on.split(':').pop()), '127.0.0.1');
     await new Promise((res) => sock.once('connect', res));
     sock.setNoDelay(true);
