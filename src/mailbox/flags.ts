@@ -6,7 +6,6 @@
 import { MailcasError } from '../errors.js';
 
 export const SYSTEM_FLAGS = ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'] as const;
-export const SEEN = 1;
 export const DELETED = 8;
 
 /** Keywords a message may carry at most, and the longest keyword: what one STORE may make a row hold. */

@@ -197,7 +197,7 @@ export class MailboxOps {
       for (const id of ids) {
         const cur = this.d.messages.row(id);
         if (!cur || cur.user !== user || (opts.mailbox !== undefined && cur.mailbox !== opts.mailbox)) continue;
-        if (opts.deletedOnly && !((this.d.messages.state(id)?.flags ?? 0) & DELETED)) continue;
+        if (opts.deletedOnly && !((cur.flags ?? 0) & DELETED)) continue;
         this.remove(cur, next(cur.mailbox), now);
         removed.push(id);
       }
@@ -214,7 +214,7 @@ export class MailboxOps {
 
   private remove(row: MessageRow, modseq: number, now: number): void {
     const refs = [...this.d.refsOf(row)];
-    const guid = this.guidOf(row.id);
+    const guid = row.guid ?? `${this.d.storeId()}:${row.id}`;
     this.d.messages.delete(row.id);
     this.d.index.dropRefs(refs, now);
     this.d.mailboxes.recordExpunge(row.user, row.mailbox, row.id, modseq, now, guid);
@@ -243,9 +243,8 @@ export class MailboxOps {
       const pairs: { from: number; to: number }[] = [];
       for (const id of ids) {
         const row = this.d.messages.row(id);
-        const st = this.d.messages.state(id);
-        if (!row || !st || row.user !== user || (opts.mailbox !== undefined && row.mailbox !== opts.mailbox)) continue;
-        const copy = this.d.messages.copy(id, { user, mailbox: target, flags: st.flags, keywords: st.keywords, modseq: next(target) });
+        if (!row || row.user !== user || (opts.mailbox !== undefined && row.mailbox !== opts.mailbox)) continue;
+        const copy = this.d.messages.copy(id, { user, mailbox: target, flags: row.flags ?? 0, keywords: row.keywords ?? null, modseq: next(target) });
         if (copy === null) continue;
         const refs = [...this.d.refsOf(row)];
         this.d.index.copyRefs(refs);

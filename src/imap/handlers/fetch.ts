@@ -79,16 +79,11 @@ function modifiers(s: SessionState, args: Arg[], uid: boolean): { rest: Arg[]; c
 export async function fetch(s: SessionState, args: Arg[], uid: boolean): Promise<void> {
   if (args.length < 2) throw new No('BAD', 'FETCH needs a sequence set and items');
   const mod = modifiers(s, args, uid);
-  // MODSEQ (RFC 7162) is the front's item like FLAGS: taken out before the items are parsed
-  let wantModseq = mod.changedSince !== null;
-  const text = mod.rest
-    .slice(1)
-    .map(argSource)
-    .join(' ')
-    .replace(/(^|[ (])MODSEQ(?=[ )]|$)/gi, (_m, pre: string) => ((wantModseq = true), pre))
-    .replace(/\(\s+/g, '(')
-    .replace(/\s+\)/g, ')')
-    .trim();
+  // MODSEQ (RFC 7162) is the front's item like FLAGS: taken out of the arguments before the items are parsed
+  const isModseq = (a: Arg): boolean => (argText(a) ?? '').toUpperCase() === 'MODSEQ';
+  const given = mod.rest.slice(1).map((a) => (Array.isArray(a) ? a.filter((x) => !isModseq(x)) : a));
+  const wantModseq = mod.changedSince !== null || mod.rest.slice(1).some((a) => (Array.isArray(a) ? a.some(isModseq) : isModseq(a)));
+  const text = given.filter((a) => !isModseq(a)).map(argSource).join(' ');
   const items: FetchItem[] = text === '' || text === '()' ? [] : parseFetchItems(text);
   if (wantModseq) s.condstore = true;
   if (uid && !items.some((i) => i.kind === 'meta' && i.name === 'UID')) items.unshift({ kind: 'meta', name: 'UID' });
