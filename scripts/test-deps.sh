@@ -16,6 +16,9 @@ command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
 # neomutt in tmux: a real mail client driven by keystrokes
 command -v neomutt >/dev/null 2>&1 || need+=(neomutt)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# openssl: password hashes and a test certificate; curl: its IMAP client (and HTTP checks)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # Postfix is only usable by the tests as root (its own users, chroot); skip it for other users
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/postfix ]; then need+=(postfix); fi
 # Dovecot's IMAP: the oracle the FETCH answers are compared with (run as root: it drops to nobody)
